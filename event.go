@@ -1,0 +1,109 @@
+package chartstream
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Expected versions with a special meaning for an append. Any other
+// non-negative value is the exact version the stream must be at.
+const (
+	// AnyVersion appends whatever the stream's current version is.
+	AnyVersion int64 = -1
+	// NoStream requires that the stream does not exist yet.
+	NoStream int64 = 0
+)
+
+// StreamRef names one event stream (one aggregate instance) within a tenant.
+// The same ID may exist in two tenants; they are different streams.
+type StreamRef struct {
+	// Type is the aggregate type, e.g. "patient", "encounter".
+	Type string
+	// ID is the aggregate's id.
+	ID uuid.UUID
+}
+
+// Metadata is recorded with every event: who did it and why. It holds no PHI.
+type Metadata struct {
+	Actor         string   `json:"actor,omitempty"`
+	Roles         []string `json:"roles,omitempty"`
+	CorrelationID string   `json:"correlation_id,omitempty"`
+	CausationID   string   `json:"causation_id,omitempty"`
+	RequestID     string   `json:"request_id,omitempty"`
+	Client        string   `json:"client,omitempty"`
+}
+
+// EventSpec describes one event type to the event store. Aggregates declare
+// their specs next to their event payloads; the event store refuses types it
+// was not given.
+type EventSpec struct {
+	// Type is the stable type name, e.g. "patient.registered". Never derived
+	// by reflection: renaming a Go type must not rename stored events.
+	Type string
+	// SchemaVersion is the current version of the payload's shape. Older
+	// stored versions are brought up to it by upcasters on read.
+	SchemaVersion int
+	// PHI lists the top-level payload fields that hold protected health
+	// information (names, birth dates, contact details, free text). They
+	// are encrypted at rest under the data subject's key.
+	PHI []string
+	// Subject is the top-level payload field holding the id (UUID) of the
+	// patient whose key encrypts the PHI. Empty means the stream id.
+	Subject string
+}
+
+// NewEvent is an event about to be appended.
+type NewEvent struct {
+	// ID is the event id; a zero value is replaced by a random one.
+	ID uuid.UUID
+	// Type must be a registered EventSpec type.
+	Type string
+	// Payload is the event's JSON body (PHI fields in the clear; the store
+	// encrypts them).
+	Payload json.RawMessage
+	// Metadata says who did it and why.
+	Metadata Metadata
+	// Claims are unique values this event reserves (see UniqueClaim).
+	Claims []UniqueClaim
+}
+
+// Event is a recorded event as read back from the store, with PHI fields
+// decrypted (or listed in Erased when the subject's key was destroyed).
+type Event struct {
+	// Position is the event's global position, unique across tenants.
+	Position      int64
+	Tenant        TenantID
+	Stream        StreamRef
+	Version       int64
+	ID            uuid.UUID
+	Type          string
+	SchemaVersion int
+	Payload       json.RawMessage
+	Metadata      Metadata
+	RecordedAt    time.Time
+	// Erased names the PHI fields that could not be decrypted because the
+	// data subject's key was destroyed (crypto-shredding). They are null
+	// in Payload.
+	Erased []string
+}
+
+// UniqueClaim reserves a value that must be unique within a tenant and scope
+// (for example a patient's MRN), atomically with the append that carries it.
+// A value already claimed by another stream makes the append fail with
+// ECONFLICT and write nothing.
+type UniqueClaim struct {
+	// Scope names the kind of value, e.g. "patient.mrn".
+	Scope string
+	// Value is the value to reserve. It is stored only as a keyed hash.
+	Value string
+}
+
+// AppendResult is what a successful append returns.
+type AppendResult struct {
+	// Version is the stream's version after the append.
+	Version int64
+	// Positions are the global positions of the appended events, in order.
+	Positions []int64
+}
