@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Local chartstream stack on loopback: PostgreSQL, Redis and NATS (JetStream),
+# all state under .local/. Idempotent: "up" installs what is missing, starts
+# what is not running, and reuses what is.
+#
+#   deploy/local/stack.sh up      install, start, migrate, write .local/env
+#   deploy/local/stack.sh down    stop the services (data kept)
+#   deploy/local/stack.sh clean   stop and remove .local/
+#
+# Ports (loopback only) can be overridden: CS_PG_PORT, CS_REDIS_PORT,
+# CS_NATS_PORT, CS_HTTP_PORT.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LOCAL=${CS_LOCAL_DIR:-$ROOT/.local}
+PG_PORT=${CS_PG_PORT:-15432}
+REDIS_PORT=${CS_REDIS_PORT:-16379}
+NATS_PORT=${CS_NATS_PORT:-14222}
+HTTP_PORT=${CS_HTTP_PORT:-18080}
+DB=chartstream
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+
+# PostgreSQL refuses to run as root: as root we run it as the postgres OS
+# user (created if absent); as anyone else, as that user.
+if [ "$(id -u)" -eq 0 ]; then PG_OS_USER=postgres; else PG_OS_USER=$(id -un); fi
+as_pg() {
+	if [ "$(id -un)" = "$PG_OS_USER" ]; then "$@"; else runuser -u "$PG_OS_USER" -- "$@"; fi
+}
+
+pg_bindir() {
+	local d
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
+		local v=${d#/usr/lib/postgresql/}; v=${v%%/*}
+		if [ "${v%%.*}" -ge 15 ] && [ -x "$d/postgres" ]; then echo "$d"; return 0; fi
+	done
+	return 1
+}
+
+apt_install() {
+	log "installing $* (apt-get)"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq >/dev/null
+	$SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+install_missing() {
+	local pkgs=()
+	if ! pg_bindir >/dev/null; then
+		# Keep Debian from creating and starting its own cluster on 5432.
+		if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+			$SUDO mkdir -p /etc/postgresql-common
+			echo 'create_main_cluster = false' | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+		fi
+		if apt-cache show postgresql-15 >/dev/null 2>&1; then pkgs+=(postgresql-15); else pkgs+=(postgresql); fi
+	fi
+	command -v redis-server >/dev/null || pkgs+=(redis-server)
+	command -v psql >/dev/null || pkgs+=(postgresql-client)
+	if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+	pg_bindir >/dev/null || die "no PostgreSQL 15+ server binaries after install"
+	if [ "$PG_OS_USER" = postgres ] && ! id postgres >/dev/null 2>&1; then
+		log "creating the postgres OS user"
+		useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+	fi
+	install_nats
+}
+
+# nats-server is built from its Go module at the version go.mod pins, so the
+# external server and the embedded one are the same code.
+install_nats() {
+	local want have
+	want=$(cd "$ROOT" && go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
+	if [ -x "$LOCAL/bin/nats-server" ]; then
+		have=$("$LOCAL/bin/nats-server" --version 2>/dev/null | awk '{print $2}')
+		[ "v${have#v}" = "$want" ] && return 0
+	fi
+	log "building nats-server $want into .local/bin"
+	mkdir -p "$LOCAL/bin"
+	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$want")
+}
+
+secret() {
+	local f="$LOCAL/secrets/$1"
+	if [ ! -s "$f" ]; then
+		mkdir -p "$LOCAL/secrets"; chmod 700 "$LOCAL/secrets"
+		(umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+	fi
+	cat "$f"
+}
+
+# The PostgreSQL data directory must be reachable by the postgres OS user.
+# When the checkout sits below a directory it cannot enter (e.g. /root), the
+# data lives in /var/tmp and .local/pg links to it.
+pg_dir() {
+	if [ -L "$LOCAL/pg" ] || [ -d "$LOCAL/pg" ]; then echo "$LOCAL/pg"; return; fi
+	mkdir -p "$LOCAL"
+	if as_pg test -x "$LOCAL" 2>/dev/null; then
+		mkdir -p "$LOCAL/pg"
+	else
+		local ext="/var/tmp/chartstream-$(echo "$LOCAL" | md5sum | cut -c1-12)"
+		mkdir -p "$ext"
+		ln -s "$ext" "$LOCAL/pg"
+	fi
+	chown "$PG_OS_USER" "$LOCAL/pg/"
+	echo "$LOCAL/pg"
+}
+
+start_postgres() {
+	local bin dir
+	bin=$(pg_bindir); dir=$(pg_dir)
+	if [ ! -s "$dir/data/PG_VERSION" ]; then
+		log "initialising PostgreSQL in $dir/data"
+		as_pg mkdir -p "$dir/data" "$dir/run"
+		as_pg chmod 700 "$dir/data" "$dir/run"
+		# Local socket: trust (the socket directory is private to the
+		# postgres user). TCP: passwords (scram) for every role.
+		as_pg "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C.UTF-8 \
+			--auth-local=trust --auth-host=scram-sha-256 >/dev/null
+	fi
+	cat >"$dir/chartstream.conf.tmp" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$dir/run'
+max_connections = 300
+shared_buffers = 256MB
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%u@%d '
+CONF
+	chown "$PG_OS_USER" "$dir/chartstream.conf.tmp"; mv "$dir/chartstream.conf.tmp" "$dir/data/chartstream.conf"
+	grep -q "include_if_exists = 'chartstream.conf'" "$dir/data/postgresql.conf" ||
+		echo "include_if_exists = 'chartstream.conf'" | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+	if as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+		log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+	else
+		log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+		as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null ||
+			{ tail -20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
+	fi
+}
+
+psql_super() {
+	local dir; dir=$(pg_dir)
+	as_pg "$(pg_bindir)/psql" -h "$dir/run" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"
+}
+
+bootstrap_database() {
+	local owner_pw; owner_pw=$(secret owner)
+	# The owner runs migrations and owns every table; CREATEROLE lets the
+	# first migration create the app, analytics and relay roles.
+	psql_super -d postgres <<SQL
+SELECT 'CREATE ROLE chartstream_owner LOGIN CREATEROLE' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'chartstream_owner')\gexec
+ALTER ROLE chartstream_owner PASSWORD '$owner_pw';
+SELECT 'CREATE DATABASE $DB OWNER chartstream_owner' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB')\gexec
+SQL
+}
+
+set_role_passwords() {
+	local role
+	for role in chartstream_app chartstream_analytics chartstream_relay; do
+		if [ -n "$(psql_super -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = '$role'")" ]; then
+			psql_super -d postgres -c "ALTER ROLE $role PASSWORD '$(secret "${role#chartstream_}")'"
+		fi
+	done
+}
+
+start_redis() {
+	mkdir -p "$LOCAL/redis"
+	if [ -s "$LOCAL/redis/redis.pid" ] && kill -0 "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null; then
+		log "Redis already running on 127.0.0.1:$REDIS_PORT"; return
+	fi
+	log "starting Redis on 127.0.0.1:$REDIS_PORT"
+	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --requirepass "$(secret redis)" \
+		--daemonize yes --dir "$LOCAL/redis" --pidfile "$LOCAL/redis/redis.pid" \
+		--logfile "$LOCAL/redis/redis.log" --appendonly yes --save "" >/dev/null
+	wait_port "$REDIS_PORT" Redis
+}
+
+start_nats() {
+	mkdir -p "$LOCAL/nats"
+	if [ -s "$LOCAL/nats/nats.pid" ] && kill -0 "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null; then
+		log "NATS already running on 127.0.0.1:$NATS_PORT"; return
+	fi
+	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT"
+	setsid "$LOCAL/bin/nats-server" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
+		-P "$LOCAL/nats/nats.pid" -l "$LOCAL/nats/nats.log" </dev/null >/dev/null 2>&1 &
+	wait_port "$NATS_PORT" NATS
+}
+
+wait_port() {
+	local i
+	for i in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	die "$2 did not open 127.0.0.1:$1"
+}
+
+write_env() {
+	local url="127.0.0.1:$PG_PORT/$DB?sslmode=disable"
+	(umask 077; cat >"$LOCAL/env.tmp" <<ENV
+# chartstream local stack; source this file: . .local/env
+export DATABASE_URL='postgres://chartstream_app:$(secret app)@$url'
+export DATABASE_ADMIN_URL='postgres://chartstream_owner:$(secret owner)@$url'
+export DATABASE_RELAY_URL='postgres://chartstream_relay:$(secret relay)@$url'
+export DATABASE_ANALYTICS_URL='postgres://chartstream_analytics:$(secret analytics)@$url'
+export NATS_URL='nats://127.0.0.1:$NATS_PORT'
+export REDIS_URL='redis://:$(secret redis)@127.0.0.1:$REDIS_PORT/0'
+export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
+export PHI_KEY_FILE='$LOCAL/secrets/phi-master.key'
+export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
+ENV
+	mv "$LOCAL/env.tmp" "$LOCAL/env")
+}
+
+up() {
+	command -v go >/dev/null || die "Go is required (https://go.dev/dl)"
+	mkdir -p "$LOCAL"
+	install_missing
+	start_postgres
+	bootstrap_database
+	start_redis
+	start_nats
+	write_env
+	log "building chartstream"
+	(cd "$ROOT" && go build -o "$LOCAL/bin/chartstream" ./cmd/chartstream)
+	# shellcheck disable=SC1091
+	. "$LOCAL/env"
+	"$LOCAL/bin/chartstream" migrate
+	set_role_passwords
+	"$LOCAL/bin/chartstream" dev init-keys
+	log "stack up; environment in .local/env"
+}
+
+down() {
+	local dir="$LOCAL/pg" f bin
+	if [ -s "$LOCAL/nats/nats.pid" ]; then kill "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null || true; rm -f "$LOCAL/nats/nats.pid"; fi
+	if [ -s "$LOCAL/redis/redis.pid" ]; then kill "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null || true; rm -f "$LOCAL/redis/redis.pid"; fi
+	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then
+		as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+	for f in "$LOCAL/nats/nats.pid" "$LOCAL/redis/redis.pid"; do rm -f "$f"; done
+	log "stack down"
+}
+
+clean() {
+	down
+	if [ -L "$LOCAL/pg" ]; then rm -rf "$(readlink -f "$LOCAL/pg")"; fi
+	rm -rf "$LOCAL"
+	log "removed $LOCAL"
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+clean) clean ;;
+*) die "usage: $0 up|down|clean" ;;
+esac

@@ -1,0 +1,140 @@
+// Package postgres is chartstream's one way into PostgreSQL: pool set-up and
+// InTenantTx, the only function that sets the tenant for row-level security.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chartstream/chartstream"
+)
+
+// Config configures a connection pool.
+type Config struct {
+	// URL is the PostgreSQL connection URL. Required.
+	URL string
+	// ApplicationName shows in pg_stat_activity. Default "chartstream".
+	ApplicationName string
+	// MaxConns caps the pool. Default 32.
+	MaxConns int32
+	// ConnectTimeout bounds the first connection. Default 10s.
+	ConnectTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.ApplicationName == "" {
+		c.ApplicationName = "chartstream"
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 32
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("database URL is required"))
+	} else if _, err := pgxpool.ParseConfig(c.URL); err != nil {
+		errs = append(errs, errors.New("database URL is malformed"))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, errors.New("max connections must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Connect opens a pool and checks that the database answers. Errors never
+// include the URL, which may carry a password.
+func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, errors.New("database URL is malformed")
+	}
+	pc.MaxConns = cfg.MaxConns
+	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	pc.ConnConfig.RuntimeParams["application_name"] = cfg.ApplicationName
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", Redact(cfg.URL), err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", Redact(cfg.URL), err)
+	}
+	return pool, nil
+}
+
+// Redact returns the URL with its password replaced, for logs and errors.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(malformed URL)"
+	}
+	return u.Redacted()
+}
+
+// InTenantTx runs fn in a transaction on pool with the tenant set for
+// row-level security, and commits if fn returns nil. The tenant is set with
+// set_config(..., true): transaction-local, so it cannot leak to the next
+// user of a pooled connection, and it is safe behind PgBouncer in
+// transaction mode. It is the only code that sets app.tenant_id.
+//
+// fn must not keep tx after returning. An error from fn is returned as is
+// (after rollback), so callers can match domain errors with errors.Is/As.
+func InTenantTx(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, fn func(pgx.Tx) error) error {
+	if tenant.IsZero() {
+		return errors.New("postgres: InTenantTx without a tenant")
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", tenant.String()); err != nil {
+		return fmt.Errorf("set tenant: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// SQLSTATE codes chartstream maps to domain errors.
+const (
+	UniqueViolation       = "23505"
+	CheckViolation        = "23514"
+	ForeignKeyViolation   = "23503"
+	InsufficientPrivilege = "42501"
+	SerializationFailure  = "40001"
+)
+
+// IsConstraintError reports whether err is a PostgreSQL error with the given
+// SQLSTATE and, when constraint is not empty, on that constraint. Errors are
+// matched by code and constraint name, never by message text.
+func IsConstraintError(err error, code, constraint string) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == code && (constraint == "" || pgErr.ConstraintName == constraint)
+}
