@@ -1,0 +1,169 @@
+// Package api is chartstream's HTTP interface (Echo): clinicians' commands
+// and queries, health endpoints, and the error mapping to RFC 9457 problem
+// details. Handlers translate HTTP to commands and queries; they hold no
+// domain logic and never reach into the event store's internals.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/chartstream/chartstream/internal/logging"
+)
+
+// Config configures the HTTP server.
+type Config struct {
+	// Addr is the listen address. Default "127.0.0.1:18080".
+	Addr string
+	// ShutdownTimeout bounds draining in-flight requests on shutdown.
+	// Default 15s.
+	ShutdownTimeout time.Duration
+	// BodyLimit caps request bodies. Default "1M"; larger bodies get 413.
+	BodyLimit string
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:18080"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.BodyLimit == "" {
+		c.BodyLimit = "1M"
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("HTTP address %q must be host:port", c.Addr))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdown timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the server's collaborators. Logger is required.
+type Deps struct {
+	Logger *slog.Logger
+	// Ready are the dependency checks behind /readyz.
+	Ready []ReadinessCheck
+	// Info adds informational fields to /readyz.
+	Info map[string]StatusFn
+}
+
+// Server is the HTTP server.
+type Server struct {
+	cfg  Config
+	deps Deps
+	echo *echo.Echo
+	http *http.Server
+}
+
+// NewServer builds the server and its routes. It panics on a nil logger (a
+// wiring bug) and returns an error for an invalid configuration.
+func NewServer(deps Deps, cfg Config) (*Server, error) {
+	if deps.Logger == nil {
+		panic("api: NewServer without a logger")
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(deps.Logger)
+	s := &Server{cfg: cfg, deps: deps, echo: e}
+	e.Use(
+		s.requestContext,
+		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
+		middleware.BodyLimit(cfg.BodyLimit),
+	)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler returns the server's http.Handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Listen opens the configured address. Use Serve on the result; splitting
+// the two lets callers learn the address of ":0" before serving.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves HTTP on ln until ctx is cancelled, then stops accepting,
+// drains in-flight requests for up to ShutdownTimeout and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// requestContext gives every request an id (the caller's X-Request-ID when it
+// is sane, a fresh one otherwise), echoes it in the response, and logs one
+// line per request with method, route, status and duration — never the body.
+func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		req := c.Request()
+		id := req.Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		ctx := logging.WithRequestID(req.Context(), id)
+		c.SetRequest(req.WithContext(ctx))
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.deps.Logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			slog.String("method", req.Method),
+			slog.String("route", c.Path()),
+			slog.Int("status", c.Response().Status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		)
+		return nil
+	}
+}
+
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.deps.Logger.ErrorContext(c.Request().Context(), "panic in handler", "route", c.Path(), "error", err, "stack", string(stack))
+	return err
+}

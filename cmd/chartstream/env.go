@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// envAnnotation marks a flag with the environment variable that sets it.
+const envAnnotation = "chartstream_env"
+
+// envFlag registers the environment variable behind a flag and says so in
+// the flag's help.
+func envFlag(fs *pflag.FlagSet, flag, env string) {
+	f := fs.Lookup(flag)
+	if f == nil {
+		panic("envFlag: no flag " + flag)
+	}
+	_ = fs.SetAnnotation(flag, envAnnotation, []string{env})
+	f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, env)
+}
+
+// stringFlag defines a string flag set by an environment variable.
+func stringFlag(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
+	fs.StringVar(p, flag, def, usage)
+	envFlag(fs, flag, env)
+}
+
+// durationFlag defines a duration flag set by an environment variable.
+func durationFlag(fs *pflag.FlagSet, p *time.Duration, flag, env string, def time.Duration, usage string) {
+	fs.DurationVar(p, flag, def, usage)
+	envFlag(fs, flag, env)
+}
+
+// applyEnv sets every flag the user did not pass from its environment
+// variable. A malformed value fails with one line naming the variable.
+func applyEnv(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		names := f.Annotations[envAnnotation]
+		if err != nil || f.Changed || len(names) == 0 {
+			return
+		}
+		v, ok := os.LookupEnv(names[0])
+		if !ok || v == "" {
+			return
+		}
+		if setErr := f.Value.Set(v); setErr != nil {
+			err = fmt.Errorf("invalid %s: %v", names[0], setErr)
+		}
+	})
+	return err
+}
+
+// required returns an error naming the first missing setting.
+func required(settings ...[2]string) error {
+	for _, s := range settings {
+		if s[1] == "" {
+			return fmt.Errorf("%s is required (set it or pass its flag)", s[0])
+		}
+	}
+	return nil
+}

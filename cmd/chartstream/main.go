@@ -1,0 +1,68 @@
+// Command chartstream is the platform's one binary: the API server, the
+// workers, migrations, tenant administration, verification and benchmarks.
+// It is the only place that reads configuration and wires packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		// One clear line, no stack trace: the error names the setting or
+		// the step that failed.
+		fmt.Fprintf(os.Stderr, "chartstream: %v\n", err)
+		var ex exitError
+		if errors.As(err, &ex) {
+			os.Exit(ex.code)
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError asks main for a specific exit code (verify uses 1 for a broken
+// chain and 2 for everything else).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "chartstream",
+		Short: "Multi-tenant, event-sourced clinical data platform",
+		Long: `chartstream records clinicians' commands as tenant-tagged clinical events in a
+PostgreSQL event store, publishes them on NATS JetStream, and serves read models
+guarded by row-level security.
+
+Every setting is an environment variable (12-factor); a flag overrides it.
+Each subcommand's --help lists the variables it reads.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd)
+		},
+	}
+	root.AddCommand(
+		newServeCmd(),
+		newWorkCmd(),
+		newAllCmd(),
+		newMigrateCmd(),
+		newTenantCmd(),
+		newDevCmd(),
+	)
+	return root
+}

@@ -1,0 +1,121 @@
+// Package messaging connects chartstream to NATS JetStream: an external
+// server or cluster when a URL is configured, otherwise an embedded server
+// running in-process (the real nats-server library with a file store), so
+// one binary plus PostgreSQL and Redis is a complete single-node install.
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Config configures the NATS connection.
+type Config struct {
+	// URL of an external NATS server or cluster (comma-separated). Empty
+	// starts an embedded server.
+	URL string
+	// StoreDir is the embedded server's JetStream file store. Default
+	// ".local/nats-embedded".
+	StoreDir string
+	// Name identifies this client to the server. Default "chartstream".
+	Name string
+}
+
+func (c *Config) setDefaults() {
+	if c.StoreDir == "" {
+		c.StoreDir = ".local/nats-embedded"
+	}
+	if c.Name == "" {
+		c.Name = "chartstream"
+	}
+}
+
+// Conn is a NATS connection and, when embedded, the server behind it.
+type Conn struct {
+	*nats.Conn
+	embedded *server.Server
+}
+
+// Connect connects to cfg.URL, or starts an embedded JetStream server and
+// connects to it in-process. Connections reconnect forever: a NATS outage
+// must not take the API down with it.
+func Connect(ctx context.Context, log *slog.Logger, cfg Config) (*Conn, error) {
+	cfg.setDefaults()
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+	}
+	if cfg.URL != "" {
+		nc, err := nats.Connect(cfg.URL, append(opts, nats.RetryOnFailedConnect(false))...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS: %w", err)
+		}
+		return &Conn{Conn: nc}, nil
+	}
+	srv, err := StartEmbedded(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv))...)
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	log.Info("started embedded NATS with JetStream", "store_dir", cfg.StoreDir)
+	return &Conn{Conn: nc, embedded: srv}, nil
+}
+
+// StartEmbedded starts an in-process NATS server with JetStream on storeDir.
+// It listens on no network port: only in-process clients reach it.
+func StartEmbedded(storeDir string) (*server.Server, error) {
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "chartstream-embedded",
+		DontListen: true,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS did not become ready")
+	}
+	return srv, nil
+}
+
+// Check reports whether the connection is usable (for /readyz).
+func (c *Conn) Check(context.Context) error {
+	if !c.IsConnected() {
+		return fmt.Errorf("not connected (%s)", c.Status())
+	}
+	return nil
+}
+
+// Close drains the connection and stops the embedded server, if any.
+func (c *Conn) Close() {
+	_ = c.Drain()
+	for i := 0; i < 50 && !c.IsClosed(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Conn.Close()
+	if c.embedded != nil {
+		c.embedded.Shutdown()
+		c.embedded.WaitForShutdown()
+	}
+}
