@@ -83,10 +83,23 @@ type Event struct {
 	Payload       json.RawMessage
 	Metadata      Metadata
 	RecordedAt    time.Time
+	// Sealed is the event's PHI as stored, still encrypted: set on events
+	// read for transport (ReadAll, the relay, JetStream messages) and nil
+	// once the PHI has been opened into Payload.
+	Sealed *SealedPHI
 	// Erased names the PHI fields that could not be decrypted because the
 	// data subject's key was destroyed (crypto-shredding). They are null
 	// in Payload.
 	Erased []string
+}
+
+// SealedPHI is an event's PHI fields as stored: an AES-256-GCM ciphertext
+// under the data subject's key.
+type SealedPHI struct {
+	// Subject is the patient whose data key sealed the PHI.
+	Subject uuid.UUID
+	// Ciphertext is the sealed JSON object of PHI fields.
+	Ciphertext []byte
 }
 
 // UniqueClaim reserves a value that must be unique within a tenant and scope

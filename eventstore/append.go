@@ -1,0 +1,198 @@
+package eventstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/postgres"
+)
+
+// appendSQL appends a batch of events in one statement: it reads the
+// stream's head, inserts the events at the following versions only if the
+// head is at the expected version, and reserves the unique claims only if
+// the events went in. The chain trigger links each event to its
+// predecessor. The last row reports the head, so a refused append can say
+// where the stream is.
+const appendSQL = `
+WITH head AS (
+	SELECT coalesce(max(version), 0) AS v FROM events WHERE tenant_id = $1 AND stream_id = $3
+), ins AS (
+	INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, phi, subject_id, metadata)
+	SELECT $1, $2, $3, head.v + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, e.phi, e.subject_id, e.metadata
+	FROM head, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::bytea[], $9::uuid[], $10::jsonb[])
+		WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, phi, subject_id, metadata, ord)
+	WHERE $11::bigint = -1 OR head.v = $11::bigint
+	ORDER BY e.ord
+	RETURNING position, version
+), claims AS (
+	INSERT INTO unique_claims (tenant_id, scope, value_hash, stream_id)
+	SELECT $1, c.scope, c.value_hash, $3 FROM unnest($12::text[], $13::bytea[]) AS c(scope, value_hash)
+	WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT head.v, ins.position, ins.version FROM head LEFT JOIN ins ON true ORDER BY ins.version`
+
+// Append appends events to a stream atomically, in one round trip.
+//
+// expectedVersion is the version the stream must be at (chartstream.NoStream
+// for a new stream) or chartstream.AnyVersion. A stream at another version
+// returns ECONFLICT and nothing is written; so does a unique claim already
+// held, or an event id already recorded. Bad input returns EINVALID (unknown
+// event type, invalid UTF-8, not a JSON object, a payload tenant_id that is
+// not the append's tenant) or ETOOLARGE; an unknown tenant ENOTFOUND.
+func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, expectedVersion int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error) {
+	if err := s.checkAppend(tenant, stream, expectedVersion, events); err != nil {
+		return chartstream.AppendResult{}, err
+	}
+	n := len(events)
+	ids, types, versions := make([]uuid.UUID, n), make([]string, n), make([]int32, n)
+	payloads, sealed, subjects, metas := make([]json.RawMessage, n), make([][]byte, n), make([]pgtype.UUID, n), make([]json.RawMessage, n)
+	var claimScopes []string
+	var claimHashes [][]byte
+	for i, e := range events {
+		spec, err := s.registry.spec(e.Type)
+		if err != nil {
+			return chartstream.AppendResult{}, err
+		}
+		if err := s.checkPayload(tenant, e.Payload); err != nil {
+			return chartstream.AppendResult{}, err
+		}
+		ids[i] = e.ID
+		if ids[i] == uuid.Nil {
+			// Time-ordered ids keep the event_id index append-mostly.
+			ids[i] = uuid.Must(uuid.NewV7())
+		}
+		types[i], versions[i] = e.Type, int32(spec.SchemaVersion)
+		clear, seal, err := s.seal(ctx, tenant, spec, stream, ids[i], e.Payload)
+		if err != nil {
+			return chartstream.AppendResult{}, err
+		}
+		payloads[i] = clear
+		if seal != nil {
+			sealed[i], subjects[i] = seal.Ciphertext, pgtype.UUID{Bytes: seal.Subject, Valid: true}
+		}
+		if metas[i], err = json.Marshal(e.Metadata); err != nil {
+			return chartstream.AppendResult{}, fmt.Errorf("append: metadata: %w", err)
+		}
+		for _, c := range e.Claims {
+			claimScopes = append(claimScopes, c.Scope)
+			claimHashes = append(claimHashes, claimHash(c))
+		}
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(appendSQL, tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas,
+		expectedVersion, claimScopes, claimHashes)
+	var res chartstream.AppendResult
+	var head int64
+	err := postgres.InTenantBatch(ctx, s.pool, tenant, b, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var pos, ver pgtype.Int8
+			if err := rows.Scan(&head, &pos, &ver); err != nil {
+				return err
+			}
+			if pos.Valid {
+				res.Positions = append(res.Positions, pos.Int64)
+				res.Version = ver.Int64
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(res.Positions) == 0 {
+			return chartstream.Errorf(chartstream.ECONFLICT, "stream is at version %d, not the expected %d", head, expectedVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		return chartstream.AppendResult{}, appendError(err)
+	}
+	return res, nil
+}
+
+// appendError maps database errors by SQLSTATE and constraint name.
+func appendError(err error) error {
+	switch {
+	case postgres.IsConstraintError(err, postgres.UniqueViolation, "events_stream_version"):
+		return chartstream.Errorf(chartstream.ECONFLICT, "the stream was changed concurrently")
+	case postgres.IsConstraintError(err, postgres.UniqueViolation, "unique_claims_pkey"):
+		return chartstream.Errorf(chartstream.ECONFLICT, "a unique value in this request is already in use")
+	case postgres.IsConstraintError(err, postgres.UniqueViolation, "events_event_id_key"):
+		return chartstream.Errorf(chartstream.ECONFLICT, "an event with this id was already recorded")
+	case postgres.IsConstraintError(err, postgres.CheckViolation, "events_stream_type_stable"):
+		return chartstream.Errorf(chartstream.ECONFLICT, "the stream id belongs to a stream of another type")
+	case postgres.IsConstraintError(err, postgres.ForeignKeyViolation, "events_tenant_id_fkey"):
+		return chartstream.Errorf(chartstream.ENOTFOUND, "unknown tenant")
+	}
+	if chartstream.ErrorCode(err) != chartstream.EINTERNAL {
+		return err
+	}
+	return fmt.Errorf("append: %w", err)
+}
+
+func (s *Store) checkAppend(tenant chartstream.TenantID, stream chartstream.StreamRef, expected int64, events []chartstream.NewEvent) error {
+	var fields []chartstream.FieldError
+	if tenant.IsZero() {
+		fields = append(fields, chartstream.FieldError{Field: "tenant", Reason: "is required"})
+	}
+	if !streamTypePattern.MatchString(stream.Type) {
+		fields = append(fields, chartstream.FieldError{Field: "stream.type", Reason: "must be a lowercase identifier"})
+	}
+	if stream.ID == uuid.Nil {
+		fields = append(fields, chartstream.FieldError{Field: "stream.id", Reason: "is required"})
+	}
+	if expected < chartstream.AnyVersion {
+		fields = append(fields, chartstream.FieldError{Field: "expected_version", Reason: "must be -1 (any), 0 (new stream) or a version"})
+	}
+	if len(events) == 0 || len(events) > s.cfg.MaxEventsPerAppend {
+		fields = append(fields, chartstream.FieldError{Field: "events", Reason: fmt.Sprintf("must hold 1 to %d events", s.cfg.MaxEventsPerAppend)})
+	}
+	if len(fields) > 0 {
+		return chartstream.Invalid(fields...)
+	}
+	return nil
+}
+
+// checkPayload refuses payloads that are too large, not UTF-8, not a JSON
+// object, or tagged with another tenant. It never echoes the payload.
+func (s *Store) checkPayload(tenant chartstream.TenantID, payload json.RawMessage) error {
+	if len(payload) > s.cfg.MaxPayloadBytes {
+		return chartstream.Errorf(chartstream.ETOOLARGE, "event payload is over %d bytes", s.cfg.MaxPayloadBytes)
+	}
+	if !utf8.Valid(payload) {
+		return chartstream.Errorf(chartstream.EINVALID, "event payload is not valid UTF-8")
+	}
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return chartstream.Errorf(chartstream.EINVALID, "event payload must be a JSON object")
+	}
+	var tagged struct {
+		TenantID *string `json:"tenant_id"`
+	}
+	if err := json.Unmarshal(trimmed, &tagged); err == nil && tagged.TenantID != nil && *tagged.TenantID != tenant.String() {
+		return chartstream.Errorf(chartstream.EINVALID, "event payload names another tenant")
+	}
+	return nil
+}
+
+// claimHash is what unique_claims stores instead of the value itself.
+func claimHash(c chartstream.UniqueClaim) []byte {
+	h := sha256.New()
+	h.Write([]byte(c.Scope))
+	h.Write([]byte{0})
+	h.Write([]byte(c.Value))
+	return h.Sum(nil)
+}

@@ -1,0 +1,179 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/phi"
+	"github.com/chartstream/chartstream/internal/postgres"
+)
+
+// dataKey returns the cipher of subject's data key. With create, a subject
+// without a key gets a fresh one, wrapped by the tenant's KEK and stored
+// before any event uses it. A destroyed (shredded) or missing key is
+// phi.ErrKeyDestroyed.
+func (s *Store) dataKey(ctx context.Context, tenant chartstream.TenantID, subject uuid.UUID, create bool) (*phi.Cipher, error) {
+	return s.deks.Load(tenant, subject, func() (*phi.Cipher, error) {
+		var wrapped []byte
+		var found bool
+		err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+			err := tx.QueryRow(ctx, `SELECT wrapped FROM data_keys WHERE tenant_id = $1 AND subject_id = $2`, tenant, subject).Scan(&wrapped)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			found = true
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("load data key: %w", err)
+		}
+		switch {
+		case found && wrapped == nil:
+			return nil, phi.ErrKeyDestroyed
+		case !found && !create:
+			return nil, phi.ErrKeyDestroyed
+		case !found:
+			return s.createDataKey(ctx, tenant, subject)
+		}
+		dek, err := s.keys.UnwrapKey(ctx, tenant, wrapped)
+		if err != nil {
+			return nil, fmt.Errorf("unwrap data key: %w", err)
+		}
+		return phi.NewCipher(dek)
+	})
+}
+
+// createDataKey stores a new wrapped key for subject. Two writers racing to
+// create the first key agree on whichever row the database kept.
+func (s *Store) createDataKey(ctx context.Context, tenant chartstream.TenantID, subject uuid.UUID) (*phi.Cipher, error) {
+	dek, err := phi.NewDataKey()
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := s.keys.WrapKey(ctx, tenant, dek)
+	if err != nil {
+		return nil, fmt.Errorf("wrap data key: %w", err)
+	}
+	var stored []byte
+	err = postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO data_keys (tenant_id, subject_id, wrapped) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant_id, subject_id) DO NOTHING`, tenant, subject, wrapped); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT wrapped FROM data_keys WHERE tenant_id = $1 AND subject_id = $2`, tenant, subject).Scan(&stored)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store data key: %w", err)
+	}
+	if stored == nil {
+		return nil, phi.ErrKeyDestroyed
+	}
+	if string(stored) != string(wrapped) {
+		if dek, err = s.keys.UnwrapKey(ctx, tenant, stored); err != nil {
+			return nil, fmt.Errorf("unwrap data key: %w", err)
+		}
+	}
+	return phi.NewCipher(dek)
+}
+
+// ShredSubject destroys a patient's data key (crypto-shredding, e.g. for an
+// erasure request). The events stay and still verify; their PHI fields read
+// as erased from then on, and no new PHI can be recorded for the subject.
+// Other processes' key caches forget the key within their TTL.
+func (s *Store) ShredSubject(ctx context.Context, tenant chartstream.TenantID, subject uuid.UUID) error {
+	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO data_keys (tenant_id, subject_id, wrapped, destroyed_at) VALUES ($1, $2, NULL, now())
+			ON CONFLICT (tenant_id, subject_id) DO UPDATE SET wrapped = NULL, destroyed_at = coalesce(data_keys.destroyed_at, now())`,
+			tenant, subject)
+		return err
+	})
+	s.deks.Forget(tenant, subject)
+	if err != nil {
+		return fmt.Errorf("shred subject: %w", err)
+	}
+	return nil
+}
+
+// seal moves the spec's PHI fields out of payload and seals them under the
+// data subject's key, bound to this tenant and event.
+func (s *Store) seal(ctx context.Context, tenant chartstream.TenantID, spec chartstream.EventSpec, stream chartstream.StreamRef, eventID uuid.UUID, payload json.RawMessage) (json.RawMessage, *chartstream.SealedPHI, error) {
+	if len(spec.PHI) == 0 {
+		return payload, nil, nil
+	}
+	clear, phiPart, err := phi.Split(payload, spec.PHI)
+	if err != nil {
+		return nil, nil, err
+	}
+	if phiPart == nil {
+		return clear, nil, nil
+	}
+	subject, err := subjectOf(spec, stream, clear)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := s.dataKey(ctx, tenant, subject, true)
+	if errors.Is(err, phi.ErrKeyDestroyed) {
+		return nil, nil, chartstream.Errorf(chartstream.EUNPROCESSABLE, "the patient's data was erased; PHI can no longer be recorded")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return clear, &chartstream.SealedPHI{Subject: subject, Ciphertext: c.Seal(phiPart, phi.EventAAD(tenant, eventID))}, nil
+}
+
+// subjectOf finds the patient whose key seals an event's PHI: the spec's
+// Subject field, or the stream itself.
+func subjectOf(spec chartstream.EventSpec, stream chartstream.StreamRef, clear json.RawMessage) (uuid.UUID, error) {
+	if spec.Subject == "" {
+		return stream.ID, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(clear, &fields); err != nil {
+		return uuid.Nil, chartstream.Errorf(chartstream.EINVALID, "event payload must be a JSON object")
+	}
+	var id uuid.UUID
+	if err := json.Unmarshal(fields[spec.Subject], &id); err != nil || id == uuid.Nil {
+		return uuid.Nil, chartstream.Invalid(chartstream.FieldError{Field: spec.Subject, Reason: "must be the patient's id"})
+	}
+	return id, nil
+}
+
+// Open decrypts an event's sealed PHI into its payload (or marks the fields
+// erased when the subject's key was destroyed) and upcasts it to the
+// current schema version. Events from ReadStream are already open; events
+// from ReadAll or JetStream need Open before their PHI is read.
+func (s *Store) Open(ctx context.Context, e *chartstream.Event) error {
+	if e.Sealed != nil {
+		spec, _ := s.registry.spec(e.Type)
+		c, err := s.dataKey(ctx, e.Tenant, e.Sealed.Subject, false)
+		switch {
+		case errors.Is(err, phi.ErrKeyDestroyed):
+			if e.Payload, e.Erased, err = phi.Erase(e.Payload, spec.PHI); err != nil {
+				return fmt.Errorf("erase event %s: %w", e.ID, err)
+			}
+		case err != nil:
+			return err
+		default:
+			plain, err := c.Open(e.Sealed.Ciphertext, phi.EventAAD(e.Tenant, e.ID))
+			if err != nil {
+				return fmt.Errorf("open event %s: %w", e.ID, err)
+			}
+			if e.Payload, err = phi.Merge(e.Payload, plain); err != nil {
+				return fmt.Errorf("open event %s: %w", e.ID, err)
+			}
+		}
+		e.Sealed = nil
+	}
+	payload, version, err := s.registry.upcast(e.Type, e.SchemaVersion, e.Payload)
+	if err != nil {
+		return err
+	}
+	e.Payload, e.SchemaVersion = payload, version
+	return nil
+}

@@ -1,0 +1,165 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/postgres"
+)
+
+const eventColumns = `position, tenant_id, stream_type, stream_id, version, event_id, event_type,
+	schema_version, payload, phi, subject_id, metadata, recorded_at, txid::text::bigint`
+
+// ReadStream returns the stream's events from fromVersion (1 for all) in
+// version order, PHI opened and payloads upcast. A stream that does not
+// exist — or exists only in another tenant — reads as empty.
+func (s *Store) ReadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) ([]chartstream.Event, error) {
+	var events []chartstream.Event
+	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events
+			WHERE tenant_id = $1 AND stream_id = $2 AND stream_type = $3 AND version >= $4 ORDER BY version`,
+			tenant, stream.ID, stream.Type, fromVersion)
+		if err != nil {
+			return err
+		}
+		events, _, err = collectEvents(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read stream: %w", err)
+	}
+	for i := range events {
+		if err := s.Open(ctx, &events[i]); err != nil {
+			return nil, err
+		}
+	}
+	return events, nil
+}
+
+// Cursor is a position in the gap-free order ReadAll reads in: commit
+// order approximated by (writing transaction id, position). A zero Cursor
+// is the beginning. Store it as a checkpoint and pass it back.
+type Cursor struct {
+	TxID     int64 `json:"txid"`
+	Position int64 `json:"position"`
+}
+
+// Filter selects whose events ReadAll returns.
+type Filter struct {
+	// Tenant limits the read to one tenant. The zero value reads every
+	// tenant, which only a role with a cross-tenant policy (the relay) can
+	// see; for the app role it reads nothing.
+	Tenant chartstream.TenantID
+}
+
+// readAllSQL is the gap-free read. Rows become readable only once every
+// transaction that could still commit before them has finished: a row is
+// returned only if its writing transaction is older than the oldest
+// transaction still running (the snapshot's xmin). Anything committed later
+// has a larger transaction id than any row already returned, so a reader
+// advancing its (txid, position) cursor never skips or repeats an event.
+const readAllSQL = `SELECT ` + eventColumns + ` FROM events
+	WHERE (txid, position) > ($1::text::xid8, $2)
+	  AND txid < pg_snapshot_xmin(pg_current_snapshot())
+	  AND ($3::uuid IS NULL OR tenant_id = $3)
+	ORDER BY txid, position
+	LIMIT $4`
+
+// ReadAll returns up to limit events after the cursor, in gap-free order,
+// with PHI still sealed (see Open), and the cursor to continue from.
+func (s *Store) ReadAll(ctx context.Context, filter Filter, after Cursor, limit int) ([]chartstream.Event, Cursor, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var events []chartstream.Event
+	next := after
+	read := func(q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}) error {
+		tenant := pgtype.UUID{Bytes: filter.Tenant, Valid: !filter.Tenant.IsZero()}
+		rows, err := q.Query(ctx, readAllSQL, fmt.Sprint(after.TxID), after.Position, tenant, limit)
+		if err != nil {
+			return err
+		}
+		var last *Cursor
+		events, last, err = collectEvents(rows)
+		if last != nil {
+			next = *last
+		}
+		return err
+	}
+	var err error
+	if filter.Tenant.IsZero() {
+		err = read(s.pool)
+	} else {
+		err = postgres.InTenantTx(ctx, s.pool, filter.Tenant, func(tx pgx.Tx) error { return read(tx) })
+	}
+	if err != nil {
+		return nil, after, fmt.Errorf("read all: %w", err)
+	}
+	return events, next, nil
+}
+
+// collectEvents scans event rows and returns the cursor of the last one.
+func collectEvents(rows pgx.Rows) ([]chartstream.Event, *Cursor, error) {
+	defer rows.Close()
+	var events []chartstream.Event
+	var last *Cursor
+	for rows.Next() {
+		var e chartstream.Event
+		var payload, meta []byte
+		var sealed []byte
+		var subject pgtype.UUID
+		var c Cursor
+		if err := rows.Scan(&e.Position, &e.Tenant, &e.Stream.Type, &e.Stream.ID, &e.Version, &e.ID, &e.Type,
+			&e.SchemaVersion, &payload, &sealed, &subject, &meta, &e.RecordedAt, &c.TxID); err != nil {
+			return nil, nil, err
+		}
+		e.Payload = payload
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return nil, nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
+		}
+		if sealed != nil {
+			e.Sealed = &chartstream.SealedPHI{Subject: subject.Bytes, Ciphertext: sealed}
+		}
+		c.Position = e.Position
+		last = &c
+		events = append(events, e)
+	}
+	return events, last, rows.Err()
+}
+
+// HorizonLag says how far the gap-free read horizon lags behind what has
+// committed: events already committed but not yet readable because an
+// older transaction is still open, and how old the oldest of them is.
+type HorizonLag struct {
+	Events int64         `json:"events"`
+	Age    time.Duration `json:"age"`
+}
+
+// Horizon measures the horizon lag for filter's scope.
+func (s *Store) Horizon(ctx context.Context, filter Filter) (HorizonLag, error) {
+	const q = `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 FROM events
+		WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()) AND ($1::uuid IS NULL OR tenant_id = $1)`
+	var lag HorizonLag
+	var secs float64
+	scan := func(row pgx.Row) error { return row.Scan(&lag.Events, &secs) }
+	tenant := pgtype.UUID{Bytes: filter.Tenant, Valid: !filter.Tenant.IsZero()}
+	var err error
+	if filter.Tenant.IsZero() {
+		err = scan(s.pool.QueryRow(ctx, q, tenant))
+	} else {
+		err = postgres.InTenantTx(ctx, s.pool, filter.Tenant, func(tx pgx.Tx) error { return scan(tx.QueryRow(ctx, q, tenant)) })
+	}
+	if err != nil {
+		return HorizonLag{}, fmt.Errorf("horizon: %w", err)
+	}
+	lag.Age = time.Duration(secs * float64(time.Second))
+	return lag, nil
+}

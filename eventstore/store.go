@@ -1,0 +1,87 @@
+// Package eventstore is chartstream's source of truth: an append-only,
+// hash-chained sequence of tenant-tagged clinical events in PostgreSQL.
+//
+// Appends are optimistic (expected version) and atomic, one network round
+// trip each. ReadAll never skips an event even though transactions commit
+// out of position order: it reads in (transaction id, position) order and
+// only below the oldest transaction still running (see read.go). PHI fields
+// are sealed with AES-256-GCM under a per-patient data key, which
+// crypto-shredding destroys (see keys.go). Every event's hash covers the
+// previous event's hash in its stream; Verify proves nothing was altered.
+package eventstore
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chartstream/chartstream/internal/phi"
+)
+
+// Config configures a Store.
+type Config struct {
+	// MaxPayloadBytes caps one event's JSON payload. Default 256 KiB.
+	MaxPayloadBytes int
+	// MaxEventsPerAppend caps one append. Default 1000.
+	MaxEventsPerAppend int
+	// KeyCache sizes the cache of unwrapped data keys (phi.DEKCacheConfig
+	// defaults: 10,000 keys, 5 minutes).
+	KeyCache phi.DEKCacheConfig
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxPayloadBytes == 0 {
+		c.MaxPayloadBytes = 256 << 10
+	}
+	if c.MaxEventsPerAppend == 0 {
+		c.MaxEventsPerAppend = 1000
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxPayloadBytes < 0 {
+		errs = append(errs, errors.New("max payload bytes must be positive"))
+	}
+	if c.MaxEventsPerAppend < 0 {
+		errs = append(errs, errors.New("max events per append must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the PostgreSQL event store. Its pool decides what it may see: the
+// app role sees one tenant per transaction; the relay role may read every
+// tenant's events but write none.
+type Store struct {
+	pool     *pgxpool.Pool
+	registry *Registry
+	keys     phi.KeyProvider
+	deks     *phi.DEKCache
+	cfg      Config
+}
+
+// New returns a Store. pool, registry and keys are required: a nil one is a
+// wiring bug and panics.
+func New(pool *pgxpool.Pool, registry *Registry, keys phi.KeyProvider, cfg Config) (*Store, error) {
+	if pool == nil || registry == nil || keys == nil {
+		panic("eventstore: New with a nil dependency")
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	deks, err := phi.NewDEKCache(cfg.KeyCache)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: %w", err)
+	}
+	return &Store{pool: pool, registry: registry, keys: keys, deks: deks, cfg: cfg}, nil
+}
+
+// Names allowed for stream and event types; the database checks the same.
+var (
+	streamTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	eventTypePattern  = regexp.MustCompile(`^[a-z][a-z0-9_.]{0,126}$`)
+)

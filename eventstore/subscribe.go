@@ -1,0 +1,116 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chartstream/chartstream"
+)
+
+// notifyChannel is the channel the events_notify trigger signals on commit.
+const notifyChannel = "chartstream_events"
+
+// SubscribeFn receives each batch of events in gap-free order, with the
+// cursor after the batch. Returning an error stops the subscription.
+type SubscribeFn func(ctx context.Context, events []chartstream.Event, next Cursor) error
+
+// SubscribeOptions tune Subscribe. The zero value is usable.
+type SubscribeOptions struct {
+	// BatchSize caps the events per call of fn. Default 500.
+	BatchSize int
+	// PollInterval is the longest Subscribe sleeps without a notification.
+	// Notifications only wake the reader — the table is the source of
+	// data — so a lost notification (or an old transaction that holds the
+	// horizon back and then ends without writing) delays by at most this.
+	// Default 200ms.
+	PollInterval time.Duration
+}
+
+// Subscribe tails the event store from after: it calls fn with every batch
+// of new events until ctx is done (returning nil) or a read or fn fails
+// (returning that error). It wakes on the commit notification, so the
+// latency from commit to fn is one read.
+func (s *Store) Subscribe(ctx context.Context, filter Filter, after Cursor, opts SubscribeOptions, fn SubscribeFn) error {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 200 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wake := make(chan struct{}, 1)
+	go s.listen(ctx, wake)
+
+	timer := time.NewTimer(opts.PollInterval)
+	defer timer.Stop()
+	cursor := after
+	for {
+		events, next, err := s.ReadAll(ctx, filter, cursor, opts.BatchSize)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(events) > 0 {
+			if err := fn(ctx, events, next); err != nil {
+				return err
+			}
+			cursor = next
+			if len(events) == opts.BatchSize {
+				continue // more is waiting
+			}
+		}
+		timer.Reset(opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// listen holds a dedicated connection in LISTEN and signals wake on every
+// notification, reconnecting after failures until ctx is done.
+func (s *Store) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return
+		}
+		_ = err // the poll interval covers the gap; retry shortly
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, wake chan<- struct{}) error {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection leaves the pool for good: a LISTENing connection must
+	// not be handed to anyone else.
+	conn := pc.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{notifyChannel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		select {
+		case wake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
