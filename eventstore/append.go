@@ -20,17 +20,19 @@ import (
 // stream's head, inserts the events at the following versions only if the
 // head is at the expected version, and reserves the unique claims only if
 // the events went in. The chain trigger links each event to its
-// predecessor. The last row reports the head, so a refused append can say
-// where the stream is.
+// predecessor. Every row reports the head, so a refused append can say
+// where the stream is, and whether the tenant exists (events has no foreign
+// key to tenants, see migration 0002).
 const appendSQL = `
 WITH head AS (
-	SELECT coalesce(max(version), 0) AS v FROM events WHERE tenant_id = $1 AND stream_id = $3
+	SELECT coalesce(max(version), 0) AS v, EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS known
+	FROM events WHERE tenant_id = $1 AND stream_id = $3
 ), ins AS (
 	INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, phi, subject_id, metadata)
 	SELECT $1, $2, $3, head.v + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, e.phi, e.subject_id, e.metadata
 	FROM head, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::bytea[], $9::uuid[], $10::jsonb[])
 		WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, phi, subject_id, metadata, ord)
-	WHERE $11::bigint = -1 OR head.v = $11::bigint
+	WHERE head.known AND ($11::bigint = -1 OR head.v = $11::bigint)
 	ORDER BY e.ord
 	RETURNING position, version
 ), claims AS (
@@ -38,7 +40,7 @@ WITH head AS (
 	SELECT $1, c.scope, c.value_hash, $3 FROM unnest($12::text[], $13::bytea[]) AS c(scope, value_hash)
 	WHERE EXISTS (SELECT 1 FROM ins)
 )
-SELECT head.v, ins.position, ins.version FROM head LEFT JOIN ins ON true ORDER BY ins.version`
+SELECT head.v, head.known, ins.position, ins.version FROM head LEFT JOIN ins ON true ORDER BY ins.version`
 
 // Append appends events to a stream atomically, in one round trip.
 //
@@ -93,6 +95,7 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 		expectedVersion, claimScopes, claimHashes)
 	var res chartstream.AppendResult
 	var head int64
+	var known bool
 	err := postgres.InTenantBatch(ctx, s.pool, tenant, b, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
 		if err != nil {
@@ -101,7 +104,7 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 		defer rows.Close()
 		for rows.Next() {
 			var pos, ver pgtype.Int8
-			if err := rows.Scan(&head, &pos, &ver); err != nil {
+			if err := rows.Scan(&head, &known, &pos, &ver); err != nil {
 				return err
 			}
 			if pos.Valid {
@@ -112,6 +115,9 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		if !known {
+			return chartstream.Errorf(chartstream.ENOTFOUND, "unknown tenant")
+		}
 		if len(res.Positions) == 0 {
 			return chartstream.Errorf(chartstream.ECONFLICT, "stream is at version %d, not the expected %d", head, expectedVersion)
 		}
@@ -120,6 +126,7 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 	if err != nil {
 		return chartstream.AppendResult{}, appendError(err)
 	}
+	s.wake(ctx)
 	return res, nil
 }
 
@@ -134,8 +141,6 @@ func appendError(err error) error {
 		return chartstream.Errorf(chartstream.ECONFLICT, "an event with this id was already recorded")
 	case postgres.IsConstraintError(err, postgres.CheckViolation, "events_stream_type_stable"):
 		return chartstream.Errorf(chartstream.ECONFLICT, "the stream id belongs to a stream of another type")
-	case postgres.IsConstraintError(err, postgres.ForeignKeyViolation, "events_tenant_id_fkey"):
-		return chartstream.Errorf(chartstream.ENOTFOUND, "unknown tenant")
 	}
 	if chartstream.ErrorCode(err) != chartstream.EINTERNAL {
 		return err

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -61,6 +62,9 @@ type Store struct {
 	keys     phi.KeyProvider
 	deks     *phi.DEKCache
 	cfg      Config
+
+	// wakeDue and waking coalesce commit notifications (see wake).
+	wakeDue, waking atomic.Bool
 }
 
 // New returns a Store. pool, registry and keys are required: a nil one is a

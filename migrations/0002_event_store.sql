@@ -23,7 +23,11 @@ CREATE TABLE events (
 	-- Global position: unique across tenants, assigned at insert time. It is
 	-- NOT commit order; readers order by (txid, position), see ReadAll.
 	position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	tenant_id      uuid NOT NULL REFERENCES tenants (id),
+	-- No foreign key to tenants: every insert would take FOR KEY SHARE on
+	-- the same tenant row, and concurrent writers of one tenant would
+	-- contend on MultiXacts. Tenants are never deleted, and the API admits
+	-- only existing, active tenants.
+	tenant_id      uuid NOT NULL,
 	stream_type    text NOT NULL CONSTRAINT events_stream_type_format CHECK (stream_type ~ '^[a-z][a-z0-9_]{0,62}$'),
 	stream_id      uuid NOT NULL,
 	version        bigint NOT NULL CONSTRAINT events_version_positive CHECK (version > 0),
@@ -125,17 +129,6 @@ CREATE TRIGGER events_no_update_delete BEFORE UPDATE OR DELETE ON events
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
 	FOR EACH STATEMENT EXECUTE FUNCTION chartstream_events_immutable();
 
--- Readers may sleep until something commits; the notification carries no
--- data (readers always read the table).
-CREATE FUNCTION chartstream_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM pg_notify('chartstream_events', '');
-	RETURN NULL;
-END
-$$;
-CREATE TRIGGER events_notify AFTER INSERT ON events
-	FOR EACH STATEMENT EXECUTE FUNCTION chartstream_events_notify();
-
 -- Unique values within a tenant (a patient's MRN), reserved in the same
 -- transaction as the event that claims them. Only a hash of the value is
 -- stored.
@@ -185,7 +178,6 @@ DROP TABLE snapshots;
 DROP TABLE data_keys;
 DROP TABLE unique_claims;
 DROP TABLE events;
-DROP FUNCTION chartstream_events_notify();
 DROP FUNCTION chartstream_events_immutable();
 DROP FUNCTION chartstream_events_chain();
 DROP FUNCTION chartstream_event_hash(bytea, uuid, text, uuid, bigint, uuid, text, integer, jsonb, bytea, uuid, jsonb, timestamptz);
