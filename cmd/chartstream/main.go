@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,13 +22,19 @@ func main() {
 	if err != nil {
 		// One clear line, no stack trace: the error names the setting or
 		// the step that failed.
-		fmt.Fprintf(os.Stderr, "chartstream: %v\n", err)
+		fmt.Fprintf(os.Stderr, "chartstream: %s\n", oneLine(err))
 		var ex exitError
 		if errors.As(err, &ex) {
 			os.Exit(ex.code)
 		}
 		os.Exit(1)
 	}
+}
+
+// oneLine renders err on a single line: Validate joins every problem it
+// finds with errors.Join, which separates them with newlines.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // exitError asks main for a specific exit code (verify uses 1 for a broken
@@ -63,6 +70,9 @@ Each subcommand's --help lists the variables it reads.`,
 		newMigrateCmd(),
 		newTenantCmd(),
 		newDevCmd(),
+		newVerifyCmd(),
+		newBenchCmd(),
 	)
+	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
 	return root
 }
