@@ -20,9 +20,9 @@ const (
 // The same ID may exist in two tenants; they are different streams.
 type StreamRef struct {
 	// Type is the aggregate type, e.g. "patient", "encounter".
-	Type string
+	Type string `json:"type"`
 	// ID is the aggregate's id.
-	ID uuid.UUID
+	ID uuid.UUID `json:"id"`
 }
 
 // Metadata is recorded with every event: who did it and why. It holds no PHI.
@@ -73,33 +73,37 @@ type NewEvent struct {
 // decrypted (or listed in Erased when the subject's key was destroyed).
 type Event struct {
 	// Position is the event's global position, unique across tenants.
-	Position      int64
-	Tenant        TenantID
-	Stream        StreamRef
-	Version       int64
-	ID            uuid.UUID
-	Type          string
-	SchemaVersion int
-	Payload       json.RawMessage
-	Metadata      Metadata
-	RecordedAt    time.Time
+	// It is assigned at insert, so it is not commit order.
+	Position int64 `json:"position"`
+	// TxID is the id of the transaction that wrote the event. (TxID,
+	// Position) orders events by commit without gaps (eventstore.Cursor).
+	TxID          int64           `json:"txid"`
+	Tenant        TenantID        `json:"tenant_id"`
+	Stream        StreamRef       `json:"stream"`
+	Version       int64           `json:"version"`
+	ID            uuid.UUID       `json:"id"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schema_version"`
+	Payload       json.RawMessage `json:"payload"`
+	Metadata      Metadata        `json:"metadata"`
+	RecordedAt    time.Time       `json:"recorded_at"`
 	// Sealed is the event's PHI as stored, still encrypted: set on events
 	// read for transport (ReadAll, the relay, JetStream messages) and nil
 	// once the PHI has been opened into Payload.
-	Sealed *SealedPHI
+	Sealed *SealedPHI `json:"sealed,omitempty"`
 	// Erased names the PHI fields that could not be decrypted because the
 	// data subject's key was destroyed (crypto-shredding). They are null
 	// in Payload.
-	Erased []string
+	Erased []string `json:"erased,omitempty"`
 }
 
 // SealedPHI is an event's PHI fields as stored: an AES-256-GCM ciphertext
 // under the data subject's key.
 type SealedPHI struct {
 	// Subject is the patient whose data key sealed the PHI.
-	Subject uuid.UUID
+	Subject uuid.UUID `json:"subject"`
 	// Ciphertext is the sealed JSON object of PHI fields.
-	Ciphertext []byte
+	Ciphertext []byte `json:"ciphertext"`
 }
 
 // UniqueClaim reserves a value that must be unique within a tenant and scope

@@ -115,7 +115,9 @@ func (s *Server) Listen() (net.Listener, error) {
 }
 
 // Serve serves HTTP on ln until ctx is cancelled, then stops accepting,
-// drains in-flight requests for up to ShutdownTimeout and returns.
+// drains in-flight requests for up to ShutdownTimeout and returns. Requests
+// still running after ShutdownTimeout have their connections closed, and
+// Serve returns an error saying draining timed out.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
@@ -127,6 +129,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		// Draining timed out: cut the remaining connections, which cancels
+		// their requests' contexts, so handlers stop instead of running on
+		// while the caller closes the pools they use.
+		_ = s.http.Close()
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,12 +51,40 @@ type Cursor struct {
 	Position int64 `json:"position"`
 }
 
+// CursorOf returns the cursor just after e.
+func CursorOf(e chartstream.Event) Cursor { return Cursor{TxID: e.TxID, Position: e.Position} }
+
+// After reports whether a is later than b in commit order.
+func (a Cursor) After(b Cursor) bool {
+	return a.TxID > b.TxID || (a.TxID == b.TxID && a.Position > b.Position)
+}
+
 // Filter selects whose events ReadAll returns.
 type Filter struct {
 	// Tenant limits the read to one tenant. The zero value reads every
 	// tenant, which only a role with a cross-tenant policy (the relay) can
 	// see; for the app role it reads nothing.
 	Tenant chartstream.TenantID
+}
+
+// tenantParam is the filter's tenant as a nullable SQL parameter.
+func (f Filter) tenantParam() pgtype.UUID {
+	return pgtype.UUID{Bytes: f.Tenant, Valid: !f.Tenant.IsZero()}
+}
+
+// querier is what reads need from a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// inScope runs fn in the filter's tenant transaction, or on the pool for
+// the zero filter (whatever the pool's role may see across tenants).
+func (s *Store) inScope(ctx context.Context, filter Filter, fn func(querier) error) error {
+	if filter.Tenant.IsZero() {
+		return fn(s.pool)
+	}
+	return postgres.InTenantTx(ctx, s.pool, filter.Tenant, func(tx pgx.Tx) error { return fn(tx) })
 }
 
 // readAllSQL is the gap-free read. Rows become readable only once every
@@ -79,11 +108,8 @@ func (s *Store) ReadAll(ctx context.Context, filter Filter, after Cursor, limit 
 	}
 	var events []chartstream.Event
 	next := after
-	read := func(q interface {
-		Query(context.Context, string, ...any) (pgx.Rows, error)
-	}) error {
-		tenant := pgtype.UUID{Bytes: filter.Tenant, Valid: !filter.Tenant.IsZero()}
-		rows, err := q.Query(ctx, readAllSQL, fmt.Sprint(after.TxID), after.Position, tenant, limit)
+	err := s.inScope(ctx, filter, func(q querier) error {
+		rows, err := q.Query(ctx, readAllSQL, fmt.Sprint(after.TxID), after.Position, filter.tenantParam(), limit)
 		if err != nil {
 			return err
 		}
@@ -93,13 +119,7 @@ func (s *Store) ReadAll(ctx context.Context, filter Filter, after Cursor, limit 
 			next = *last
 		}
 		return err
-	}
-	var err error
-	if filter.Tenant.IsZero() {
-		err = read(s.pool)
-	} else {
-		err = postgres.InTenantTx(ctx, s.pool, filter.Tenant, func(tx pgx.Tx) error { return read(tx) })
-	}
+	})
 	if err != nil {
 		return nil, after, fmt.Errorf("read all: %w", err)
 	}
@@ -116,9 +136,8 @@ func collectEvents(rows pgx.Rows) ([]chartstream.Event, *Cursor, error) {
 		var payload, meta []byte
 		var sealed []byte
 		var subject pgtype.UUID
-		var c Cursor
 		if err := rows.Scan(&e.Position, &e.Tenant, &e.Stream.Type, &e.Stream.ID, &e.Version, &e.ID, &e.Type,
-			&e.SchemaVersion, &payload, &sealed, &subject, &meta, &e.RecordedAt, &c.TxID); err != nil {
+			&e.SchemaVersion, &payload, &sealed, &subject, &meta, &e.RecordedAt, &e.TxID); err != nil {
 			return nil, nil, err
 		}
 		e.Payload = payload
@@ -128,7 +147,7 @@ func collectEvents(rows pgx.Rows) ([]chartstream.Event, *Cursor, error) {
 		if sealed != nil {
 			e.Sealed = &chartstream.SealedPHI{Subject: subject.Bytes, Ciphertext: sealed}
 		}
-		c.Position = e.Position
+		c := CursorOf(e)
 		last = &c
 		events = append(events, e)
 	}
@@ -145,21 +164,37 @@ type HorizonLag struct {
 
 // Horizon measures the horizon lag for filter's scope.
 func (s *Store) Horizon(ctx context.Context, filter Filter) (HorizonLag, error) {
-	const q = `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 FROM events
+	const sql = `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 FROM events
 		WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()) AND ($1::uuid IS NULL OR tenant_id = $1)`
 	var lag HorizonLag
 	var secs float64
-	scan := func(row pgx.Row) error { return row.Scan(&lag.Events, &secs) }
-	tenant := pgtype.UUID{Bytes: filter.Tenant, Valid: !filter.Tenant.IsZero()}
-	var err error
-	if filter.Tenant.IsZero() {
-		err = scan(s.pool.QueryRow(ctx, q, tenant))
-	} else {
-		err = postgres.InTenantTx(ctx, s.pool, filter.Tenant, func(tx pgx.Tx) error { return scan(tx.QueryRow(ctx, q, tenant)) })
-	}
+	err := s.inScope(ctx, filter, func(q querier) error {
+		return q.QueryRow(ctx, sql, filter.tenantParam()).Scan(&lag.Events, &secs)
+	})
 	if err != nil {
 		return HorizonLag{}, fmt.Errorf("horizon: %w", err)
 	}
 	lag.Age = time.Duration(secs * float64(time.Second))
 	return lag, nil
+}
+
+// Head returns the cursor of the newest event readable in filter's scope
+// (the zero cursor for none): a new reader that starts there sees only
+// what commits afterwards.
+func (s *Store) Head(ctx context.Context, filter Filter) (Cursor, error) {
+	const sql = `SELECT txid::text::bigint, position FROM events
+		WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) AND ($1::uuid IS NULL OR tenant_id = $1)
+		ORDER BY txid DESC, position DESC LIMIT 1`
+	var c Cursor
+	err := s.inScope(ctx, filter, func(q querier) error {
+		err := q.QueryRow(ctx, sql, filter.tenantParam()).Scan(&c.TxID, &c.Position)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return Cursor{}, fmt.Errorf("head: %w", err)
+	}
+	return c, nil
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/chartstream/chartstream/internal/auth"
+	"github.com/chartstream/chartstream/internal/phi"
 )
 
 func newDevCmd() *cobra.Command {
@@ -14,13 +17,23 @@ func newDevCmd() *cobra.Command {
 	var phiKeyFile, jwtKeyFile string
 	initKeys := &cobra.Command{
 		Use:   "init-keys",
-		Short: "Create the dev PHI master key and JWT signing key if absent",
+		Short: "Create the dev PHI master key and JWT signing key if absent (never overwrites)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"PHI_KEY_FILE", phiKeyFile}, [2]string{"JWT_DEV_KEY_FILE", jwtKeyFile}); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "dev keys: TODO")
+			created, err := phi.CreateLocalKeyFile(phiKeyFile)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintf(cmd.OutOrStdout(), "created PHI master key %s\n", phiKeyFile)
+			}
+			if err := auth.CreateDevKey(jwtKeyFile); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dev keys ready: %s, %s\n", phiKeyFile, jwtKeyFile)
 			return nil
 		},
 	}

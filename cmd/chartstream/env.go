@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +28,18 @@ func envFlag(fs *pflag.FlagSet, flag, env string) {
 // stringFlag defines a string flag set by an environment variable.
 func stringFlag(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
 	fs.StringVar(p, flag, def, usage)
+	envFlag(fs, flag, env)
+}
+
+// intFlag defines an int flag set by an environment variable.
+func intFlag(fs *pflag.FlagSet, p *int, flag, env string, def int, usage string) {
+	fs.IntVar(p, flag, def, usage)
+	envFlag(fs, flag, env)
+}
+
+// int64Flag defines an int64 flag set by an environment variable.
+func int64Flag(fs *pflag.FlagSet, p *int64, flag, env string, def int64, usage string) {
+	fs.Int64Var(p, flag, def, usage)
 	envFlag(fs, flag, env)
 }
 
@@ -63,4 +77,25 @@ func required(settings ...[2]string) error {
 		}
 	}
 	return nil
+}
+
+// envVars returns the environment variables that cmd and its subcommands
+// read, sorted, each once.
+func envVars(cmd *cobra.Command) []string {
+	seen := map[string]bool{}
+	collect := func(f *pflag.Flag) {
+		for _, name := range f.Annotations[envAnnotation] {
+			seen[name] = true
+		}
+	}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(collect)
+		c.PersistentFlags().VisitAll(collect)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd)
+	return slices.Sorted(maps.Keys(seen))
 }

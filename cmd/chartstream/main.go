@@ -71,6 +71,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newTenantCmd(),
 		newDevCmd(),
 		newVerifyCmd(),
+		newTokenCmd(),
 		newBenchCmd(),
 	)
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")

@@ -7,17 +7,21 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/workers"
 )
 
 // Config is the configuration of the long-running process (serve, work,
@@ -28,6 +32,13 @@ type Config struct {
 	HTTPAddr string
 	// DatabaseURL is the app role's PostgreSQL URL (DATABASE_URL). Required.
 	DatabaseURL string
+	// DatabaseRelayURL is the relay role's URL (DATABASE_RELAY_URL): it
+	// reads every tenant's events. Required for the workers.
+	DatabaseRelayURL string
+	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
+	PHIKeyFile string
+	// Relay configures the JetStream stream and the relay (RELAY_*).
+	Relay workers.RelayConfig
 	// NATSURL is an external NATS server or cluster (NATS_URL). Empty
 	// starts an embedded server for work and all.
 	NATSURL string
@@ -47,6 +58,13 @@ type Config struct {
 func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:18080", "API listen address")
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
+	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
+	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
+	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", "CLINICAL", "JetStream stream the relay publishes to")
+	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
+	durationFlag(fs, &c.Relay.DuplicateWindow, "relay-duplicate-window", "RELAY_DUPLICATE_WINDOW", 10*time.Minute, "JetStream duplicate window")
+	durationFlag(fs, &c.Relay.MaxAge, "relay-max-age", "RELAY_MAX_AGE", 30*24*time.Hour, "stream retention by age")
+	int64Flag(fs, &c.Relay.MaxBytes, "relay-max-bytes", "RELAY_MAX_BYTES", 10<<30, "stream retention by size in bytes (-1 unlimited)")
 	stringFlag(fs, &c.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty starts an embedded JetStream server")
 	stringFlag(fs, &c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", ".local/nats-embedded", "embedded NATS JetStream store directory")
 	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (required for the API)")
@@ -55,12 +73,21 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 }
 
 // Validate reports every problem with the configuration for the given roles.
-func (c Config) Validate(api bool) error {
+func (c Config) Validate(api, workers bool) error {
 	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("DATABASE_URL is required"))
-	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
-		errs = append(errs, errors.New("DATABASE_URL is malformed"))
+	checkURL := func(name, url string) {
+		if url == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		} else if _, err := pgxpool.ParseConfig(url); err != nil {
+			errs = append(errs, fmt.Errorf("%s is malformed", name))
+		}
+	}
+	checkURL("DATABASE_URL", c.DatabaseURL)
+	if workers {
+		checkURL("DATABASE_RELAY_URL", c.DatabaseRelayURL)
+	}
+	if c.PHIKeyFile == "" {
+		errs = append(errs, errors.New("PHI_KEY_FILE is required"))
 	}
 	if api {
 		if c.RedisURL == "" {
@@ -71,6 +98,9 @@ func (c Config) Validate(api bool) error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
 		}
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must not be negative"))
 	}
 	if _, ok := logging.ParseLevel(c.LogLevel); !ok {
 		errs = append(errs, errors.New("LOG_LEVEL must be debug, info, warn or error"))
@@ -87,18 +117,20 @@ type Main struct {
 	// Logger defaults to JSON on stderr at Config.LogLevel.
 	Logger *slog.Logger
 
-	pool   *pgxpool.Pool
-	nats   *messaging.Conn
-	redis  *redis.Client
-	server *api.Server
-	ln     net.Listener
+	pool      *pgxpool.Pool
+	relayPool *pgxpool.Pool
+	nats      *messaging.Conn
+	redis     *redis.Client
+	server    *api.Server
+	ln        net.Listener
+	relay     *workers.Relay
 }
 
 // Open validates the configuration, connects to every dependency and, for
 // the API, starts listening. Close releases whatever Open acquired, also
 // after a failed Open.
 func (m *Main) Open(ctx context.Context) error {
-	if err := m.Config.Validate(m.API); err != nil {
+	if err := m.Config.Validate(m.API, m.Workers); err != nil {
 		return err
 	}
 	if m.Logger == nil {
@@ -116,12 +148,31 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	if m.Workers {
+		if err := m.openWorkers(ctx); err != nil {
+			return err
+		}
+	}
 	if m.API {
 		if err := m.openAPI(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (m *Main) openWorkers(ctx context.Context) error {
+	var store *eventstore.Store
+	var err error
+	if store, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay"); err != nil {
+		return err
+	}
+	js, err := jetstream.New(m.nats.Conn, jetstream.WithPublishAsyncMaxPending(max(m.Config.Relay.MaxInFlight, 512)))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	m.relay, err = workers.NewRelay(workers.RelayDeps{Events: store, DB: m.relayPool, JetStream: js, Logger: m.Logger}, m.Config.Relay)
+	return err
 }
 
 func (m *Main) openAPI(ctx context.Context) error {
@@ -137,10 +188,27 @@ func (m *Main) openAPI(ctx context.Context) error {
 		{Name: "postgres", Check: m.pool.Ping},
 		{Name: "redis", Check: func(ctx context.Context) error { return m.redis.Ping(ctx).Err() }},
 	}
+	// NATS is reported, not required: with NATS down the API keeps
+	// committing and the relay catches up when it returns.
+	info := map[string]api.StatusFn{}
 	if m.nats != nil {
-		ready = append(ready, api.ReadinessCheck{Name: "nats", Check: m.nats.Check})
+		info["nats"] = func(ctx context.Context) any {
+			if err := m.nats.Check(ctx); err != nil {
+				return "unavailable: " + err.Error()
+			}
+			return "ok"
+		}
 	}
-	m.server, err = api.NewServer(api.Deps{Logger: m.Logger, Ready: ready},
+	if m.relay != nil {
+		info["relay_lag"] = func(ctx context.Context) any {
+			lag, err := m.relay.Lag(ctx)
+			if err != nil {
+				return "unknown"
+			}
+			return lag
+		}
+	}
+	m.server, err = api.NewServer(api.Deps{Logger: m.Logger, Ready: ready, Info: info},
 		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout})
 	if err != nil {
 		return err
@@ -157,15 +225,23 @@ func (m *Main) Addr() net.Addr {
 	return m.ln.Addr()
 }
 
-// Run serves until ctx is cancelled, then drains in-flight requests. It
-// does not Close.
+// Run serves and runs the workers until ctx is cancelled, then drains
+// in-flight requests and waits for the workers to stop. It does not Close.
 func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("chartstream running", "api", m.API, "workers", m.Workers, "addr", fmt.Sprint(m.Addr()))
-	if m.server == nil {
-		<-ctx.Done()
-		return nil
+	var wg sync.WaitGroup
+	if m.relay != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 	}
-	return m.server.Serve(ctx, m.ln)
+	var err error
+	if m.server != nil {
+		err = m.server.Serve(ctx, m.ln)
+	} else {
+		<-ctx.Done()
+	}
+	wg.Wait()
+	return err
 }
 
 // Close stops consumers and closes connections and pools.
@@ -178,6 +254,9 @@ func (m *Main) Close() {
 	}
 	if m.pool != nil {
 		m.pool.Close()
+	}
+	if m.relayPool != nil {
+		m.relayPool.Close()
 	}
 }
 

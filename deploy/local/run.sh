@@ -25,4 +25,4 @@ if "$BIN" token --help >/dev/null 2>&1; then
 MSG
 fi
 echo
-exec "$BIN" all --dev
+JWT_ALLOW_DEV_KEY=true exec "$BIN" all

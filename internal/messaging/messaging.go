@@ -51,6 +51,10 @@ func Connect(ctx context.Context, log *slog.Logger, cfg Config) (*Conn, error) {
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// No reconnect buffer: a publish while disconnected fails at once.
+		// A buffered one would be sent after reconnecting, possibly after
+		// an event published later, breaking per-stream order.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "error", err)

@@ -64,7 +64,10 @@ func MustPool(tb testing.TB, envVar string) *pgxpool.Pool {
 func MustAppPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return MustPool(tb, "DATABASE_URL") }
 
 // MustAdminPool returns the owner's pool (migrations, tenant administration).
-func MustAdminPool(tb testing.TB) *pgxpool.Pool { tb.Helper(); return MustPool(tb, "DATABASE_ADMIN_URL") }
+func MustAdminPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	return MustPool(tb, "DATABASE_ADMIN_URL")
+}
 
 // MustTenant creates a fresh active tenant for this test and returns its id.
 func MustTenant(tb testing.TB) chartstream.TenantID {

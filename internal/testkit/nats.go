@@ -1,0 +1,76 @@
+package testkit
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// NATSServer is a real nats-server with JetStream running in the test
+// process on a loopback port, which a test may stop and start again (same
+// port, same store) to simulate an outage.
+type NATSServer struct {
+	tb   testing.TB
+	opts server.Options
+	srv  *server.Server
+}
+
+// MustNATSServer starts a JetStream server for this test; it stops at the
+// end of the test.
+func MustNATSServer(tb testing.TB) *NATSServer {
+	tb.Helper()
+	n := &NATSServer{tb: tb, opts: server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: tb.TempDir(), NoLog: true, NoSigs: true,
+	}}
+	n.Start()
+	// Restarts reuse the port the first start got, so clients reconnect.
+	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
+	tb.Cleanup(n.Stop)
+	return n
+}
+
+// Start starts the server (again).
+func (n *NATSServer) Start() {
+	n.tb.Helper()
+	opts := n.opts
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		n.tb.Fatalf("nats server: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		n.tb.Fatal("nats server not ready")
+	}
+	n.srv = srv
+}
+
+// Stop shuts the server down; its JetStream store stays for a restart.
+func (n *NATSServer) Stop() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+// URL is the server's client URL.
+func (n *NATSServer) URL() string {
+	return "nats://" + net.JoinHostPort(n.opts.Host, strconv.Itoa(n.opts.Port))
+}
+
+// MustConnect connects to the server the way chartstream does: reconnecting
+// forever, without a reconnect buffer.
+func (n *NATSServer) MustConnect(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		tb.Fatalf("nats connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
