@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,13 +27,16 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure the platform on this machine (writes to a dedicated bench tenant)",
 	}
-	cmd.AddCommand(newBenchEventstoreCmd())
+	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd())
 	return cmd
 }
 
 // benchEventType is the bench's own event type: no PHI, so the figures are
 // the event store's, not the key service's.
 const benchEventType = "bench.recorded"
+
+// benchSpecs registers the bench's event type.
+var benchSpecs = []chartstream.EventSpec{{Type: benchEventType, SchemaVersion: 1}}
 
 // benchPayload is the size and shape of a typical observation event.
 var benchPayload = json.RawMessage(`{"observation_id":"6f1c2f9e-8a51-4a0e-9a7e-0d3c1f7b9a11","code":"8867-4","system":"http://loinc.org","value":72,"unit":"/min","effective_at":"2026-11-26T10:00:00Z","encounter_id":"0b6c8f3a-2d4e-4f5a-8b9c-1d2e3f4a5b6c"}`)
@@ -119,7 +123,7 @@ func benchEventstore(ctx context.Context, log io.Writer, dbURL, adminURL string,
 		return r, err
 	}
 	defer pool.Close()
-	reg, err := eventstore.NewRegistry([]chartstream.EventSpec{{Type: benchEventType, SchemaVersion: 1}})
+	reg, err := eventstore.NewRegistry(benchSpecs)
 	if err != nil {
 		return r, err
 	}
@@ -184,6 +188,9 @@ func benchEventstore(ctx context.Context, log io.Writer, dbURL, adminURL string,
 	return r, nil
 }
 
+// errWriterDone, returned by a runWriters op, ends that writer cleanly.
+var errWriterDone = errors.New("writer done")
+
 // runWriters runs op in a loop on n goroutines for d and returns how many
 // calls succeeded. The first error stops every writer.
 func runWriters(ctx context.Context, name string, n int, d time.Duration, op func(context.Context) error) (int64, error) {
@@ -212,6 +219,9 @@ func runWriters(ctx context.Context, name string, n int, d time.Duration, op fun
 			defer wg.Done()
 			for ctx.Err() == nil {
 				if err := op(ctx); err != nil {
+					if errors.Is(err, errWriterDone) {
+						return
+					}
 					if ctx.Err() == nil {
 						once.Do(func() { firstErr = err; cancel() })
 					}

@@ -164,7 +164,7 @@ func (m *Main) Open(ctx context.Context) error {
 func (m *Main) openWorkers(ctx context.Context) error {
 	var store *eventstore.Store
 	var err error
-	if store, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay"); err != nil {
+	if store, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", eventSpecs()); err != nil {
 		return err
 	}
 	js, err := jetstream.New(m.nats.Conn, jetstream.WithPublishAsyncMaxPending(max(m.Config.Relay.MaxInFlight, 512)))

@@ -29,7 +29,7 @@ version, event id), 2 when the check could not run.`,
 			if err != nil {
 				return exitError{2, errors.New("--tenant must be a tenant id (UUID)")}
 			}
-			store, pool, err := openStore(cmd.Context(), dbURL, keyFile, "chartstream-verify")
+			store, pool, err := openStore(cmd.Context(), dbURL, keyFile, "chartstream-verify", eventSpecs())
 			if err != nil {
 				return exitError{2, err}
 			}

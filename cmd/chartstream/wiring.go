@@ -24,9 +24,9 @@ func eventSpecs() []chartstream.EventSpec {
 	return specs
 }
 
-// openStore connects to url and returns the event store on it with the
-// platform's registry and the PHI key provider from keyFile.
-func openStore(ctx context.Context, url, keyFile, appName string) (*eventstore.Store, *pgxpool.Pool, error) {
+// openStore connects to url and returns the event store on it for the
+// given event types, with the PHI key provider from keyFile.
+func openStore(ctx context.Context, url, keyFile, appName string, specs []chartstream.EventSpec) (*eventstore.Store, *pgxpool.Pool, error) {
 	if keyFile == "" {
 		return nil, nil, errors.New("PHI_KEY_FILE is required")
 	}
@@ -34,7 +34,7 @@ func openStore(ctx context.Context, url, keyFile, appName string) (*eventstore.S
 	if err != nil {
 		return nil, nil, err
 	}
-	reg, err := eventstore.NewRegistry(eventSpecs())
+	reg, err := eventstore.NewRegistry(specs)
 	if err != nil {
 		return nil, nil, err
 	}
