@@ -68,6 +68,11 @@ func (s *Store) createDataKey(ctx context.Context, tenant chartstream.TenantID, 
 		}
 		return tx.QueryRow(ctx, `SELECT wrapped FROM data_keys WHERE tenant_id = $1 AND subject_id = $2`, tenant, subject).Scan(&stored)
 	})
+	if postgres.IsConstraintError(err, postgres.ForeignKeyViolation, "data_keys_tenant_id_fkey") {
+		// The key is stored before the event, so an unknown tenant shows here
+		// first; Append promises ENOTFOUND for it either way.
+		return nil, chartstream.Errorf(chartstream.ENOTFOUND, "unknown tenant")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store data key: %w", err)
 	}

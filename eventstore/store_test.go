@@ -2,56 +2,65 @@ package eventstore_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
-	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/eventstore/eventstoretest"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/testkit"
 )
 
-// testSpecs are the event types the store tests append.
-var testSpecs = []chartstream.EventSpec{
-	{Type: "test.happened", SchemaVersion: 1},
-	{Type: "test.noted", SchemaVersion: 1, PHI: []string{"name", "note"}},
-	{Type: "test.referred", SchemaVersion: 1, PHI: []string{"note"}, Subject: "patient_id"},
-}
-
-// MustStore returns a store on the app role's pool with a fresh local key.
+// MustStore returns a store on the app role's pool with the test binary's
+// local key and the contract suite's event types.
 func MustStore(tb testing.TB, cfg eventstore.Config, upcasters ...eventstore.Upcaster) *eventstore.Store {
 	tb.Helper()
-	return mustStoreOn(tb, "DATABASE_URL", cfg, testSpecs, upcasters...)
+	return mustStoreOn(tb, "DATABASE_URL", cfg, eventstoretest.Specs(), upcasters...)
 }
 
+// mustStoreOn returns a store on the shared pool of the URL in envVar.
 func mustStoreOn(tb testing.TB, envVar string, cfg eventstore.Config, specs []chartstream.EventSpec, upcasters ...eventstore.Upcaster) *eventstore.Store {
+	tb.Helper()
+	return mustStoreWith(tb, testkit.MustPool(tb, envVar), cfg, specs, upcasters...)
+}
+
+func mustStoreWith(tb testing.TB, pool *pgxpool.Pool, cfg eventstore.Config, specs []chartstream.EventSpec, upcasters ...eventstore.Upcaster) *eventstore.Store {
 	tb.Helper()
 	reg, err := eventstore.NewRegistry(specs, upcasters...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := eventstore.New(testkit.MustPool(tb, envVar), reg, mustKeys(tb), cfg)
+	s, err := eventstore.New(pool, reg, mustKeys(tb), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return s
 }
 
-// sharedKeyFile is one local master key for every store of a test binary,
-// so stores created by different tests can open each other's PHI.
-var sharedKeyFile string
+// sharedKeys is one local master key for every store of a test binary, so
+// stores created by different tests can open each other's PHI. It is made
+// once (parallel tests ask at once) in a directory no test's cleanup removes.
+var sharedKeys = sync.OnceValues(func() (*phi.LocalKeyProvider, error) {
+	dir, err := os.MkdirTemp("", "chartstream-eventstore-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir) // the provider keeps the key in memory
+	path := filepath.Join(dir, "phi.key")
+	if _, err := phi.CreateLocalKeyFile(path); err != nil {
+		return nil, err
+	}
+	return phi.OpenLocalKeyFile(path)
+})
 
 func mustKeys(tb testing.TB) *phi.LocalKeyProvider {
 	tb.Helper()
-	if sharedKeyFile == "" {
-		sharedKeyFile = filepath.Join(tb.TempDir(), "phi.key")
-		if _, err := phi.CreateLocalKeyFile(sharedKeyFile); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	k, err := phi.OpenLocalKeyFile(sharedKeyFile)
+	k, err := sharedKeys()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -59,14 +68,10 @@ func mustKeys(tb testing.TB) *phi.LocalKeyProvider {
 }
 
 func newEvent(typ string, payload any) chartstream.NewEvent {
-	b, err := json.Marshal(payload)
-	if err != nil {
-		panic(err)
-	}
-	return chartstream.NewEvent{Type: typ, Payload: b, Metadata: chartstream.Metadata{Actor: "test", CorrelationID: uuid.NewString()}}
+	return eventstoretest.NewEvent(typ, payload)
 }
 
-func stream() chartstream.StreamRef { return chartstream.StreamRef{Type: "patient", ID: uuid.New()} }
+func stream() chartstream.StreamRef { return eventstoretest.Stream() }
 
 func TestAppendAndReadStream(t *testing.T) {
 	t.Parallel()

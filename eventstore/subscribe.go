@@ -135,13 +135,21 @@ func (s *Store) listenOnce(ctx context.Context, wake chan<- struct{}) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{notifyChannel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Events committed before LISTEN took effect (since Subscribe's first
+	// read, or while reconnecting) notified no one: read once more now.
+	wakeUp(wake)
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return err
 		}
-		select {
-		case wake <- struct{}{}:
-		default: // a wake-up is already pending
-		}
+		wakeUp(wake)
+	}
+}
+
+// wakeUp signals wake unless a wake-up is already pending.
+func wakeUp(wake chan<- struct{}) {
+	select {
+	case wake <- struct{}{}:
+	default:
 	}
 }
