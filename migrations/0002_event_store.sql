@@ -61,13 +61,13 @@ GRANT SELECT ON events TO chartstream_relay;
 -- payload and metadata are hashed in PostgreSQL's canonical jsonb text form,
 -- the PHI as the ciphertext stored.
 CREATE FUNCTION chartstream_hash_field(b bytea) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT int4send(octet_length(b)) || b $$;
+LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT int4send(octet_length(b)) || b $$;
 
 CREATE FUNCTION chartstream_event_hash(
 	prev bytea, tenant uuid, stream_type text, stream_id uuid, version bigint, event_id uuid,
 	event_type text, schema_version integer, payload jsonb, phi bytea, subject uuid,
 	metadata jsonb, recorded_at timestamptz
-) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
 	SELECT sha256(
 		coalesce(prev, ''::bytea)
 		|| chartstream_hash_field(uuid_send(tenant))
