@@ -16,14 +16,14 @@ import (
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
-// appendSQL appends a batch of events in one statement: it reads the
-// stream's head, inserts the events at the following versions only if the
-// head is at the expected version, and reserves the unique claims only if
-// the events went in. The chain trigger links each event to its
-// predecessor. Every row reports the head, so a refused append can say
-// where the stream is, and whether the tenant exists (events has no foreign
-// key to tenants, see migration 0002).
-const appendSQL = `
+// appendAnySQL appends at whatever version the stream is (AnyVersion): it
+// reads the stream's head and inserts the events at the following versions,
+// and reserves the unique claims only if the events went in. The chain
+// trigger links each event to its predecessor; a concurrent append to the
+// same stream fails on the (tenant, stream, version) key. Every row reports
+// the head and whether the tenant exists (events has no foreign key to
+// tenants, see migration 0002).
+const appendAnySQL = `
 WITH head AS (
 	SELECT coalesce(max(version), 0) AS v, EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS known
 	FROM events WHERE tenant_id = $1 AND stream_id = $3
@@ -32,7 +32,7 @@ WITH head AS (
 	SELECT $1, $2, $3, head.v + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, e.phi, e.subject_id, e.metadata
 	FROM head, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::bytea[], $9::uuid[], $10::jsonb[])
 		WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, phi, subject_id, metadata, ord)
-	WHERE head.known AND ($11::bigint = -1 OR head.v = $11::bigint)
+	WHERE head.known AND $11::bigint = -1
 	ORDER BY e.ord
 	RETURNING position, version
 ), claims AS (
@@ -40,7 +40,24 @@ WITH head AS (
 	SELECT $1, c.scope, c.value_hash, $3 FROM unnest($12::text[], $13::bytea[]) AS c(scope, value_hash)
 	WHERE EXISTS (SELECT 1 FROM ins)
 )
-SELECT head.v, head.known, ins.position, ins.version FROM head LEFT JOIN ins ON true ORDER BY ins.version`
+SELECT head.known, ins.position, ins.version FROM head LEFT JOIN ins ON true ORDER BY ins.version`
+
+// appendAtSQL appends at an expected version without reading the head:
+// the (tenant, stream, version) key refuses a stream already past it, and
+// the chain trigger refuses a gap (a stream not yet at it). An unknown
+// tenant inserts nothing. The claims follow in a second statement of the
+// same implicit transaction (see postgres.InTenantBatch).
+const appendAtSQL = `
+INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, phi, subject_id, metadata)
+SELECT $1, $2, $3, $11::bigint + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, e.phi, e.subject_id, e.metadata
+FROM unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::bytea[], $9::uuid[], $10::jsonb[])
+	WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, phi, subject_id, metadata, ord)
+WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1)
+ORDER BY e.ord
+RETURNING true, position, version`
+
+const claimSQL = `INSERT INTO unique_claims (tenant_id, scope, value_hash, stream_id)
+SELECT $1, c.scope, c.value_hash, $2 FROM unnest($3::text[], $4::bytea[]) AS c(scope, value_hash)`
 
 // Append appends events to a stream atomically, in one round trip.
 //
@@ -91,11 +108,17 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 	}
 
 	b := &pgx.Batch{}
-	b.Queue(appendSQL, tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas,
-		expectedVersion, claimScopes, claimHashes)
+	args := []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion}
+	if expectedVersion == chartstream.AnyVersion {
+		b.Queue(appendAnySQL, append(args, claimScopes, claimHashes)...)
+	} else {
+		b.Queue(appendAtSQL, args...)
+		if len(claimScopes) > 0 {
+			b.Queue(claimSQL, tenant, stream.ID, claimScopes, claimHashes)
+		}
+	}
 	var res chartstream.AppendResult
-	var head int64
-	var known bool
+	known := true
 	err := postgres.InTenantBatch(ctx, s.pool, tenant, b, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
 		if err != nil {
@@ -104,7 +127,7 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 		defer rows.Close()
 		for rows.Next() {
 			var pos, ver pgtype.Int8
-			if err := rows.Scan(&head, &known, &pos, &ver); err != nil {
+			if err := rows.Scan(&known, &pos, &ver); err != nil {
 				return err
 			}
 			if pos.Valid {
@@ -115,11 +138,14 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if !known {
-			return chartstream.Errorf(chartstream.ENOTFOUND, "unknown tenant")
+		if len(b.QueuedQueries) > 1 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
-		if len(res.Positions) == 0 {
-			return chartstream.Errorf(chartstream.ECONFLICT, "stream is at version %d, not the expected %d", head, expectedVersion)
+		if !known || len(res.Positions) == 0 {
+			// Nothing was inserted: the only reason left is the tenant.
+			return chartstream.Errorf(chartstream.ENOTFOUND, "unknown tenant")
 		}
 		return nil
 	})
@@ -133,8 +159,9 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 // appendError maps database errors by SQLSTATE and constraint name.
 func appendError(err error) error {
 	switch {
-	case postgres.IsConstraintError(err, postgres.UniqueViolation, "events_stream_version"):
-		return chartstream.Errorf(chartstream.ECONFLICT, "the stream was changed concurrently")
+	case postgres.IsConstraintError(err, postgres.UniqueViolation, "events_stream_version"),
+		postgres.IsConstraintError(err, postgres.CheckViolation, "events_version_contiguous"):
+		return chartstream.Errorf(chartstream.ECONFLICT, "the stream is not at the expected version")
 	case postgres.IsConstraintError(err, postgres.UniqueViolation, "unique_claims_pkey"):
 		return chartstream.Errorf(chartstream.ECONFLICT, "a unique value in this request is already in use")
 	case postgres.IsConstraintError(err, postgres.UniqueViolation, "events_event_id_key"):
