@@ -11,11 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/encounter"
+	"github.com/chartstream/chartstream/commands/medicationorder"
+	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/internal/logging"
 )
 
@@ -54,21 +59,76 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Deps are the server's collaborators. Logger is required.
+// Deps are the server's collaborators. Logger is required; the clinical
+// routes are served only when Events is set, and then every other field but
+// Ready and Info is required too.
 type Deps struct {
 	Logger *slog.Logger
 	// Ready are the dependency checks behind /readyz.
 	Ready []ReadinessCheck
 	// Info adds informational fields to /readyz.
 	Info map[string]StatusFn
+
+	// Events is the event store the command handlers append to.
+	Events      EventStore
+	Tokens      TokenVerifier
+	Tenants     TenantDirectory
+	Revocations RevocationList
+	Limits      RateLimiter
+	Idempotency IdempotencyStore
+}
+
+// EventStore is what the command handlers need of the event store.
+type EventStore interface {
+	ReadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) ([]chartstream.Event, error)
+	Append(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, expectedVersion int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error)
 }
 
 // Server is the HTTP server.
 type Server struct {
-	cfg  Config
-	deps Deps
-	echo *echo.Echo
-	http *http.Server
+	cfg     Config
+	deps    Deps
+	echo    *echo.Echo
+	http    *http.Server
+	cmd     commandHandlers
+	tenants *tenantCache
+	routes  []route
+	openAPI []byte
+}
+
+// commandHandlers are the clinical command handlers, one per command.
+type commandHandlers struct {
+	registerPatient       patient.RegisterPatientHandler
+	updateDemographics    patient.UpdateDemographicsHandler
+	recordAllergy         patient.RecordAllergyHandler
+	refuteAllergy         patient.RefuteAllergyHandler
+	diagnoseCondition     patient.DiagnoseConditionHandler
+	resolveCondition      patient.ResolveConditionHandler
+	recordObservation     patient.RecordObservationHandler
+	recordDeath           patient.RecordDeathHandler
+	startEncounter        encounter.StartEncounterHandler
+	transferPatient       encounter.TransferPatientHandler
+	dischargePatient      encounter.DischargePatientHandler
+	prescribeMedication   medicationorder.PrescribeMedicationHandler
+	discontinueMedication medicationorder.DiscontinueMedicationHandler
+}
+
+func newCommandHandlers(store EventStore) commandHandlers {
+	return commandHandlers{
+		registerPatient:       patient.NewRegisterPatientHandler(store),
+		updateDemographics:    patient.NewUpdateDemographicsHandler(store),
+		recordAllergy:         patient.NewRecordAllergyHandler(store),
+		refuteAllergy:         patient.NewRefuteAllergyHandler(store),
+		diagnoseCondition:     patient.NewDiagnoseConditionHandler(store),
+		resolveCondition:      patient.NewResolveConditionHandler(store),
+		recordObservation:     patient.NewRecordObservationHandler(store),
+		recordDeath:           patient.NewRecordDeathHandler(store),
+		startEncounter:        encounter.NewStartEncounterHandler(store),
+		transferPatient:       encounter.NewTransferPatientHandler(store),
+		dischargePatient:      encounter.NewDischargePatientHandler(store),
+		prescribeMedication:   medicationorder.NewPrescribeMedicationHandler(store),
+		discontinueMedication: medicationorder.NewDiscontinueMedicationHandler(store),
+	}
 }
 
 // NewServer builds the server and its routes. It panics on a nil logger (a
@@ -92,6 +152,11 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if deps.Events != nil {
+		if err := s.clinicalRoutes(); err != nil {
+			return nil, err
+		}
+	}
 	s.http = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -99,6 +164,42 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// clinicalRoutes registers the authenticated /v1 API and its OpenAPI
+// document, generated from the same route table.
+func (s *Server) clinicalRoutes() error {
+	if s.deps.Tokens == nil || s.deps.Tenants == nil || s.deps.Revocations == nil || s.deps.Limits == nil || s.deps.Idempotency == nil {
+		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits and Idempotency")
+	}
+	s.cmd = newCommandHandlers(s.deps.Events)
+	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
+	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes())
+	for i := range s.routes {
+		if s.routes[i].Request == nil {
+			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
+		}
+	}
+	var err error
+	if s.openAPI, err = openAPIDocument(s.routes); err != nil {
+		return fmt.Errorf("api: openapi document: %w", err)
+	}
+	s.echo.GET("/openapi.json", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
+	})
+	register(s.echo.Group("/v1", s.authenticate, s.limit, s.idempotent), "/v1", s.routes)
+	return nil
+}
+
+// refuseBody lets body-less commands take an empty body or {} and nothing
+// else, so a client's misplaced fields are reported, not ignored.
+func refuseBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := decodeBody(c, &struct{}{}, true); err != nil {
+			return err
+		}
+		return next(c)
+	}
 }
 
 // Handler returns the server's http.Handler (for tests and embedding).

@@ -57,6 +57,8 @@ func TestConfigErrors(t *testing.T) {
 			t.Setenv("HTTP_ADDR", "127.0.0.1:0")
 			t.Setenv("LOG_LEVEL", "warn")
 			t.Setenv("SHUTDOWN_TIMEOUT", "")
+			// The dev key of the environment counts only when allowed.
+			t.Setenv("JWT_ALLOW_DEV_KEY", "true")
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}

@@ -31,6 +31,12 @@ func stringFlag(fs *pflag.FlagSet, p *string, flag, env, def, usage string) {
 	envFlag(fs, flag, env)
 }
 
+// boolFlag defines a bool flag set by an environment variable.
+func boolFlag(fs *pflag.FlagSet, p *bool, flag, env string, def bool, usage string) {
+	fs.BoolVar(p, flag, def, usage)
+	envFlag(fs, flag, env)
+}
+
 // intFlag defines an int flag set by an environment variable.
 func intFlag(fs *pflag.FlagSet, p *int, flag, env string, def int, usage string) {
 	fs.IntVar(p, flag, def, usage)

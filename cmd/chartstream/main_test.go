@@ -48,6 +48,8 @@ func newTestMain(t *testing.T, apiOn, workers bool, natsURL string) *Main {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.NATSURL = natsURL
 	cfg.NATSStoreDir = t.TempDir()
+	// The dev environment has a dev key; tests, like make run, allow it.
+	cfg.Auth.AllowDevKey = true
 	return &Main{Config: cfg, API: apiOn, Workers: workers, Logger: logging.New(t.Output(), slog.LevelWarn)}
 }
 

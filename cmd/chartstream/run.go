@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chartstream/chartstream/commands"
 	"log/slog"
 	"net"
 	"os"
@@ -16,11 +17,17 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/auth"
+	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/internal/revocation"
+	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -39,6 +46,15 @@ type Config struct {
 	PHIKeyFile string
 	// Relay configures the JetStream stream and the relay (RELAY_*).
 	Relay workers.RelayConfig
+	// Auth configures bearer token verification (JWT_*).
+	Auth auth.Config
+	// RateStandard, RatePremium and RateEnterprise are each tier's
+	// requests per second per tenant (RATE_LIMIT_*). Defaults 200, 1000,
+	// 5000.
+	RateStandard, RatePremium, RateEnterprise int
+	// RateOverrides sets single tenants' rates (RATE_LIMIT_OVERRIDES),
+	// "tenant-id=rps,..."; empty for none.
+	RateOverrides string
 	// NATSURL is an external NATS server or cluster (NATS_URL). Empty
 	// starts an embedded server for work and all.
 	NATSURL string
@@ -53,6 +69,32 @@ type Config struct {
 	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
 	// Default 15s.
 	ShutdownTimeout time.Duration
+}
+
+// rateLimits is the rate limit configuration from the RATE_LIMIT_* settings.
+func (c Config) rateLimits() (ratelimit.Config, error) {
+	cfg := ratelimit.DefaultConfig()
+	for tier, rate := range map[chartstream.Tier]int{chartstream.TierStandard: c.RateStandard, chartstream.TierPremium: c.RatePremium, chartstream.TierEnterprise: c.RateEnterprise} {
+		l := cfg.Tiers[tier]
+		l.PerSecond, l.Burst = rate, rate
+		cfg.Tiers[tier] = l
+	}
+	overrides, err := ratelimit.ParseOverrides(c.RateOverrides)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Tenants = overrides
+	return cfg, cfg.Validate()
+}
+
+// authConfig is the token verification config. The dev key file is set in
+// every dev environment; it counts only when the dev key is allowed.
+func (c Config) authConfig() auth.Config {
+	a := c.Auth
+	if !a.AllowDevKey {
+		a.DevKeyFile = ""
+	}
+	return a
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
@@ -70,6 +112,19 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (required for the API)")
 	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain on SIGTERM")
+	stringFlag(fs, &c.Auth.Issuer, "jwt-issuer", "JWT_ISSUER", defaultJWTIssuer, "accepted token issuer (iss)")
+	stringFlag(fs, &c.Auth.Audience, "jwt-audience", "JWT_AUDIENCE", defaultJWTAudience, "required token audience (aud)")
+	stringFlag(fs, &c.Auth.JWKSURL, "jwt-jwks-url", "JWT_JWKS_URL", "", "identity provider's JWKS URL (https)")
+	stringFlag(fs, &c.Auth.PublicKeyFile, "jwt-public-key-file", "JWT_PUBLIC_KEY_FILE", "", "static PEM public key, instead of a JWKS URL")
+	stringFlag(fs, &c.Auth.DevKeyFile, "jwt-dev-key-file", "JWT_DEV_KEY_FILE", "", "dev signing key; used only with JWT_ALLOW_DEV_KEY")
+	boolFlag(fs, &c.Auth.AllowDevKey, "jwt-allow-dev-key", "JWT_ALLOW_DEV_KEY", false, "accept tokens from the dev key (development only)")
+	stringFlag(fs, &c.Auth.TenantClaim, "jwt-tenant-claim", "JWT_TENANT_CLAIM", auth.DefaultTenantClaim, "claim holding the tenant id (e.g. custom:tenant_id)")
+	stringFlag(fs, &c.Auth.RolesClaim, "jwt-roles-claim", "JWT_ROLES_CLAIM", auth.DefaultRolesClaim, "claim holding the roles")
+	durationFlag(fs, &c.Auth.Leeway, "jwt-leeway", "JWT_LEEWAY", auth.DefaultLeeway, "clock skew allowed on exp and nbf")
+	intFlag(fs, &c.RateStandard, "rate-limit-standard", "RATE_LIMIT_STANDARD", 200, "requests/s per standard-tier tenant")
+	intFlag(fs, &c.RatePremium, "rate-limit-premium", "RATE_LIMIT_PREMIUM", 1000, "requests/s per premium-tier tenant")
+	intFlag(fs, &c.RateEnterprise, "rate-limit-enterprise", "RATE_LIMIT_ENTERPRISE", 5000, "requests/s per enterprise-tier tenant")
+	stringFlag(fs, &c.RateOverrides, "rate-limit-overrides", "RATE_LIMIT_OVERRIDES", "", "per-tenant requests/s: tenant-id=rps,...")
 }
 
 // Validate reports every problem with the configuration for the given roles.
@@ -90,6 +145,12 @@ func (c Config) Validate(api, workers bool) error {
 		errs = append(errs, errors.New("PHI_KEY_FILE is required"))
 	}
 	if api {
+		if err := c.authConfig().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("JWT settings: %w", err))
+		}
+		if _, err := c.rateLimits(); err != nil {
+			errs = append(errs, fmt.Errorf("RATE_LIMIT settings: %w", err))
+		}
 		if c.RedisURL == "" {
 			errs = append(errs, errors.New("REDIS_URL is required"))
 		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
@@ -124,6 +185,10 @@ type Main struct {
 	server    *api.Server
 	ln        net.Listener
 	relay     *workers.Relay
+	verifier  *auth.Verifier
+	// closing ends background work started by Open (JWKS refresh).
+	closing context.Context
+	close   context.CancelFunc
 }
 
 // Open validates the configuration, connects to every dependency and, for
@@ -133,6 +198,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.Config.Validate(m.API, m.Workers); err != nil {
 		return err
 	}
+	m.closing, m.close = context.WithCancel(context.WithoutCancel(ctx))
 	if m.Logger == nil {
 		level, _ := logging.ParseLevel(m.Config.LogLevel)
 		m.Logger = logging.New(os.Stderr, level)
@@ -164,7 +230,7 @@ func (m *Main) Open(ctx context.Context) error {
 func (m *Main) openWorkers(ctx context.Context) error {
 	var store *eventstore.Store
 	var err error
-	if store, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", eventSpecs()); err != nil {
+	if store, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", commands.EventSpecs()); err != nil {
 		return err
 	}
 	js, err := jetstream.New(m.nats.Conn, jetstream.WithPublishAsyncMaxPending(max(m.Config.Relay.MaxInFlight, 512)))
@@ -208,7 +274,33 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return lag
 		}
 	}
-	m.server, err = api.NewServer(api.Deps{Logger: m.Logger, Ready: ready, Info: info},
+	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs())
+	if err != nil {
+		return err
+	}
+	rateCfg, err := m.Config.rateLimits()
+	if err != nil {
+		return err
+	}
+	limits, err := ratelimit.New(m.redis, rateCfg)
+	if err != nil {
+		return err
+	}
+	idem, err := idempotency.New(m.redis, idempotency.Config{})
+	if err != nil {
+		return err
+	}
+	authCfg := m.Config.authConfig()
+	authCfg.Logger = m.Logger
+	// The verifier refreshes JWKS in the background until m.closing ends.
+	if m.verifier, err = auth.NewVerifier(m.closing, authCfg); err != nil {
+		return fmt.Errorf("JWT settings: %w", err)
+	}
+	m.server, err = api.NewServer(api.Deps{
+		Logger: m.Logger, Ready: ready, Info: info,
+		Events: store, Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
+		Limits: limits, Idempotency: idem,
+	},
 		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout})
 	if err != nil {
 		return err
@@ -246,6 +338,12 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close stops consumers and closes connections and pools.
 func (m *Main) Close() {
+	if m.close != nil {
+		m.close()
+	}
+	if m.verifier != nil {
+		m.verifier.Close()
+	}
 	if m.nats != nil {
 		m.nats.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
 )
 
 func newVerifyCmd() *cobra.Command {
@@ -29,7 +30,7 @@ version, event id), 2 when the check could not run.`,
 			if err != nil {
 				return exitError{2, errors.New("--tenant must be a tenant id (UUID)")}
 			}
-			store, pool, err := openStore(cmd.Context(), dbURL, keyFile, "chartstream-verify", eventSpecs())
+			store, pool, err := openStore(cmd.Context(), dbURL, keyFile, "chartstream-verify", commands.EventSpecs())
 			if err != nil {
 				return exitError{2, err}
 			}

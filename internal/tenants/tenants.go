@@ -137,11 +137,24 @@ func (a *Admin) SetStatus(ctx context.Context, idOrSlug string, status chartstre
 	return t, nil
 }
 
-// Lookup reads a tenant's own row as the app role, inside that tenant's
-// transaction: RLS lets a tenant see itself and nobody else.
-func Lookup(ctx context.Context, pool *pgxpool.Pool, id chartstream.TenantID) (Tenant, error) {
+// Directory lets the app role look up a tenant: its own row only.
+type Directory struct {
+	pool *pgxpool.Pool
+}
+
+// NewDirectory returns a Directory on the app role's pool.
+func NewDirectory(pool *pgxpool.Pool) *Directory {
+	if pool == nil {
+		panic("tenants: NewDirectory with nil pool")
+	}
+	return &Directory{pool: pool}
+}
+
+// Lookup reads a tenant's own row inside that tenant's transaction: RLS
+// lets a tenant see itself and nobody else. ENOTFOUND when it does not exist.
+func (d *Directory) Lookup(ctx context.Context, id chartstream.TenantID) (Tenant, error) {
 	var t Tenant
-	err := postgres.InTenantTx(ctx, pool, id, func(tx pgx.Tx) error {
+	err := postgres.InTenantTx(ctx, d.pool, id, func(tx pgx.Tx) error {
 		var err error
 		t, err = scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
 		return err

@@ -1,0 +1,276 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/auth"
+	"github.com/chartstream/chartstream/internal/idempotency"
+	"github.com/chartstream/chartstream/internal/phi"
+	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/internal/revocation"
+	"github.com/chartstream/chartstream/internal/tenants"
+	"github.com/chartstream/chartstream/internal/testkit"
+)
+
+const (
+	testIssuer   = "chartstream-test"
+	testAudience = "chartstream"
+)
+
+// apiEnv is the real API over the real event store, Redis and PostgreSQL,
+// served on a loopback port, with a dev key to mint tokens.
+type apiEnv struct {
+	t      *testing.T
+	server *api.Server
+	url    string
+	minter *auth.Minter
+	store  *eventstore.Store
+	redis  *redis.Client
+	prefix string
+}
+
+func newAPIEnv(t *testing.T) *apiEnv {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile, devKey := filepath.Join(dir, "phi.key"), filepath.Join(dir, "jwt.pem")
+	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := phi.OpenLocalKeyFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := eventstore.NewRegistry(commands.EventSpecs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := eventstore.New(testkit.MustAppPool(t), reg, keys, eventstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.CreateDevKey(devKey); err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.LoadDevKey(devKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(context.Background(), auth.Config{Issuer: testIssuer, Audience: testAudience, DevKeyFile: devKey, AllowDevKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(verifier.Close)
+	rdb := testkit.MustRedis(t)
+	prefix := "test:" + uuid.NewString() + ":"
+	rateCfg := ratelimit.DefaultConfig()
+	rateCfg.Prefix = prefix + "rl:"
+	limits, err := ratelimit.New(rdb, rateCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idem, err := idempotency.New(rdb, idempotency.Config{Prefix: prefix + "idem:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.NewServer(api.Deps{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Events: store, Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
+		Revocations: revocation.New(rdb, prefix+"revoked:"),
+		Limits:      limits, Idempotency: idem,
+	}, api.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return &apiEnv{t: t, server: srv, url: hs.URL, minter: auth.NewMinter(key), store: store, redis: rdb, prefix: prefix}
+}
+
+// token mints a token for a subject of tenant with the given roles.
+func (e *apiEnv) token(tenant chartstream.TenantID, roles ...chartstream.Role) string {
+	e.t.Helper()
+	tok, err := e.minter.Mint(auth.MintParams{Tenant: tenant, Subject: "user-" + uuid.NewString()[:8], Roles: roles, TTL: time.Hour, Issuer: testIssuer, Audience: testAudience})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// reply is a decoded response.
+type reply struct {
+	Status  int
+	Header  http.Header
+	Body    map[string]any
+	Raw     []byte
+	Result  api.CommandResult
+	Problem api.Problem
+}
+
+// do sends a request with a JSON body (nil for none; a string is sent as
+// is) and decodes the reply; headers are name, value pairs.
+func (e *apiEnv) do(method, path, token string, body any, headers ...string) reply {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := reply{Status: resp.StatusCode, Header: resp.Header}
+	if r.Raw, err = io.ReadAll(resp.Body); err != nil {
+		e.t.Fatal(err)
+	}
+	_ = json.Unmarshal(r.Raw, &r.Body)
+	if resp.StatusCode < 300 {
+		_ = json.Unmarshal(r.Raw, &r.Result)
+	} else {
+		_ = json.Unmarshal(r.Raw, &r.Problem)
+	}
+	return r
+}
+
+// want fails the test unless the reply has the status.
+func (r reply) want(t *testing.T, status int) reply {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Raw)
+	}
+	return r
+}
+
+// chart is a tenant with a registered patient and one of everything on it.
+type chart struct {
+	tenant                                             chartstream.TenantID
+	token                                              string
+	patient, allergy, condition, encounter, medication uuid.UUID
+}
+
+// newChart builds a chart through the API.
+func (e *apiEnv) newChart() chart {
+	e.t.Helper()
+	c := chart{tenant: testkit.MustTenant(e.t)}
+	c.token = e.token(c.tenant, chartstream.RoleClinician)
+	c.patient = e.do(http.MethodPost, "/v1/patients", c.token, map[string]any{
+		"mrn": "MRN-" + uuid.NewString()[:8], "name": map[string]any{"family": "Lovelace", "given": []string{"Ada"}},
+		"birth_date": "1990-01-02", "sex": "female",
+	}).want(e.t, http.StatusCreated).Result.ID
+	p := "/v1/patients/" + c.patient.String()
+	c.allergy = e.do(http.MethodPost, p+"/allergies", c.token, map[string]any{
+		"substance": map[string]any{"code": "7980", "display": "Penicillin G", "system": "http://www.nlm.nih.gov/research/umls/rxnorm"}, "criticality": "high",
+	}).want(e.t, http.StatusCreated).Result.ID
+	c.condition = e.do(http.MethodPost, p+"/conditions", c.token, map[string]any{
+		"code": "44054006", "system": "http://snomed.info/sct", "display": "Type 2 diabetes",
+	}).want(e.t, http.StatusCreated).Result.ID
+	c.encounter = e.do(http.MethodPost, p+"/encounters", c.token, map[string]any{
+		"class": "inpatient", "location": "Ward 3B",
+	}).want(e.t, http.StatusCreated).Result.ID
+	c.medication = e.do(http.MethodPost, p+"/medication-orders", c.token, map[string]any{
+		"medication": map[string]any{"code": "197361", "display": "Amlodipine 5 MG Oral Tablet", "system": "http://www.nlm.nih.gov/research/umls/rxnorm"},
+		"dose":       "5 mg", "route": "oral", "frequency": "daily",
+	}).want(e.t, http.StatusCreated).Result.ID
+	return c
+}
+
+// path fills a route's parameters with the chart's ids.
+func (c chart) path(route string) string {
+	r := strings.NewReplacer(":aid", c.allergy.String(), ":cid", c.condition.String())
+	p := r.Replace(route)
+	switch {
+	case strings.HasPrefix(p, "/v1/encounters/:id"):
+		return strings.Replace(p, ":id", c.encounter.String(), 1)
+	case strings.HasPrefix(p, "/v1/medication-orders/:id"):
+		return strings.Replace(p, ":id", c.medication.String(), 1)
+	}
+	return strings.Replace(p, ":id", c.patient.String(), 1)
+}
+
+// eventCount counts a tenant's events, as that tenant.
+func (e *apiEnv) eventCount(tenant chartstream.TenantID) int {
+	e.t.Helper()
+	events, _, err := e.store.ReadAll(testkit.Context(e.t), eventstore.Filter{Tenant: tenant}, eventstore.Cursor{}, 10000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(events)
+}
+
+// TestEveryRouteHidesOtherTenantsData is generated from the route table, so
+// a new route is covered the day it is added: tenant B's clinician, aiming
+// at tenant A's ids, gets 404 and nothing is written anywhere.
+func TestEveryRouteHidesOtherTenantsData(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	a := e.newChart()
+	b := testkit.MustTenant(t)
+	tokenB := e.token(b, chartstream.RoleClinician, chartstream.RoleNurse)
+	before := e.eventCount(a.tenant)
+	nobody := chart{patient: uuid.New(), allergy: uuid.New(), condition: uuid.New(), encounter: uuid.New(), medication: uuid.New()}
+	routes := e.server.RouteTable()
+	if len(routes) < 13 {
+		t.Fatalf("route table has %d routes, want every command", len(routes))
+	}
+	for _, r := range routes {
+		if !strings.Contains(r.Path, ":") {
+			continue // creations of new patients name no existing id
+		}
+		t.Run(r.Method+" "+r.Path, func(t *testing.T) {
+			got := e.do(r.Method, a.path(r.Path), tokenB, r.Example)
+			if got.Status != http.StatusNotFound {
+				t.Errorf("tenant B got %d on tenant A's ids, want 404: %s", got.Status, got.Raw)
+			}
+			// Never reveal existence: A's ids get the very answer unknown
+			// ids get.
+			unknown := e.do(r.Method, nobody.path(r.Path), tokenB, r.Example)
+			if got.Status != unknown.Status || got.Problem.Type != unknown.Problem.Type || got.Problem.Detail != unknown.Problem.Detail {
+				t.Errorf("tenant A's ids answer %d %q, unknown ids %d %q", got.Status, got.Problem.Detail, unknown.Status, unknown.Problem.Detail)
+			}
+		})
+	}
+	if after := e.eventCount(a.tenant); after != before {
+		t.Errorf("tenant A has %d events after tenant B's attempts, had %d", after, before)
+	}
+	if n := e.eventCount(b); n != 0 {
+		t.Errorf("tenant B has %d events, want none", n)
+	}
+}

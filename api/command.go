@@ -1,0 +1,245 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/logging"
+)
+
+// CommandResult is the body of every successful command: the id of what
+// was created or changed, the stream's new version (also the ETag) and the
+// global position of the last event written.
+type CommandResult struct {
+	ID       uuid.UUID `json:"id"`
+	Version  int64     `json:"version"`
+	Position int64     `json:"position"`
+}
+
+// Response headers of commands.
+const (
+	// HeaderConsistencyToken carries a token a later query can send back
+	// to read its own write (read models wait until they have applied it).
+	HeaderConsistencyToken = "X-Consistency-Token"
+	headerCorrelationID    = "X-Correlation-ID"
+	headerETag             = "ETag"
+	headerIfMatch          = "If-Match"
+	headerClient           = "X-Client"
+)
+
+// ConsistencyToken encodes the global position of a command's last event.
+// It is opaque to clients; ParseConsistencyToken reads it back.
+func ConsistencyToken(position int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + strconv.FormatInt(position, 10)))
+}
+
+// ParseConsistencyToken returns the position in a token, or EINVALID.
+func ParseConsistencyToken(token string) (int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err == nil {
+		if p, ok := strings.CutPrefix(string(raw), "v1:"); ok {
+			if pos, err := strconv.ParseInt(p, 10, 64); err == nil && pos > 0 {
+				return pos, nil
+			}
+		}
+	}
+	return 0, chartstream.Errorf(chartstream.EINVALID, "malformed consistency token")
+}
+
+// respond writes a command's result: 201 with Location for creations, 200
+// otherwise, the version as ETag, and the consistency token.
+func respond(c echo.Context, location string, r CommandResult) error {
+	h := c.Response().Header()
+	h.Set(headerETag, strconv.Quote(strconv.FormatInt(r.Version, 10)))
+	h.Set(HeaderConsistencyToken, ConsistencyToken(r.Position))
+	status := http.StatusOK
+	if location != "" {
+		h.Set(echo.HeaderLocation, location)
+		status = http.StatusCreated
+	}
+	return c.JSON(status, r)
+}
+
+// decodeBody reads a JSON request body strictly: the content type must be
+// JSON, unknown fields and trailing data are refused, and type errors name
+// the field without echoing its value. An empty body decodes as {} when
+// optional is true (commands whose body is optional).
+func decodeBody(c echo.Context, dst any, optional bool) error {
+	req := c.Request()
+	body, err := readBody(req)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return chartstream.Errorf(chartstream.EINVALID, "a JSON request body is required")
+	}
+	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+		return chartstream.Errorf(chartstream.EUNSUPPORTED, "request body must be application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return chartstream.Errorf(chartstream.EINVALID, "request body must be a single JSON object")
+	}
+	return nil
+}
+
+// readBody reads the whole request body: ETOOLARGE over the body limit.
+func readBody(req *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) || errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+			return nil, chartstream.Errorf(chartstream.ETOOLARGE, "request body is too large")
+		}
+		return nil, chartstream.Errorf(chartstream.EINVALID, "could not read the request body")
+	}
+	return body, nil
+}
+
+// jsonError turns a decoding error into a PHI-free validation error.
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return chartstream.Errorf(chartstream.EINVALID, "request body must be a JSON object")
+		}
+		return chartstream.Invalid(chartstream.FieldError{Field: field, Reason: "must be a " + jsonKind(typeErr.Type.Kind().String())})
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return chartstream.Errorf(chartstream.EINVALID, "request body is not valid JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return chartstream.Invalid(chartstream.FieldError{Field: name, Reason: "is not a known field"})
+	}
+	// Other decoder errors (e.g. from a field's UnmarshalJSON) may quote
+	// input, so they are not passed on.
+	return chartstream.Errorf(chartstream.EINVALID, "request body does not match the expected shape")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "string"
+	case "float64", "float32", "int", "int64", "int32":
+		return "number"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	}
+	return "object"
+}
+
+// pathID parses a path parameter as a UUID. A malformed id is 404, like an
+// unknown one: the API never says more about ids than whether it has them.
+func pathID(c echo.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return uuid.Nil, chartstream.Errorf(chartstream.ENOTFOUND, "no such resource")
+	}
+	return id, nil
+}
+
+// ifMatch returns the version an If-Match header pins, nil without one.
+func ifMatch(c echo.Context) (*int64, error) {
+	h := strings.TrimSpace(c.Request().Header.Get(headerIfMatch))
+	if h == "" || h == "*" {
+		return nil, nil
+	}
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || v < 1 {
+		return nil, chartstream.Invalid(chartstream.FieldError{Field: "If-Match", Reason: "must be a version from an ETag"})
+	}
+	return &v, nil
+}
+
+// metadata is what every event records about who did it and why.
+func metadata(c echo.Context, p chartstream.Principal) chartstream.Metadata {
+	req := c.Request()
+	requestID := logging.RequestID(req.Context())
+	correlation := req.Header.Get(headerCorrelationID)
+	if !validRequestID(correlation) {
+		correlation = requestID
+	}
+	client := req.Header.Get(headerClient)
+	if !validRequestID(client) {
+		client = ""
+	}
+	roles := make([]string, len(p.Roles))
+	for i, r := range p.Roles {
+		roles[i] = string(r)
+	}
+	return chartstream.Metadata{Actor: p.Subject, Roles: roles, CorrelationID: correlation, RequestID: requestID, Client: client}
+}
+
+// location builds a resource path.
+func location(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// target is what a command on an existing aggregate takes from its request:
+// the caller, the event metadata, the :id path parameter and If-Match.
+type target struct {
+	caller
+	md       chartstream.Metadata
+	id       uuid.UUID
+	expected *int64
+}
+
+// onAggregate runs a command on the aggregate named by :id. created, when
+// set, makes it a creation: a Location built from the format with the path
+// id and the result's id (use %[2]s for the result's alone).
+func (s *Server) onAggregate(c echo.Context, created string, run func(context.Context, target) (CommandResult, error)) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	cl := callerOf(c)
+	res, err := run(c.Request().Context(), target{caller: cl, md: metadata(c, cl.Principal), id: id, expected: expected})
+	if err != nil {
+		return err
+	}
+	loc := ""
+	if created != "" {
+		loc = location(created, id, res.ID)
+	}
+	return respond(c, loc, res)
+}
+
+// commandResult is the shape every command package's Result shares.
+type commandResult interface {
+	~struct {
+		ID       uuid.UUID
+		Version  int64
+		Position int64
+	}
+}
+
+// result converts a handler's Result into the API's CommandResult.
+func result[R commandResult](r R, err error) (CommandResult, error) {
+	return CommandResult(r), err
+}

@@ -1,0 +1,64 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/encounter"
+)
+
+type (
+	startEncounterRequest struct {
+		Class    encounter.Class `json:"class" required:"true" enum:"inpatient,outpatient,emergency"`
+		Location string          `json:"location" required:"true"`
+		Reason   string          `json:"reason,omitempty"`
+	}
+	transferPatientRequest struct {
+		Location string `json:"location" required:"true"`
+	}
+)
+
+// encounterRoutes are the commands on encounters.
+func (s *Server) encounterRoutes() []route {
+	return []route{
+		{Method: http.MethodPost, Path: "/v1/patients/:id/encounters", Summary: "Start an encounter", Roles: []chartstream.Role{chartstream.RoleClinician}, Created: true,
+			Request: new(startEncounterRequest), Handle: s.startEncounter,
+			Example: startEncounterRequest{Class: "inpatient", Location: "Ward 3B", Reason: "Chest pain"}},
+		{Method: http.MethodPost, Path: "/v1/encounters/:id/transfer", Summary: "Transfer the patient to another location", Roles: []chartstream.Role{chartstream.RoleClinician, chartstream.RoleNurse},
+			Request: new(transferPatientRequest), Handle: s.transferPatient,
+			Example: transferPatientRequest{Location: "ICU"}},
+		{Method: http.MethodPost, Path: "/v1/encounters/:id/discharge", Summary: "Discharge the patient", Roles: []chartstream.Role{chartstream.RoleClinician},
+			Handle: s.dischargePatient},
+	}
+}
+
+func (s *Server) startEncounter(c echo.Context) error {
+	var req startEncounterRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	return s.onAggregate(c, "/v1/encounters/%[2]s", func(ctx context.Context, t target) (CommandResult, error) {
+		return result(s.cmd.startEncounter.Handle(ctx, t.Tenant, t.md, encounter.StartEncounter{
+			PatientID: t.id, Class: req.Class, Location: req.Location, Reason: req.Reason,
+		}))
+	})
+}
+
+func (s *Server) transferPatient(c echo.Context) error {
+	var req transferPatientRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
+		return result(s.cmd.transferPatient.Handle(ctx, t.Tenant, t.md, encounter.TransferPatient{EncounterID: t.id, Location: req.Location, ExpectedVersion: t.expected}))
+	})
+}
+
+func (s *Server) dischargePatient(c echo.Context) error {
+	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
+		return result(s.cmd.dischargePatient.Handle(ctx, t.Tenant, t.md, encounter.DischargePatient{EncounterID: t.id, ExpectedVersion: t.expected}))
+	})
+}

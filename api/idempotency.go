@@ -1,0 +1,112 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/chartstream/chartstream/internal/idempotency"
+)
+
+// IdempotencyStore remembers commands' responses by Idempotency-Key
+// (internal/idempotency).
+type IdempotencyStore interface {
+	Begin(ctx context.Context, k idempotency.Key, fp []byte) (*idempotency.Response, error)
+	Complete(ctx context.Context, k idempotency.Key, fp []byte, r idempotency.Response) error
+	Abandon(ctx context.Context, k idempotency.Key) error
+}
+
+const headerIdempotencyKey = "Idempotency-Key"
+
+// replayedHeaders are the response headers a replay repeats.
+var replayedHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, headerETag, HeaderConsistencyToken}
+
+// idempotent makes a command carrying an Idempotency-Key run once: a retry
+// (also while the first is in flight) gets the first response, a reused key
+// with another request gets 422. The key is scoped to tenant and user.
+// Responses below 500 are kept, so a retry sees the same refusal; after a
+// 5xx a retry runs again. Without Redis a keyed command gets 503 rather
+// than risk running twice.
+func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		value := c.Request().Header.Get(headerIdempotencyKey)
+		if value == "" {
+			return next(c)
+		}
+		cl := callerOf(c)
+		key := idempotency.Key{Tenant: cl.Tenant, Subject: cl.Subject, Value: value}
+		if err := key.Validate(); err != nil {
+			return err
+		}
+		req := c.Request()
+		body, err := readBody(req)
+		if err != nil {
+			return err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		fp := fingerprint(req.Method, c.Path(), req.URL.Path, req.Header.Get(headerIfMatch), body)
+
+		ctx := req.Context()
+		prior, err := s.deps.Idempotency.Begin(ctx, key, fp)
+		if err != nil {
+			return err
+		}
+		if prior != nil {
+			for name, v := range prior.Header {
+				c.Response().Header().Set(name, v)
+			}
+			c.Response().Header().Set("Idempotent-Replayed", "true")
+			return c.Blob(prior.Status, prior.Header[echo.HeaderContentType], prior.Body)
+		}
+
+		rec := &recorder{ResponseWriter: c.Response().Writer}
+		c.Response().Writer = rec
+		if err := next(c); err != nil {
+			c.Error(err) // render now, so the recorder sees the problem body
+		}
+		status := c.Response().Status
+		bg := context.WithoutCancel(ctx)
+		if status >= http.StatusInternalServerError {
+			if err := s.deps.Idempotency.Abandon(bg, key); err != nil {
+				s.deps.Logger.WarnContext(ctx, "idempotency: abandon failed", "error", err)
+			}
+			return nil
+		}
+		saved := idempotency.Response{Status: status, Header: map[string]string{}, Body: rec.body.Bytes()}
+		for _, name := range replayedHeaders {
+			if v := c.Response().Header().Get(name); v != "" {
+				saved.Header[name] = v
+			}
+		}
+		if err := s.deps.Idempotency.Complete(bg, key, fp, saved); err != nil {
+			s.deps.Logger.WarnContext(ctx, "idempotency: complete failed", "error", err)
+		}
+		return nil
+	}
+}
+
+// fingerprint identifies a request for its idempotency key.
+func fingerprint(method, route, path, ifMatch string, body []byte) []byte {
+	h := sha256.New()
+	for _, part := range []string{method, route, path, ifMatch} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// recorder keeps a copy of the response body for the idempotency store.
+type recorder struct {
+	http.ResponseWriter
+	body bytes.Buffer
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.body.Write(b)
+	return r.ResponseWriter.Write(b)
+}

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/medicationorder"
+	"github.com/chartstream/chartstream/commands/patient"
+)
+
+type (
+	prescribeMedicationRequest struct {
+		Medication coding `json:"medication" required:"true" description:"RxNorm code and display"`
+		Dose       string `json:"dose" required:"true"`
+		Route      string `json:"route" required:"true"`
+		Frequency  string `json:"frequency" required:"true"`
+		// Override prescribes despite a recorded allergy to the substance;
+		// its reason is recorded with the order.
+		Override *struct {
+			Reason string `json:"reason" required:"true"`
+		} `json:"override,omitempty"`
+	}
+	discontinueMedicationRequest struct {
+		Reason string `json:"reason,omitempty"`
+	}
+)
+
+// medicationOrderRoutes are the commands on medication orders.
+func (s *Server) medicationOrderRoutes() []route {
+	clinician := []chartstream.Role{chartstream.RoleClinician}
+	return []route{
+		{Method: http.MethodPost, Path: "/v1/patients/:id/medication-orders", Summary: "Prescribe a medication", Roles: clinician, Created: true,
+			Request: new(prescribeMedicationRequest), Handle: s.prescribeMedication,
+			Example: prescribeMedicationRequest{Medication: coding{Code: "197361", Display: "Amlodipine 5 MG Oral Tablet", System: patient.RxNorm}, Dose: "5 mg", Route: "oral", Frequency: "daily"}},
+		{Method: http.MethodPost, Path: "/v1/medication-orders/:id/discontinue", Summary: "Discontinue a medication order", Roles: clinician,
+			Request: new(discontinueMedicationRequest), OptionalBody: true, Handle: s.discontinueMedication},
+	}
+}
+
+func (s *Server) prescribeMedication(c echo.Context) error {
+	var req prescribeMedicationRequest
+	if err := decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	return s.onAggregate(c, "/v1/medication-orders/%[2]s", func(ctx context.Context, t target) (CommandResult, error) {
+		cmd := medicationorder.PrescribeMedication{
+			PatientID: t.id, Medication: req.Medication.coding(), Dose: req.Dose, Route: req.Route, Frequency: req.Frequency,
+			Prescriber: t.Subject,
+		}
+		if req.Override != nil {
+			cmd.Override = &medicationorder.Override{Reason: req.Override.Reason}
+		}
+		return result(s.cmd.prescribeMedication.Handle(ctx, t.Tenant, t.md, cmd))
+	})
+}
+
+func (s *Server) discontinueMedication(c echo.Context) error {
+	var req discontinueMedicationRequest
+	if err := decodeBody(c, &req, true); err != nil {
+		return err
+	}
+	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
+		return result(s.cmd.discontinueMedication.Handle(ctx, t.Tenant, t.md, medicationorder.DiscontinueMedication{OrderID: t.id, Reason: req.Reason, ExpectedVersion: t.expected}))
+	})
+}

@@ -1,0 +1,118 @@
+package api
+
+import (
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/swaggest/openapi-go"
+	"github.com/swaggest/openapi-go/openapi31"
+
+	"github.com/chartstream/chartstream"
+)
+
+// route is one API operation. The route table is the single source of the
+// API's shape: it registers the handlers, generates the OpenAPI document,
+// and drives the generated cross-tenant tests, so none can drift.
+type route struct {
+	Method string
+	// Path is Echo's form, with :params.
+	Path    string
+	Summary string
+	// Roles may call the route; a caller needs any one of them.
+	Roles []chartstream.Role
+	// Request is a pointer to the body type, nil for routes without one.
+	Request any
+	// OptionalBody lets the body be empty.
+	OptionalBody bool
+	// Created marks creations: 201 with a Location.
+	Created bool
+	// Example is a valid body, for the document and the tests.
+	Example any
+	Handle  echo.HandlerFunc
+}
+
+// register adds the routes to g, each behind its role check.
+func register(g *echo.Group, prefix string, routes []route) {
+	for _, r := range routes {
+		g.Add(r.Method, strings.TrimPrefix(r.Path, prefix), r.Handle, requireRoles(r.Roles...))
+	}
+}
+
+// openAPIPath turns /v1/patients/:id into /v1/patients/{id}.
+func openAPIPath(p string) (string, []string) {
+	var params []string
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		if name, ok := strings.CutPrefix(part, ":"); ok {
+			parts[i] = "{" + name + "}"
+			params = append(params, name)
+		}
+	}
+	return strings.Join(parts, "/"), params
+}
+
+// problemStatuses are the error responses every command may give.
+var problemStatuses = []int{
+	http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+	http.StatusConflict, http.StatusPreconditionFailed, http.StatusRequestEntityTooLarge,
+	http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusTooManyRequests,
+	http.StatusServiceUnavailable,
+}
+
+// openAPIDocument generates the OpenAPI 3.1 document from the route table.
+func openAPIDocument(routes []route) ([]byte, error) {
+	r := openapi31.NewReflector()
+	r.Spec.Info.WithTitle("chartstream clinical API").WithVersion("1").
+		WithDescription("Commands clinicians send. Errors are RFC 9457 application/problem+json.")
+	r.Spec.SetHTTPBearerTokenSecurity("bearer", "JWT", "OAuth 2.0 bearer token carrying the tenant")
+	for _, rt := range routes {
+		path, params := openAPIPath(rt.Path)
+		op, err := r.NewOperationContext(rt.Method, path)
+		if err != nil {
+			return nil, err
+		}
+		op.SetSummary(rt.Summary)
+		op.SetDescription("Roles: " + rolesText(rt.Roles))
+		op.AddSecurity("bearer")
+		op.AddReqStructure(pathParams(params))
+		if rt.Request != nil {
+			op.AddReqStructure(rt.Request, openapi.WithContentType(echo.MIMEApplicationJSON))
+		}
+		status := http.StatusOK
+		if rt.Created {
+			status = http.StatusCreated
+		}
+		op.AddRespStructure(new(CommandResult), openapi.WithHTTPStatus(status))
+		for _, s := range problemStatuses {
+			op.AddRespStructure(new(Problem), openapi.WithHTTPStatus(s), openapi.WithContentType(ProblemContentType))
+		}
+		if err := r.AddOperation(op); err != nil {
+			return nil, err
+		}
+	}
+	return r.Spec.MarshalJSON()
+}
+
+// pathParams builds a struct type whose fields are the route's path
+// parameters, each a UUID, for the reflector.
+func pathParams(names []string) any {
+	fields := make([]reflect.StructField, len(names))
+	for i, n := range names {
+		fields[i] = reflect.StructField{
+			Name: "P" + strings.ToUpper(n[:1]) + n[1:],
+			Type: reflect.TypeOf(""),
+			Tag:  reflect.StructTag(`path:"` + n + `" format:"uuid" required:"true"`),
+		}
+	}
+	return reflect.New(reflect.StructOf(fields)).Interface()
+}
+
+func rolesText(roles []chartstream.Role) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}
