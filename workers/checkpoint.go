@@ -49,11 +49,16 @@ func SaveCheckpoint(ctx context.Context, db *pgxpool.Pool, name string, c events
 	return nil
 }
 
+// lagCountCap bounds the events Lag counts, so a large backlog (a new
+// relay, a long NATS outage) does not make /readyz scan it all.
+const lagCountCap = 100_000
+
 // RelayLag is how far the relay is behind the event store.
 type RelayLag struct {
-	// Events committed and readable but not yet published.
+	// Events committed but not yet published, counted up to 100,000.
 	Events int64 `json:"events"`
-	// Seconds since the oldest unpublished event was recorded.
+	// Seconds since the oldest unpublished event was recorded (the
+	// oldest is first in commit order, so the cap does not change it).
 	Seconds float64 `json:"seconds"`
 }
 
@@ -65,7 +70,8 @@ func (r *Relay) Lag(ctx context.Context) (RelayLag, error) {
 	}
 	var lag RelayLag
 	err = r.deps.DB.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8
-		FROM events WHERE (txid, position) > ($1::text::xid8, $2)`, fmt.Sprint(c.TxID), c.Position).Scan(&lag.Events, &lag.Seconds)
+		FROM (SELECT recorded_at FROM events WHERE (txid, position) > ($1::text::xid8, $2) ORDER BY txid, position LIMIT $3) AS unpublished`,
+		fmt.Sprint(c.TxID), c.Position, lagCountCap).Scan(&lag.Events, &lag.Seconds)
 	if err != nil {
 		return RelayLag{}, fmt.Errorf("relay lag: %w", err)
 	}
