@@ -224,6 +224,18 @@ func (e *relayEnv) assertExactlyOnceInOrder(published []chartstream.Event) {
 	}
 }
 
+// waitFor polls cond until it holds, failing the test after within.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func streams(n int) []uuid.UUID {
 	ids := make([]uuid.UUID, n)
 	for i := range ids {
@@ -337,7 +349,10 @@ func TestOnlyOneRelayPublishesAndAStandbyTakesOver(t *testing.T) {
 
 	e.appendEvents(streams(2), 4)
 	e.waitPublished(8, 10*time.Second)
-	if countA.Load() != 8 || countB.Load() != 0 {
+	// A relay counts an event when it handles JetStream's acknowledgement,
+	// a moment after the message is in the stream.
+	waitFor(t, 5*time.Second, "relay A publishes the 8 events", func() bool { return countA.Load() == 8 })
+	if countB.Load() != 0 {
 		t.Fatalf("relay A published %d and relay B %d, want 8 and 0", countA.Load(), countB.Load())
 	}
 
@@ -348,8 +363,9 @@ func TestOnlyOneRelayPublishesAndAStandbyTakesOver(t *testing.T) {
 	if took := time.Since(killed); took > 5*time.Second {
 		t.Errorf("the standby took %s to take over, want under 5s", took)
 	}
-	if countB.Load() != 3 {
-		t.Errorf("standby published %d events, want 3", countB.Load())
+	waitFor(t, 5*time.Second, "the standby publishes the 3 new events", func() bool { return countB.Load() == 3 })
+	if countA.Load() != 8 {
+		t.Errorf("the stopped relay published %d events in all, want 8", countA.Load())
 	}
 	e.assertExactlyOnceInOrder(got)
 }
