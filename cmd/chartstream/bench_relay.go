@@ -223,7 +223,7 @@ func benchRelay(ctx context.Context, log io.Writer, p benchRelayParams) (relayBe
 	clear(acked)
 	want, done = p.backlog, make(chan struct{})
 	mu.Unlock()
-	if _, err := runWriters(ctx, "backlog", 16, 24*time.Hour, countdown(p.backlog, appendOne)); err != nil {
+	if _, err := runWriters(ctx, 16, 24*time.Hour, countdown(p.backlog, appendOne)); err != nil {
 		return r, err
 	}
 	bar = newProgress(int64(p.backlog), "relay backlog")
