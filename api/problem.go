@@ -10,6 +10,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/postgres"
 )
 
 // Problem is an RFC 9457 problem details body (application/problem+json).
@@ -70,6 +71,8 @@ func problemFor(err error) Problem {
 		fields = domainErr.Fields
 	case errors.As(err, &httpErr):
 		code, detail = httpCode(httpErr.Code), http.StatusText(httpErr.Code)
+	case postgres.Unavailable(err):
+		code, detail = chartstream.EUNAVAILABLE, "a dependency is unavailable; retry later"
 	}
 	pt, ok := problemTypes[code]
 	if !ok || code == chartstream.EINTERNAL {
@@ -116,6 +119,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		p.Instance = c.Request().URL.Path
 		p.RequestID = logging.RequestID(ctx)
 		if p.Status >= 500 {
+			// A 503 is logged too: it is how an outage shows.
 			// The error may wrap driver messages; it goes to the log only.
 			log.ErrorContext(ctx, "request failed", "status", p.Status, "route", c.Path(), "error", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"go/parser"
 	"go/token"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream"
@@ -265,5 +267,24 @@ func TestBodyLimitIsProblem413(t *testing.T) {
 	s.Handler().ServeHTTP(rec, req)
 	if p := decodeProblem(t, rec); rec.Code != http.StatusRequestEntityTooLarge || p.Type != ProblemType(chartstream.ETOOLARGE) {
 		t.Errorf("got %d %+v, want 413 %s", rec.Code, p, ProblemType(chartstream.ETOOLARGE))
+	}
+}
+
+// A database that is down, overloaded or timing out is a 503 the client
+// may retry, not a 500.
+func TestProblemForUnavailableDatabase(t *testing.T) {
+	t.Parallel()
+	for name, err := range map[string]error{
+		"statement timeout":    fmt.Errorf("append: %w", &pgconn.PgError{Code: "57014"}),
+		"too many connections": &pgconn.PgError{Code: "53300"},
+		"connection failure":   &pgconn.PgError{Code: "08006"},
+		"network":              fmt.Errorf("read stream: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}),
+	} {
+		if p := problemFor(err); p.Status != http.StatusServiceUnavailable || p.Type != ProblemType(chartstream.EUNAVAILABLE) {
+			t.Errorf("%s: %d %s, want 503", name, p.Status, p.Type)
+		}
+	}
+	if p := problemFor(&pgconn.PgError{Code: "23502"}); p.Status != http.StatusInternalServerError {
+		t.Errorf("a not-null violation is a bug: %d, want 500", p.Status)
 	}
 }

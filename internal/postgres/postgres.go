@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,4 +139,23 @@ func IsConstraintError(err error, code, constraint string) bool {
 		return false
 	}
 	return pgErr.Code == code && (constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+// Unavailable reports whether err means the database could not be reached
+// or could not serve the request now (connection failure, shutdown, too
+// many connections, statement timeout): worth a retry later, a 503, not a
+// bug.
+func Unavailable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 53300 too many connections;
+		// 57014 query canceled (statement timeout); 57P0x shutdown.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "53300" || pgErr.Code == "57014" || strings.HasPrefix(pgErr.Code, "57P0")
+	}
+	return pgconn.Timeout(err)
 }
