@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"time"
 
@@ -168,91 +167,24 @@ func NewRelay(deps RelayDeps, cfg RelayConfig) (*Relay, error) {
 }
 
 // Run relays until ctx is done. Of all relays with the same Name, across
-// processes, one is active at a time (a PostgreSQL advisory lock); the
-// others wait as standbys and take over when it dies.
+// processes, one is active at a time (see lease); the others wait as
+// standbys and take over when it dies.
 func (r *Relay) Run(ctx context.Context) error {
 	log := r.deps.Logger.With("worker", "relay", "relay", r.cfg.Name)
-	for ctx.Err() == nil {
-		err := r.runActive(ctx, log)
-		if ctx.Err() != nil {
-			break
-		}
-		if err != nil {
-			log.Warn("relay stopped; retrying", "error", err)
-		}
-		sleep(ctx, r.cfg.LeaseRetry)
-	}
-	return nil
-}
-
-// runActive waits for the lease, then publishes while it holds it.
-func (r *Relay) runActive(ctx context.Context, log *slog.Logger) error {
-	conn, err := r.acquireLease(ctx)
-	if err != nil || conn == nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	// Holding the lease means holding its connection: if the connection
-	// breaks, the lock is gone and a standby may already be active.
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		defer cancel()
+	lease{db: r.deps.DB, name: "relay." + r.cfg.Name, retry: r.cfg.LeaseRetry, log: log}.run(ctx, func(ctx context.Context) error {
+		backoff := 100 * time.Millisecond
 		for ctx.Err() == nil {
-			sleep(ctx, r.cfg.LeaseRetry)
-			if err := conn.Ping(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("relay lost its lease connection", "error", err)
-				return
+			err := r.publishFromCheckpoint(ctx)
+			if ctx.Err() != nil {
+				return nil
 			}
+			log.Warn("relay publishing failed; will resume from checkpoint", "error", err, "backoff", backoff.String())
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, r.cfg.MaxBackoff)
 		}
-	}()
-	defer func() {
-		cancel()
-		<-watched // the connection is the watcher's until it returns
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, r.lockKey())
-		conn.Release()
-	}()
-	log.Info("relay active")
-
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := r.publishFromCheckpoint(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		log.Warn("relay publishing failed; will resume from checkpoint", "error", err, "backoff", backoff.String())
-		sleep(ctx, backoff)
-		backoff = min(backoff*2, r.cfg.MaxBackoff)
-	}
+		return nil
+	})
 	return nil
-}
-
-// acquireLease returns the connection holding the relay's advisory lock,
-// or nil when ctx ended first.
-func (r *Relay) acquireLease(ctx context.Context) (*pgxpool.Conn, error) {
-	for ctx.Err() == nil {
-		conn, err := r.deps.DB.Acquire(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("relay lease: %w", err)
-		}
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, r.lockKey()).Scan(&got); err != nil {
-			conn.Release()
-			return nil, fmt.Errorf("relay lease: %w", err)
-		}
-		if got {
-			return conn, nil
-		}
-		conn.Release()
-		sleep(ctx, r.cfg.LeaseRetry)
-	}
-	return nil, nil
-}
-
-func (r *Relay) lockKey() int64 {
-	h := fnv.New64a()
-	h.Write([]byte("chartstream.relay." + r.cfg.Name))
-	return int64(h.Sum64())
 }
 
 // publishFromCheckpoint makes sure the stream exists, finds where to
