@@ -43,6 +43,11 @@ func callerOf(c echo.Context) caller {
 	return c.Get(callerKey).(caller)
 }
 
+// invalidTokenChallenge answers a token that is present but refused. Every
+// 401 carries a challenge (RFC 9110 §15.5.2), a revoked token or an unknown
+// tenant's included.
+const invalidTokenChallenge = `Bearer realm="chartstream", error="invalid_token"`
+
 // authenticate admits requests with a valid, unrevoked bearer token of an
 // existing, active tenant: 401 otherwise, 403 for a suspended tenant, 503
 // when it cannot tell.
@@ -56,7 +61,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		tok, err := s.deps.Tokens.Verify(ctx, strings.TrimSpace(raw))
 		if err != nil {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="chartstream", error="invalid_token"`)
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, invalidTokenChallenge)
 			return err
 		}
 		p := tok.Principal
@@ -66,12 +71,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return &chartstream.Error{Code: chartstream.EUNAVAILABLE, Message: "cannot check token revocation", Err: err}
 			}
 			if revoked {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, invalidTokenChallenge)
 				return chartstream.Errorf(chartstream.EUNAUTHORIZED, "token revoked")
 			}
 		}
 		t, err := s.tenants.lookup(ctx, p.Tenant)
 		switch {
 		case chartstream.ErrorCode(err) == chartstream.ENOTFOUND:
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, invalidTokenChallenge)
 			return chartstream.Errorf(chartstream.EUNAUTHORIZED, "token tenant is unknown")
 		case err != nil:
 			return &chartstream.Error{Code: chartstream.EUNAVAILABLE, Message: "cannot check the tenant", Err: err}

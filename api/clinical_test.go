@@ -3,17 +3,23 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chartstream/chartstream"
@@ -22,7 +28,9 @@ import (
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/idempotency"
+	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/phi"
+	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/internal/revocation"
 	"github.com/chartstream/chartstream/internal/tenants"
@@ -44,10 +52,61 @@ type apiEnv struct {
 	store  *eventstore.Store
 	redis  *redis.Client
 	prefix string
+	// devKey is the private half of the dev key the verifier trusts, and
+	// kid its id, for tests that build tokens the minter refuses to.
+	devKey *ecdsa.PrivateKey
+	kid    string
+}
+
+// lockedBuffer is a log sink the server's goroutines may share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// envConfig is what envOptions may change before newAPIEnvWith builds.
+type envConfig struct {
+	rate ratelimit.Config
+	log  io.Writer
+}
+
+// envOption adjusts the environment newAPIEnvWith builds.
+type envOption func(*envConfig)
+
+// withRateLimit edits the rate limiter's configuration (its Prefix is the
+// environment's own and should be left alone).
+func withRateLimit(edit func(*ratelimit.Config)) envOption {
+	return func(c *envConfig) { edit(&c.rate) }
+}
+
+// withLog sends the server's log, at debug level, to w.
+func withLog(w io.Writer) envOption {
+	return func(c *envConfig) { c.log = w }
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
+	return newAPIEnvWith(t)
+}
+
+func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
+	t.Helper()
+	cfg := envConfig{rate: ratelimit.DefaultConfig(), log: io.Discard}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	dir := t.TempDir()
 	keyFile, devKey := filepath.Join(dir, "phi.key"), filepath.Join(dir, "jwt.pem")
 	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
@@ -79,7 +138,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	t.Cleanup(verifier.Close)
 	rdb := testkit.MustRedis(t)
 	prefix := "test:" + uuid.NewString() + ":"
-	rateCfg := ratelimit.DefaultConfig()
+	rateCfg := cfg.rate
 	rateCfg.Prefix = prefix + "rl:"
 	limits, err := ratelimit.New(rdb, rateCfg)
 	if err != nil {
@@ -90,27 +149,57 @@ func newAPIEnv(t *testing.T) *apiEnv {
 		t.Fatal(err)
 	}
 	srv, err := api.NewServer(api.Deps{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: logging.New(cfg.log, slog.LevelDebug),
 		Events: store, Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
-		Limits:      limits, Idempotency: idem,
+		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t),
 	}, api.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &apiEnv{t: t, server: srv, url: hs.URL, minter: auth.NewMinter(key), store: store, redis: rdb, prefix: prefix}
+	return &apiEnv{t: t, server: srv, url: hs.URL, minter: auth.NewMinter(key), store: store, redis: rdb, prefix: prefix,
+		devKey: readDevKey(t, devKey), kid: key.KeyID()}
 }
 
-// token mints a token for a subject of tenant with the given roles.
-func (e *apiEnv) token(tenant chartstream.TenantID, roles ...chartstream.Role) string {
+// readDevKey parses the PKCS #8 file CreateDevKey wrote. auth.DevKey keeps
+// its private half to itself, as it should; tests forging tokens need it.
+func readDevKey(t *testing.T, path string) *ecdsa.PrivateKey {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		t.Fatal("dev key file holds no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("dev key is a %T", k)
+	}
+	return ec
+}
+
+// tokenFor mints a token for a named subject of tenant.
+func (e *apiEnv) tokenFor(tenant chartstream.TenantID, subject string, roles ...chartstream.Role) string {
 	e.t.Helper()
-	tok, err := e.minter.Mint(auth.MintParams{Tenant: tenant, Subject: "user-" + uuid.NewString()[:8], Roles: roles, TTL: time.Hour, Issuer: testIssuer, Audience: testAudience})
+	tok, err := e.minter.Mint(auth.MintParams{Tenant: tenant, Subject: subject, Roles: roles, TTL: time.Hour, Issuer: testIssuer, Audience: testAudience})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return tok
+}
+
+// token mints a token for a fresh subject of tenant with the given roles.
+func (e *apiEnv) token(tenant chartstream.TenantID, roles ...chartstream.Role) string {
+	e.t.Helper()
+	return e.tokenFor(tenant, "user-"+uuid.NewString()[:8], roles...)
 }
 
 // reply is a decoded response.
@@ -124,9 +213,19 @@ type reply struct {
 }
 
 // do sends a request with a JSON body (nil for none; a string is sent as
-// is) and decodes the reply; headers are name, value pairs.
+// is) and decodes the reply; headers are name, value pairs, and may replace
+// Content-Type or Authorization.
 func (e *apiEnv) do(method, path, token string, body any, headers ...string) reply {
 	e.t.Helper()
+	r, err := e.send(method, path, token, body, headers...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// send is do for goroutines other than the test's: it returns its error.
+func (e *apiEnv) send(method, path, token string, body any, headers ...string) (reply, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -135,13 +234,13 @@ func (e *apiEnv) do(method, path, token string, body any, headers ...string) rep
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatal(err)
+			return reply{}, err
 		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		return reply{}, err
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -154,12 +253,12 @@ func (e *apiEnv) do(method, path, token string, body any, headers ...string) rep
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return reply{}, err
 	}
 	defer resp.Body.Close()
 	r := reply{Status: resp.StatusCode, Header: resp.Header}
 	if r.Raw, err = io.ReadAll(resp.Body); err != nil {
-		e.t.Fatal(err)
+		return reply{}, err
 	}
 	_ = json.Unmarshal(r.Raw, &r.Body)
 	if resp.StatusCode < 300 {
@@ -167,7 +266,7 @@ func (e *apiEnv) do(method, path, token string, body any, headers ...string) rep
 	} else {
 		_ = json.Unmarshal(r.Raw, &r.Problem)
 	}
-	return r
+	return r, nil
 }
 
 // want fails the test unless the reply has the status.
@@ -177,6 +276,45 @@ func (r reply) want(t *testing.T, status int) reply {
 		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Raw)
 	}
 	return r
+}
+
+// wantProblem fails the test unless the reply is a problem+json document
+// with the status and the type of the error code.
+func (r reply) wantProblem(t *testing.T, status int, code string) reply {
+	t.Helper()
+	r.want(t, status)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, api.ProblemContentType) {
+		t.Errorf("content type %q, want %s: %s", ct, api.ProblemContentType, r.Raw)
+	}
+	if want := api.ProblemType(code); r.Problem.Type != want || r.Problem.Status != status {
+		t.Errorf("problem type %q status %d, want %q %d: %s", r.Problem.Type, r.Problem.Status, want, status, r.Raw)
+	}
+	return r
+}
+
+// wantField fails the test unless the problem names field among its errors.
+func (r reply) wantField(t *testing.T, field string) reply {
+	t.Helper()
+	for _, f := range r.Problem.Errors {
+		if f.Field == field {
+			return r
+		}
+	}
+	t.Errorf("problem names no field %q: %s", field, r.Raw)
+	return r
+}
+
+// eventually polls check every 50ms until it returns true, failing the
+// test with what if it has not by the deadline.
+func eventually(t *testing.T, within time.Duration, what string, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // chart is a tenant with a registered patient and one of everything on it.
@@ -191,10 +329,7 @@ func (e *apiEnv) newChart() chart {
 	e.t.Helper()
 	c := chart{tenant: testkit.MustTenant(e.t)}
 	c.token = e.token(c.tenant, chartstream.RoleClinician)
-	c.patient = e.do(http.MethodPost, "/v1/patients", c.token, map[string]any{
-		"mrn": "MRN-" + uuid.NewString()[:8], "name": map[string]any{"family": "Lovelace", "given": []string{"Ada"}},
-		"birth_date": "1990-01-02", "sex": "female",
-	}).want(e.t, http.StatusCreated).Result.ID
+	c.patient = e.do(http.MethodPost, "/v1/patients", c.token, newPatient()).want(e.t, http.StatusCreated).Result.ID
 	p := "/v1/patients/" + c.patient.String()
 	c.allergy = e.do(http.MethodPost, p+"/allergies", c.token, map[string]any{
 		"substance": map[string]any{"code": "7980", "display": "Penicillin G", "system": "http://www.nlm.nih.gov/research/umls/rxnorm"}, "criticality": "high",
@@ -212,6 +347,14 @@ func (e *apiEnv) newChart() chart {
 	return c
 }
 
+// newPatient is a valid registration with a fresh MRN.
+func newPatient() map[string]any {
+	return map[string]any{
+		"mrn": "MRN-" + uuid.NewString()[:8], "name": map[string]any{"family": "Lovelace", "given": []string{"Ada"}},
+		"birth_date": "1990-01-02", "sex": "female",
+	}
+}
+
 // path fills a route's parameters with the chart's ids.
 func (c chart) path(route string) string {
 	r := strings.NewReplacer(":aid", c.allergy.String(), ":cid", c.condition.String())
@@ -225,14 +368,36 @@ func (c chart) path(route string) string {
 	return strings.Replace(p, ":id", c.patient.String(), 1)
 }
 
-// eventCount counts a tenant's events, as that tenant.
+// eventCount counts a tenant's committed events, as that tenant. It counts
+// rows rather than using ReadAll, whose gap-free horizon holds back events
+// while any older transaction (another parallel test's) is still open: a
+// "nothing written" check would then pass for want of seeing the writes.
 func (e *apiEnv) eventCount(tenant chartstream.TenantID) int {
 	e.t.Helper()
-	events, _, err := e.store.ReadAll(testkit.Context(e.t), eventstore.Filter{Tenant: tenant}, eventstore.Cursor{}, 10000)
+	var n int
+	err := postgres.InTenantTx(testkit.Context(e.t), testkit.MustAppPool(e.t), tenant, func(tx pgx.Tx) error {
+		return tx.QueryRow(testkit.Context(e.t), `SELECT count(*) FROM events`).Scan(&n)
+	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return len(events)
+	return n
+}
+
+// wantEvents fails the test unless tenant has n events; when says at what
+// point, for the message.
+func (e *apiEnv) wantEvents(tenant chartstream.TenantID, n int, when string) {
+	e.t.Helper()
+	if got := e.eventCount(tenant); got != n {
+		e.t.Errorf("%d events %s, want %d", got, when, n)
+	}
+}
+
+// newTenant creates a fresh tenant and a token of a fresh user with roles.
+func (e *apiEnv) newTenant(roles ...chartstream.Role) (chartstream.TenantID, string) {
+	e.t.Helper()
+	tenant := testkit.MustTenant(e.t)
+	return tenant, e.token(tenant, roles...)
 }
 
 // TestEveryRouteHidesOtherTenantsData is generated from the route table, so

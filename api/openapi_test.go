@@ -37,8 +37,14 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
-			if want := strings.Count(path, "{"); len(op.Parameters) != want {
-				t.Errorf("%s %s documents %d parameters, want %d", method, path, len(op.Parameters), want)
+			inPath := 0
+			for _, p := range op.Parameters {
+				if p.In == "path" {
+					inPath++
+				}
+			}
+			if want := strings.Count(path, "{"); inPath != want {
+				t.Errorf("%s %s documents %d path parameters, want %d", method, path, inPath, want)
 			}
 			for _, status := range []string{"400", "401", "403", "404", "409", "422", "429"} {
 				if op.Responses[status] == nil {

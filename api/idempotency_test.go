@@ -1,0 +1,142 @@
+package api_test
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/testkit"
+)
+
+// replayedHeaders are the response headers a replay must repeat.
+var replayedHeaders = []string{"Content-Type", "Location", "ETag", "X-Consistency-Token"}
+
+// wantReplayOf fails the test unless r repeats first: status, body and
+// headers, marked as a replay.
+func (r reply) wantReplayOf(t *testing.T, first reply) {
+	t.Helper()
+	if r.Status != first.Status || !bytes.Equal(r.Raw, first.Raw) {
+		t.Errorf("replay %d %s, first answer %d %s", r.Status, r.Raw, first.Status, first.Raw)
+	}
+	for _, h := range replayedHeaders {
+		if r.Header.Get(h) != first.Header.Get(h) {
+			t.Errorf("replay has %s %q, first answer %q", h, r.Header.Get(h), first.Header.Get(h))
+		}
+	}
+	if got := r.Header.Get("Idempotent-Replayed"); got != "true" {
+		t.Errorf("Idempotent-Replayed %q on the replay, want true", got)
+	}
+}
+
+// A retry with the key gets the first answer again, and the patient is
+// registered once.
+func TestIdempotentRetryReplaysTheFirstAnswer(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	tenant, tok := e.newTenant(chartstream.RoleClinician)
+	body, key := newPatient(), uuid.NewString()
+	first := e.do(http.MethodPost, "/v1/patients", tok, body, "Idempotency-Key", key).want(t, http.StatusCreated)
+	if got := first.Header.Get("Idempotent-Replayed"); got != "" {
+		t.Errorf("first answer is marked replayed: %q", got)
+	}
+	e.do(http.MethodPost, "/v1/patients", tok, body, "Idempotency-Key", key).wantReplayOf(t, first)
+	e.wantEvents(tenant, 1, "after the retry")
+}
+
+// Ten concurrent requests with one key append once, and all learn the same
+// id.
+func TestIdempotentConcurrentRequestsAppendOnce(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	tenant, tok := e.newTenant(chartstream.RoleClinician)
+	body, key := newPatient(), uuid.NewString()
+	const n = 10
+	replies := make([]reply, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			r, err := e.send(http.MethodPost, "/v1/patients", tok, body, "Idempotency-Key", key)
+			if err != nil {
+				t.Error(err)
+			}
+			replies[i] = r
+		})
+	}
+	close(start)
+	wg.Wait()
+	replayed := 0
+	for i, r := range replies {
+		if r.Status != http.StatusCreated || r.Result.ID != replies[0].Result.ID || r.Result.ID == uuid.Nil {
+			t.Errorf("request %d: %d %s, want 201 with id %s", i, r.Status, r.Raw, replies[0].Result.ID)
+		}
+		if r.Header.Get("Idempotent-Replayed") == "true" {
+			replayed++
+		}
+	}
+	if replayed != n-1 {
+		t.Errorf("%d replays, want %d", replayed, n-1)
+	}
+	e.wantEvents(tenant, 1, "after concurrent retries")
+}
+
+// A key reused with another request is 422, and the other request is not
+// run.
+func TestIdempotencyKeyReusedWithAnotherBodyIs422(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	tenant, tok := e.newTenant(chartstream.RoleClinician)
+	key := uuid.NewString()
+	e.do(http.MethodPost, "/v1/patients", tok, newPatient(), "Idempotency-Key", key).want(t, http.StatusCreated)
+	e.do(http.MethodPost, "/v1/patients", tok, newPatient(), "Idempotency-Key", key).
+		wantProblem(t, http.StatusUnprocessableEntity, chartstream.EUNPROCESSABLE)
+	e.wantEvents(tenant, 1, "after the reused key")
+}
+
+// Keys are the user's own: another user of the tenant sending the same key
+// runs their own request. Sent with the same body, it really registers
+// again and meets the MRN's uniqueness (a shared key would have replayed
+// the 201); sent with another body, it is not a reused key.
+func TestIdempotencyKeysAreScopedToTheUser(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	tenant := testkit.MustTenant(t)
+	body, key := newPatient(), uuid.NewString()
+	first := e.do(http.MethodPost, "/v1/patients", e.tokenFor(tenant, "dr-a", chartstream.RoleClinician), body, "Idempotency-Key", key).
+		want(t, http.StatusCreated)
+
+	r := e.do(http.MethodPost, "/v1/patients", e.tokenFor(tenant, "dr-b", chartstream.RoleClinician), body, "Idempotency-Key", key).
+		wantProblem(t, http.StatusConflict, chartstream.ECONFLICT)
+	if r.Header.Get("Idempotent-Replayed") != "" {
+		t.Error("another user's request was answered from the first user's key")
+	}
+	other := e.do(http.MethodPost, "/v1/patients", e.tokenFor(tenant, "dr-c", chartstream.RoleClinician), newPatient(), "Idempotency-Key", key).
+		want(t, http.StatusCreated)
+	if other.Result.ID == first.Result.ID {
+		t.Error("two users' registrations share an id")
+	}
+	e.wantEvents(tenant, 2, "from three users' registrations, one refused")
+}
+
+// A refusal is kept like a success: the retry gets the 422 again although
+// the request would now succeed, and it writes nothing.
+func TestIdempotentRetryReplaysARefusal(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	c := e.newChart() // allergic to RxNorm 7980
+	orders := "/v1/patients/" + c.patient.String() + "/medication-orders"
+	key := uuid.NewString()
+	first := e.do(http.MethodPost, orders, c.token, prescription("7980", ""), "Idempotency-Key", key).
+		wantProblem(t, http.StatusUnprocessableEntity, chartstream.EUNPROCESSABLE)
+	e.do(http.MethodPost, "/v1/patients/"+c.patient.String()+"/allergies/"+c.allergy.String()+"/refute", c.token, nil).want(t, http.StatusOK)
+	before := e.eventCount(c.tenant)
+	e.do(http.MethodPost, orders, c.token, prescription("7980", ""), "Idempotency-Key", key).wantReplayOf(t, first)
+	e.wantEvents(c.tenant, before, "after the replay")
+	// Without the key the prescription now goes through.
+	e.do(http.MethodPost, orders, c.token, prescription("7980", "")).want(t, http.StatusCreated)
+}
