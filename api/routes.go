@@ -24,6 +24,11 @@ type route struct {
 	Roles []chartstream.Role
 	// Request is a pointer to the body type, nil for routes without one.
 	Request any
+	// Query is a pointer to a struct of query parameters, for the document.
+	Query any
+	// Response is a pointer to the success body type; nil for commands
+	// (CommandResult).
+	Response any
 	// OptionalBody lets the body be empty.
 	OptionalBody bool
 	// Created marks creations: 201 with a Location.
@@ -65,7 +70,7 @@ var problemStatuses = []int{
 func openAPIDocument(routes []route) ([]byte, error) {
 	r := openapi31.NewReflector()
 	r.Spec.Info.WithTitle("chartstream clinical API").WithVersion("1").
-		WithDescription("Commands clinicians send. Errors are RFC 9457 application/problem+json.")
+		WithDescription("Commands clinicians send and the reads they make. Errors are RFC 9457 application/problem+json.")
 	r.Spec.SetHTTPBearerTokenSecurity("bearer", "JWT", "OAuth 2.0 bearer token carrying the tenant")
 	for _, rt := range routes {
 		path, params := openAPIPath(rt.Path)
@@ -80,11 +85,17 @@ func openAPIDocument(routes []route) ([]byte, error) {
 		if rt.Request != nil {
 			op.AddReqStructure(rt.Request, openapi.WithContentType(echo.MIMEApplicationJSON))
 		}
-		status := http.StatusOK
+		if rt.Query != nil {
+			op.AddReqStructure(rt.Query)
+		}
+		status, resp := http.StatusOK, rt.Response
 		if rt.Created {
 			status = http.StatusCreated
 		}
-		op.AddRespStructure(new(CommandResult), openapi.WithHTTPStatus(status))
+		if resp == nil {
+			resp = new(CommandResult)
+		}
+		op.AddRespStructure(resp, openapi.WithHTTPStatus(status))
 		for _, s := range problemStatuses {
 			op.AddRespStructure(new(Problem), openapi.WithHTTPStatus(s), openapi.WithContentType(ProblemContentType))
 		}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
@@ -33,6 +34,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// BodyLimit caps request bodies. Default "1M"; larger bodies get 413.
 	BodyLimit string
+	// ConsistencyWait bounds how long a read with an X-Consistency-Token
+	// waits for the read models. Default 2s.
+	ConsistencyWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -44,6 +48,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BodyLimit == "" {
 		c.BodyLimit = "1M"
+	}
+	if c.ConsistencyWait == 0 {
+		c.ConsistencyWait = 2 * time.Second
 	}
 }
 
@@ -76,6 +83,8 @@ type Deps struct {
 	Revocations RevocationList
 	Limits      RateLimiter
 	Idempotency IdempotencyStore
+	// ReadModels is the app role's pool the queries read from.
+	ReadModels *pgxpool.Pool
 }
 
 // EventStore is what the command handlers need of the event store.
@@ -169,14 +178,14 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 // clinicalRoutes registers the authenticated /v1 API and its OpenAPI
 // document, generated from the same route table.
 func (s *Server) clinicalRoutes() error {
-	if s.deps.Tokens == nil || s.deps.Tenants == nil || s.deps.Revocations == nil || s.deps.Limits == nil || s.deps.Idempotency == nil {
-		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits and Idempotency")
+	if s.deps.Tokens == nil || s.deps.Tenants == nil || s.deps.Revocations == nil || s.deps.Limits == nil || s.deps.Idempotency == nil || s.deps.ReadModels == nil {
+		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
 	}
 	s.cmd = newCommandHandlers(s.deps.Events)
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
-	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes())
+	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes())
 	for i := range s.routes {
-		if s.routes[i].Request == nil {
+		if s.routes[i].Request == nil && s.routes[i].Method != http.MethodGet {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
 		}
 	}

@@ -39,9 +39,9 @@ func TenantSubjects(prefix string, tenant chartstream.TenantID) string {
 	return prefix + "." + tenant.String() + ".>"
 }
 
-// encodeMessage builds the JetStream message for a committed event read
-// from the store (PHI sealed as stored).
-func encodeMessage(prefix string, e chartstream.Event) (*nats.Msg, error) {
+// EncodeMessage builds the JetStream message for a committed event read
+// from the store (PHI sealed as stored), as the relay publishes it.
+func EncodeMessage(prefix string, e chartstream.Event) (*nats.Msg, error) {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)

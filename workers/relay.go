@@ -228,7 +228,7 @@ func (r *Relay) publishFromCheckpoint(ctx context.Context) error {
 func (r *Relay) publishBatch(ctx context.Context, events []chartstream.Event, next eventstore.Cursor) error {
 	futures := make([]jetstream.PubAckFuture, len(events))
 	for i, e := range events {
-		msg, err := encodeMessage(r.cfg.SubjectPrefix, e)
+		msg, err := EncodeMessage(r.cfg.SubjectPrefix, e)
 		if err != nil {
 			return err
 		}

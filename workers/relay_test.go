@@ -31,7 +31,14 @@ var testSpecs = []chartstream.EventSpec{
 
 func mustStore(t *testing.T, envVar string) *eventstore.Store {
 	t.Helper()
-	reg, err := eventstore.NewRegistry(testSpecs)
+	return mustStoreWith(t, envVar, testSpecs)
+}
+
+// mustStoreWith returns a store for the given event types with a key of
+// its own.
+func mustStoreWith(t *testing.T, envVar string, specs []chartstream.EventSpec) *eventstore.Store {
+	t.Helper()
+	reg, err := eventstore.NewRegistry(specs)
 	if err != nil {
 		t.Fatal(err)
 	}

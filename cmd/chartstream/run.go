@@ -46,6 +46,8 @@ type Config struct {
 	PHIKeyFile string
 	// Relay configures the JetStream stream and the relay (RELAY_*).
 	Relay workers.RelayConfig
+	// Projector configures the read model projector (PROJECTOR_*).
+	Projector workers.ProjectorConfig
 	// Auth configures bearer token verification (JWT_*).
 	Auth auth.Config
 	// RateStandard, RatePremium and RateEnterprise are each tier's
@@ -106,6 +108,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
 	durationFlag(fs, &c.Relay.DuplicateWindow, "relay-duplicate-window", "RELAY_DUPLICATE_WINDOW", 10*time.Minute, "JetStream duplicate window")
 	durationFlag(fs, &c.Relay.MaxAge, "relay-max-age", "RELAY_MAX_AGE", 30*24*time.Hour, "stream retention by age")
+	intFlag(fs, &c.Projector.Lanes, "projector-lanes", "PROJECTOR_LANES", 4, "tenants' events applied concurrently (each tenant in order)")
 	int64Flag(fs, &c.Relay.MaxBytes, "relay-max-bytes", "RELAY_MAX_BYTES", 10<<30, "stream retention by size in bytes (-1 unlimited)")
 	stringFlag(fs, &c.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty starts an embedded JetStream server")
 	stringFlag(fs, &c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", ".local/nats-embedded", "embedded NATS JetStream store directory")
@@ -185,6 +188,7 @@ type Main struct {
 	server    *api.Server
 	ln        net.Listener
 	relay     *workers.Relay
+	projector *workers.Projector
 	verifier  *auth.Verifier
 	// closing ends background work started by Open (JWKS refresh).
 	closing context.Context
@@ -237,7 +241,19 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	m.relay, err = workers.NewRelay(workers.RelayDeps{Events: store, DB: m.relayPool, JetStream: js, Logger: m.Logger}, m.Config.Relay)
+	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: store, DB: m.relayPool, JetStream: js, Logger: m.Logger}, m.Config.Relay); err != nil {
+		return err
+	}
+	// Projectors open PHI and write read models as the app role, each
+	// event in its tenant's transaction.
+	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs())
+	if err != nil {
+		return err
+	}
+	m.Config.Projector.Stream, m.Config.Projector.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
+	m.projector, err = workers.NewProjector(workers.ProjectorDeps{
+		JetStream: js, DB: m.pool, Events: opener, Projections: readModels(), Logger: m.Logger,
+	}, m.Config.Projector)
 	return err
 }
 
@@ -299,7 +315,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	m.server, err = api.NewServer(api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Events: store, Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		Limits: limits, Idempotency: idem,
+		Limits: limits, Idempotency: idem, ReadModels: m.pool,
 	},
 		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout})
 	if err != nil {
@@ -323,8 +339,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("chartstream running", "api", m.API, "workers", m.Workers, "addr", fmt.Sprint(m.Addr()))
 	var wg sync.WaitGroup
 	if m.relay != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
+		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
 	}
 	var err error
 	if m.server != nil {

@@ -10,6 +10,11 @@ import (
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/projections/census"
+	"github.com/chartstream/chartstream/projections/chart"
+	"github.com/chartstream/chartstream/projections/observations"
+	"github.com/chartstream/chartstream/projections/orders"
+	"github.com/chartstream/chartstream/workers"
 )
 
 // openStore connects to url and returns the event store on it for the
@@ -42,4 +47,10 @@ func newStore(pool *pgxpool.Pool, keyFile string, specs []chartstream.EventSpec)
 		return nil, err
 	}
 	return eventstore.New(pool, reg, keys, eventstore.Config{})
+}
+
+// readModels are the projections the workers keep up to date, in the
+// order they are applied.
+func readModels() []workers.Projection {
+	return []workers.Projection{chart.Projector{}, observations.Projector{}, census.Projector{}, orders.Projector{}}
 }
