@@ -80,10 +80,20 @@ func (e *projectorEnv) start() *workers.Projector {
 func (e *projectorEnv) publish(dup bool) []chartstream.Event {
 	e.t.Helper()
 	ctx := testkit.Context(e.t)
-	events, _, err := e.store.ReadAll(ctx, eventstore.Filter{Tenant: e.tenant}, eventstore.Cursor{}, 1000)
+	// ReadAll withholds events behind the horizon while another test holds
+	// a transaction open: wait until it returns all the tenant committed.
+	var committed int
+	err := postgres.InTenantTx(ctx, testkit.MustAppPool(e.t), e.tenant, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1`, e.tenant).Scan(&committed)
+	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	var events []chartstream.Event
+	waitUntil(e.t, 10*time.Second, "ReadAll returns every committed event", func() bool {
+		events, _, err = e.store.ReadAll(ctx, eventstore.Filter{Tenant: e.tenant}, eventstore.Cursor{}, 1000)
+		return err == nil && len(events) == committed
+	})
 	for _, ev := range events {
 		for copyN := 0; copyN < 2 && (copyN == 0 || dup); copyN++ {
 			m, err := workers.EncodeMessage(e.cfg.SubjectPrefix, ev)
@@ -233,4 +243,13 @@ func TestProjectorAppliesDuplicatesOnceAndDeadLettersPoison(t *testing.T) {
 		e.dump("rebuild")
 		t.Errorf("read models after duplicated delivery (%s) differ from a single replay (%s)", live, replay)
 	}
+}
+
+func mustUUID(t *testing.T, s string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

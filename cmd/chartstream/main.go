@@ -73,6 +73,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newVerifyCmd(),
 		newTokenCmd(),
 		newBenchCmd(),
+		newProjectionsCmd(),
 	)
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
 	return root

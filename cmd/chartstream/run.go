@@ -252,7 +252,7 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	}
 	m.Config.Projector.Stream, m.Config.Projector.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
 	m.projector, err = workers.NewProjector(workers.ProjectorDeps{
-		JetStream: js, DB: m.pool, Events: opener, Projections: readModels(), Logger: m.Logger,
+		JetStream: js, DB: m.pool, Events: opener, Projections: liveProjections(), Logger: m.Logger,
 	}, m.Config.Projector)
 	return err
 }

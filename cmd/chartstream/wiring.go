@@ -51,6 +51,15 @@ func newStore(pool *pgxpool.Pool, keyFile string, specs []chartstream.EventSpec)
 
 // readModels are the projections the workers keep up to date, in the
 // order they are applied.
-func readModels() []workers.Projection {
-	return []workers.Projection{chart.Projector{}, observations.Projector{}, census.Projector{}, orders.Projector{}}
+func readModels() []workers.RebuildProjection {
+	return []workers.RebuildProjection{chart.Projector{}, observations.Projector{}, census.Projector{}, orders.Projector{}}
+}
+
+// liveProjections are the read models as the projector runs them.
+func liveProjections() []workers.Projection {
+	var out []workers.Projection
+	for _, p := range readModels() {
+		out = append(out, p)
+	}
+	return out
 }
