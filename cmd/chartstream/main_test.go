@@ -16,12 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/testkit"
+	"github.com/chartstream/chartstream/workers"
 )
 
 // End-to-end tests: the real Main on port 0 against the PostgreSQL, Redis
@@ -50,7 +53,31 @@ func newTestMain(t *testing.T, apiOn, workers bool, natsURL string) *Main {
 	cfg.NATSStoreDir = t.TempDir()
 	// The dev environment has a dev key; tests, like make run, allow it.
 	cfg.Auth.AllowDevKey = true
+	if workers {
+		isolateWorkers(t, &cfg)
+	}
 	return &Main{Config: cfg, API: apiOn, Workers: workers, Logger: logging.New(t.Output(), slog.LevelWarn)}
+}
+
+// isolateWorkers gives a test's relay and projector names, a stream and
+// subjects of their own, starting at the event store's head: they publish
+// and project only what commits during the test, and never contend with
+// another test's (or make run's) workers for a lease.
+func isolateWorkers(t *testing.T, cfg *Config) {
+	t.Helper()
+	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	cfg.Relay.Name, cfg.Relay.Stream, cfg.Relay.SubjectPrefix = "test-"+id, "TEST_"+strings.ToUpper(id), "t"+id
+	cfg.Projector.Consumer = "projections-" + id
+	relay := testkit.MustPool(t, "DATABASE_RELAY_URL")
+	var head eventstore.Cursor
+	err := relay.QueryRow(testkit.Context(t), `SELECT coalesce(max(txid::text::bigint), 0), coalesce(max(position), 0) FROM events
+		WHERE txid < pg_snapshot_xmin(pg_current_snapshot())`).Scan(&head.TxID, &head.Position)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := workers.SaveCheckpoint(testkit.Context(t), relay, cfg.Relay.Name, head); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // openMain opens m and closes it when the test ends.
