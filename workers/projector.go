@@ -24,7 +24,8 @@ import (
 
 // Projection is a read model the projector keeps up to date
 // (projections/*.Projector). Apply runs in the event's tenant transaction
-// and must be idempotent.
+// and must be idempotent. Its writes are pipelined: it must not depend on
+// what an Exec returns (reads see every earlier write).
 type Projection interface {
 	Name() string
 	Apply(ctx context.Context, tx pgx.Tx, e chartstream.Event) error
@@ -309,8 +310,12 @@ func (p *Projector) apply(ctx context.Context, events []chartstream.Event) error
 // ApplyEvents applies events of the transaction's tenant to each projection
 // whose checkpoint is behind them, and advances the checkpoints. The
 // rebuild uses it too, in schema rebuild.
+//
+// The projections' writes are pipelined (see pipelinedTx): replaying a
+// history statement by statement costs a round trip each.
 func ApplyEvents(ctx context.Context, tx pgx.Tx, projections []Projection, events []chartstream.Event) error {
 	tenant := events[0].Tenant
+	ptx := &pipelinedTx{Tx: tx, batch: &pgx.Batch{}}
 	for _, proj := range projections {
 		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (tenant_id, projection, txid, position)
 			VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING`, tenant, proj.Name()); err != nil {
@@ -327,20 +332,66 @@ func ApplyEvents(ctx context.Context, tx pgx.Tx, projections []Projection, event
 			if !c.After(last) {
 				continue // applied before: a redelivery
 			}
-			if err := proj.Apply(ctx, tx, e); err != nil {
+			if err := proj.Apply(ctx, ptx, e); err != nil {
 				return fmt.Errorf("projection %s, event %s: %w", proj.Name(), e.ID, err)
 			}
 			last = c
 		}
 		if last != cp {
-			if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET txid = $3, position = $4, updated_at = now()
-				WHERE tenant_id = $1 AND projection = $2`, tenant, proj.Name(), last.TxID, last.Position); err != nil {
-				return err
-			}
+			ptx.batch.Queue(`UPDATE projection_checkpoints SET txid = $3, position = $4, updated_at = now()
+				WHERE tenant_id = $1 AND projection = $2`, tenant, proj.Name(), last.TxID, last.Position)
+		}
+		if err := ptx.flush(ctx); err != nil {
+			return fmt.Errorf("projection %s: %w", proj.Name(), err)
 		}
 	}
 	return nil
 }
+
+// pipelinedTx queues the projections' Exec calls and sends them as one
+// pipeline when flushed: projections write without reading what their
+// writes return (Projection's contract), so the statements run in the same
+// order and transaction, in one round trip. A read flushes first.
+type pipelinedTx struct {
+	pgx.Tx
+	batch *pgx.Batch
+}
+
+// Exec queues the statement; its error surfaces at flush.
+func (p *pipelinedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	p.batch.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+// Query flushes the queued writes, then queries.
+func (p *pipelinedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := p.flush(ctx); err != nil {
+		return nil, err
+	}
+	return p.Tx.Query(ctx, sql, args...)
+}
+
+// QueryRow flushes the queued writes, then queries.
+func (p *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := p.flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return p.Tx.QueryRow(ctx, sql, args...)
+}
+
+func (p *pipelinedTx) flush(ctx context.Context) error {
+	if p.batch.Len() == 0 {
+		return nil
+	}
+	b := p.batch
+	p.batch = &pgx.Batch{}
+	return p.Tx.SendBatch(ctx, b).Close()
+}
+
+// errRow is a Row whose Scan fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // permanent reports failures that no retry can fix: PHI sealed under a key
 // this deployment cannot unwrap, or a payload its projections refuse as

@@ -27,7 +27,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure the platform on this machine (writes to a dedicated bench tenant)",
 	}
-	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd())
+	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd(), newBenchProjectionsCmd())
 	return cmd
 }
 

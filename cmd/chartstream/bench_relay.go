@@ -5,24 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/eventstore"
-	"github.com/chartstream/chartstream/internal/messaging"
-	"github.com/chartstream/chartstream/internal/phi"
-	"github.com/chartstream/chartstream/internal/postgres"
-	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -90,56 +80,12 @@ func benchRelay(ctx context.Context, log io.Writer, p benchRelayParams) (relayBe
 	if p.rate < 1 || p.duration <= 0 || p.backlog < 1 {
 		return r, fmt.Errorf("--rate, --duration and --backlog must be positive")
 	}
-	admin, err := postgres.Connect(ctx, postgres.Config{URL: p.adminURL, MaxConns: 2, ApplicationName: "chartstream-bench"})
+	b, err := newBenchPipeline(ctx, log, benchURLs{p.dbURL, p.relayURL, p.adminURL, p.natsURL}, benchSpecs)
 	if err != nil {
 		return r, err
 	}
-	defer admin.Close()
-	tenant, err := tenants.NewAdmin(admin).Create(ctx, tenants.NewTenant{Slug: "bench-" + uuid.NewString()[:8], Name: "Benchmark", Tier: chartstream.TierEnterprise})
-	if err != nil {
-		return r, err
-	}
-	fmt.Fprintf(log, "bench tenant %s (%s)\n", tenant.Slug, tenant.ID)
-
-	dir, err := os.MkdirTemp("", "chartstream-bench-")
-	if err != nil {
-		return r, err
-	}
-	defer os.RemoveAll(dir)
-	keyFile := filepath.Join(dir, "phi.key")
-	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
-		return r, err
-	}
-	writer, writerPool, err := openStore(ctx, p.dbURL, keyFile, "chartstream-bench", benchSpecs)
-	if err != nil {
-		return r, err
-	}
-	defer writerPool.Close()
-	reader, relayPool, err := openStore(ctx, p.relayURL, keyFile, "chartstream-bench-relay", benchSpecs)
-	if err != nil {
-		return r, err
-	}
-	defer relayPool.Close()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nc, err := messaging.Connect(ctx, quiet, messaging.Config{URL: p.natsURL, StoreDir: filepath.Join(dir, "nats")})
-	if err != nil {
-		return r, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc.Conn, jetstream.WithPublishAsyncMaxPending(512))
-	if err != nil {
-		return r, err
-	}
-	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	cfg := workers.RelayConfig{Name: "bench-" + id, Stream: "BENCH_" + strings.ToUpper(id), SubjectPrefix: "bench" + id}
-	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), cfg.Stream) }()
-	head, err := reader.Head(ctx, eventstore.Filter{})
-	if err != nil {
-		return r, err
-	}
-	if err := workers.SaveCheckpoint(ctx, relayPool, cfg.Name, head); err != nil {
-		return r, err
-	}
+	defer b.Close()
+	tenant, writer := b.tenant, b.writer
 
 	// acked records JetStream's acknowledgement time of the bench tenant's
 	// events; done is closed when want of them were acknowledged.
@@ -158,16 +104,7 @@ func benchRelay(ctx context.Context, log io.Writer, p benchRelayParams) (relayBe
 			close(done)
 		}
 	}
-	startRelay := func(ctx context.Context) (stop func(), err error) {
-		relay, err := workers.NewRelay(workers.RelayDeps{Events: reader, DB: relayPool, JetStream: js, Logger: quiet, Published: published}, cfg)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithCancel(ctx)
-		stopped := make(chan struct{})
-		go func() { defer close(stopped); _ = relay.Run(ctx) }()
-		return func() { cancel(); <-stopped }, nil
-	}
+	startRelay := func(ctx context.Context) (stop func(), err error) { return b.startRelay(ctx, published) }
 	appendOne := func(ctx context.Context) (uuid.UUID, error) {
 		e := chartstream.NewEvent{ID: uuid.Must(uuid.NewV7()), Type: benchEventType, Payload: benchPayload, Metadata: chartstream.Metadata{Actor: "bench"}}
 		_, err := writer.Append(ctx, tenant.ID, chartstream.StreamRef{Type: "bench", ID: uuid.New()}, chartstream.NoStream, e)

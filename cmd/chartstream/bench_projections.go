@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/commands/patient"
+	"github.com/chartstream/chartstream/internal/auth"
+	"github.com/chartstream/chartstream/internal/idempotency"
+	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/internal/revocation"
+	"github.com/chartstream/chartstream/internal/tenants"
+	"github.com/chartstream/chartstream/workers"
+)
+
+type projectionsBench struct {
+	Rate                int     `json:"rate"`
+	Events              int     `json:"events"`
+	LagP50Ms            float64 `json:"lag_p50_ms"`
+	LagP99Ms            float64 `json:"lag_p99_ms"`
+	LagMaxMs            float64 `json:"lag_max_ms"`
+	ChartRequests       int     `json:"chart_requests"`
+	ChartP50Ms          float64 `json:"chart_get_p50_ms"`
+	ChartP99Ms          float64 `json:"chart_get_p99_ms"`
+	RebuildEvents       int64   `json:"rebuild_events"`
+	RebuildEventsPerSec float64 `json:"rebuild_events_per_sec"`
+}
+
+func newBenchProjectionsCmd() *cobra.Command {
+	var urls benchURLs
+	var redisURL string
+	var rate, patients, requests int
+	var duration time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "projections [--rate N] [--duration D] [--json]",
+		Short: "Commit-to-chart lag at a sustained rate, GET chart latency, rebuild throughput",
+		Long: `Runs its own relay and projector (own stream, starting at the event store's head)
+and an API server on a loopback port, for a fresh bench tenant. Phase 1 registers
+--patients patients, then records vital signs at --rate events/s for --duration and
+measures, per event, commit to applied in the read models. Phase 2 sends
+--requests GET /v1/patients/{id} and measures their latency. Phase 3 rebuilds
+the tenant's read models from the event store.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := required([2]string{"DATABASE_URL", urls.db}, [2]string{"DATABASE_RELAY_URL", urls.relay},
+				[2]string{"DATABASE_ADMIN_URL", urls.admin}, [2]string{"REDIS_URL", redisURL}); err != nil {
+				return err
+			}
+			if rate < 1 || patients < 1 || requests < 1 || duration <= 0 {
+				return fmt.Errorf("--rate, --patients, --requests and --duration must be positive")
+			}
+			r, err := benchProjections(cmd.Context(), cmd.ErrOrStderr(), urls, redisURL, rate, patients, requests, duration)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "commit -> read model: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events at %d/s)\n", r.LagP50Ms, r.LagP99Ms, r.LagMaxMs, r.Events, r.Rate)
+			fmt.Fprintf(out, "GET /v1/patients/{id}: p50 %.2f ms, p99 %.2f ms (%d requests)\n", r.ChartP50Ms, r.ChartP99Ms, r.ChartRequests)
+			fmt.Fprintf(out, "rebuild: %.0f events/s (%d events)\n", r.RebuildEventsPerSec, r.RebuildEvents)
+			if asJSON {
+				return json.NewEncoder(out).Encode(r)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	stringFlag(f, &urls.db, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
+	stringFlag(f, &urls.relay, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role")
+	stringFlag(f, &urls.admin, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL (creates the bench tenant)")
+	stringFlag(f, &urls.nats, "nats-url", "NATS_URL", "", "external NATS; empty starts an embedded server")
+	stringFlag(f, &redisURL, "redis-url", "REDIS_URL", "", "Redis URL (the API's rate limits and idempotency)")
+	f.IntVar(&rate, "rate", 1000, "events per second in the lag phase")
+	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
+	f.IntVar(&requests, "requests", 2000, "GET /v1/patients/{id} requests")
+	f.DurationVar(&duration, "duration", 10*time.Second, "length of the lag phase")
+	f.BoolVar(&asJSON, "json", false, "print a JSON object as the last line")
+	return cmd
+}
+
+func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisURL string, perSecond, patients, requests int, duration time.Duration) (projectionsBench, error) {
+	r := projectionsBench{Rate: perSecond}
+	b, err := newBenchPipeline(ctx, log, urls, commands.EventSpecs())
+	if err != nil {
+		return r, err
+	}
+	defer b.Close()
+	tenant := b.tenant.ID
+
+	// applied records when the projector applied each of the tenant's events.
+	var mu sync.Mutex
+	applied := make(map[uuid.UUID]time.Time)
+	projector, err := workers.NewProjector(workers.ProjectorDeps{
+		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet,
+		Applied: func(e chartstream.Event, at time.Time) {
+			if e.Tenant == tenant {
+				mu.Lock()
+				applied[e.ID] = at
+				mu.Unlock()
+			}
+		},
+	}, workers.ProjectorConfig{Stream: b.relayCfg.Stream, SubjectPrefix: b.relayCfg.SubjectPrefix, Consumer: "bench-" + b.relayCfg.Name})
+	if err != nil {
+		return r, err
+	}
+	stopRelay, err := b.startRelay(ctx, nil)
+	if err != nil {
+		return r, err
+	}
+	defer stopRelay()
+	defer runInBackground(ctx, projector.Run)()
+
+	md := chartstream.Metadata{Actor: "bench"}
+	ids := make([]uuid.UUID, patients)
+	register := patient.NewRegisterPatientHandler(b.writer)
+	for i := range ids {
+		res, err := register.Handle(ctx, tenant, md, patient.RegisterPatient{MRN: fmt.Sprintf("BENCH-%06d", i),
+			Name: patient.HumanName{Family: "Bench", Given: []string{"Patient"}}, BirthDate: "1970-01-01", Sex: "unknown"})
+		if err != nil {
+			return r, err
+		}
+		ids[i] = res.ID
+	}
+
+	// Phase 1: vital signs at perSecond, appended straight to the patients'
+	// streams (a command handler would re-read each stream first).
+	n := int(float64(perSecond) * duration.Seconds())
+	committed := make(map[uuid.UUID]time.Time, n)
+	var cmu sync.Mutex
+	bar := newProgress(int64(n), "vital signs")
+	tokens := make(chan int, n)
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range tokens {
+				id := uuid.Must(uuid.NewV7())
+				payload, _ := json.Marshal(patient.ObservationRecorded{ObservationID: uuid.New(), Code: "8867-4", System: patient.LOINC,
+					Value: ptrTo(60 + float64(i%40)), Unit: "/min", EffectiveAt: time.Now().UTC()})
+				_, err := b.writer.Append(ctx, tenant, patient.Stream(ids[i%len(ids)]), chartstream.AnyVersion,
+					chartstream.NewEvent{ID: id, Type: patient.TypeObservationRecorded, Payload: payload, Metadata: md})
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					continue
+				}
+				cmu.Lock()
+				committed[id] = time.Now()
+				cmu.Unlock()
+				_ = bar.Add(1)
+			}
+		}()
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	perTick := max(1, perSecond/100)
+	for sent := 0; sent < n; {
+		<-tick.C
+		for j := 0; j < perTick && sent < n; j++ {
+			tokens <- sent
+			sent++
+		}
+	}
+	tick.Stop()
+	close(tokens)
+	wg.Wait()
+	_ = bar.Finish()
+	if firstErr != nil {
+		return r, firstErr
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		missing := 0
+		for id := range committed {
+			if _, ok := applied[id]; !ok {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("%d of %d events not applied within 60s", missing, len(committed))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	lags := make([]float64, 0, len(committed))
+	mu.Lock()
+	for id, c := range committed {
+		lags = append(lags, float64(applied[id].Sub(c).Microseconds())/1000)
+	}
+	mu.Unlock()
+	slices.Sort(lags)
+	r.Events, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs = len(lags), quantile(lags, 0.5), quantile(lags, 0.99), lags[len(lags)-1]
+
+	// Phase 2: GET /v1/patients/{id} through the real API server.
+	if r.ChartP50Ms, r.ChartP99Ms, err = benchChartReads(ctx, b, redisURL, ids, requests); err != nil {
+		return r, err
+	}
+	r.ChartRequests = requests
+
+	// Phase 3: rebuild the tenant's read models from the event store.
+	rebar := newProgress(-1, "rebuild")
+	stats, err := workers.Rebuild(ctx, b.writerPool, b.writer, readModels(), tenant, func(n int64) { _ = rebar.Set64(n) })
+	_ = rebar.Finish()
+	if err != nil {
+		return r, err
+	}
+	r.RebuildEvents, r.RebuildEventsPerSec = stats.Events, rate(stats.Events, stats.Duration)
+	return r, nil
+}
+
+// benchChartReads serves the API on a loopback port with a fresh dev key
+// and times sequential chart reads, returning p50 and p99 in ms.
+func benchChartReads(ctx context.Context, b *benchPipeline, redisURL string, ids []uuid.UUID, requests int) (p50, p99 float64, err error) {
+	keyFile := filepath.Join(filepath.Dir(b.keyFile), "jwt.pem")
+	if err := auth.CreateDevKey(keyFile); err != nil {
+		return 0, 0, err
+	}
+	key, err := auth.LoadDevKey(keyFile)
+	if err != nil {
+		return 0, 0, err
+	}
+	verifier, err := auth.NewVerifier(ctx, auth.Config{Issuer: "bench", Audience: "bench", DevKeyFile: keyFile, AllowDevKey: true, Logger: b.quiet})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer verifier.Close()
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	prefix := "bench:" + uuid.NewString() + ":"
+	limits, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix + "rl:"})
+	if err != nil {
+		return 0, 0, err
+	}
+	idem, err := idempotency.New(rdb, idempotency.Config{Prefix: prefix + "idem:"})
+	if err != nil {
+		return 0, 0, err
+	}
+	srv, err := api.NewServer(api.Deps{Logger: b.quiet, Events: b.writer, Tokens: verifier, Tenants: tenants.NewDirectory(b.writerPool),
+		Revocations: revocation.New(rdb, prefix+"revoked:"), Limits: limits, Idempotency: idem, ReadModels: b.writerPool},
+		api.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		return 0, 0, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer runInBackground(ctx, func(ctx context.Context) error { return srv.Serve(ctx, ln) })()
+	token, err := auth.NewMinter(key).Mint(auth.MintParams{Tenant: b.tenant.ID, Subject: "bench", Roles: []chartstream.Role{chartstream.RoleClinician},
+		TTL: time.Hour, Issuer: "bench", Audience: "bench"})
+	if err != nil {
+		return 0, 0, err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	base := "http://" + ln.Addr().String() + "/v1/patients/"
+	lat := make([]float64, 0, requests)
+	bar := newProgress(int64(requests), "GET chart")
+	for i := 0; i < requests; i++ {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+ids[i%len(ids)].String(), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, 0, fmt.Errorf("GET chart: status %d", resp.StatusCode)
+		}
+		lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+		_ = bar.Add(1)
+	}
+	_ = bar.Finish()
+	slices.Sort(lat)
+	return quantile(lat, 0.5), quantile(lat, 0.99), nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
