@@ -196,7 +196,7 @@ func TestMainEndToEnd(t *testing.T) {
 	})
 	t.Run("readyz", func(t *testing.T) {
 		t.Parallel()
-		wantReady(t, base, "nats", "relay_lag")
+		wantReady(t, base, "event_store_horizon_lag", "nats", "relay_lag")
 	})
 	t.Run("every response has a request id", func(t *testing.T) {
 		t.Parallel()
@@ -285,9 +285,9 @@ func TestMainReadiness(t *testing.T) {
 		natsURL      func(t *testing.T) string
 		info         []string
 	}{
-		{"all with embedded NATS", true, true, func(*testing.T) string { return "" }, []string{"nats", "relay_lag"}},
+		{"all with embedded NATS", true, true, func(*testing.T) string { return "" }, []string{"event_store_horizon_lag", "nats", "relay_lag"}},
 		{"serve with external NATS", true, false, func(t *testing.T) string { return testkit.Env(t, "NATS_URL") }, []string{"nats"}},
-		{"all with external NATS", true, true, func(t *testing.T) string { return testkit.Env(t, "NATS_URL") }, []string{"nats", "relay_lag"}},
+		{"all with external NATS", true, true, func(t *testing.T) string { return testkit.Env(t, "NATS_URL") }, []string{"event_store_horizon_lag", "nats", "relay_lag"}},
 		// The API alone does not need NATS unless told where it is.
 		{"serve without NATS", true, false, func(*testing.T) string { return "" }, nil},
 	}

@@ -189,7 +189,9 @@ type Main struct {
 	ln        net.Listener
 	relay     *workers.Relay
 	projector *workers.Projector
-	verifier  *auth.Verifier
+	// history is the event store as the relay role: every tenant's events.
+	history  *eventstore.Store
+	verifier *auth.Verifier
 	// closing ends background work started by Open (JWKS refresh).
 	closing context.Context
 	close   context.CancelFunc
@@ -232,16 +234,15 @@ func (m *Main) Open(ctx context.Context) error {
 }
 
 func (m *Main) openWorkers(ctx context.Context) error {
-	var store *eventstore.Store
 	var err error
-	if store, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", commands.EventSpecs()); err != nil {
+	if m.history, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", commands.EventSpecs()); err != nil {
 		return err
 	}
 	js, err := jetstream.New(m.nats.Conn, jetstream.WithPublishAsyncMaxPending(max(m.Config.Relay.MaxInFlight, 512)))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: store, DB: m.relayPool, JetStream: js, Logger: m.Logger}, m.Config.Relay); err != nil {
+	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: m.history, DB: m.relayPool, JetStream: js, Logger: m.Logger}, m.Config.Relay); err != nil {
 		return err
 	}
 	// Projectors open PHI and write read models as the app role, each
@@ -288,6 +289,15 @@ func (m *Main) openAPI(ctx context.Context) error {
 				return "unknown"
 			}
 			return lag
+		}
+		// Committed events an open transaction keeps from every reader
+		// (eventstore.Store.Horizon): the relay cannot publish past it.
+		info["event_store_horizon_lag"] = func(ctx context.Context) any {
+			lag, err := m.history.Horizon(ctx, eventstore.Filter{})
+			if err != nil {
+				return "unknown"
+			}
+			return map[string]any{"events": lag.Events, "seconds": lag.Age.Seconds()}
 		}
 	}
 	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs())
