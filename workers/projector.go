@@ -327,15 +327,15 @@ func ApplyEvents(ctx context.Context, tx pgx.Tx, projections []Projection, event
 			return err
 		}
 		last := cp
+		pending := make([]chartstream.Event, 0, len(events))
 		for _, e := range events {
-			c := eventstore.CursorOf(e)
-			if !c.After(last) {
-				continue // applied before: a redelivery
+			if c := eventstore.CursorOf(e); c.After(last) { // else applied before: a redelivery
+				pending = append(pending, e)
+				last = c
 			}
-			if err := proj.Apply(ctx, ptx, e); err != nil {
-				return fmt.Errorf("projection %s, event %s: %w", proj.Name(), e.ID, err)
-			}
-			last = c
+		}
+		if err := applyTo(ctx, ptx, proj, pending); err != nil {
+			return fmt.Errorf("projection %s: %w", proj.Name(), err)
 		}
 		if last != cp {
 			ptx.batch.Queue(`UPDATE projection_checkpoints SET txid = $3, position = $4, updated_at = now()
@@ -343,6 +343,28 @@ func ApplyEvents(ctx context.Context, tx pgx.Tx, projections []Projection, event
 		}
 		if err := ptx.flush(ctx); err != nil {
 			return fmt.Errorf("projection %s: %w", proj.Name(), err)
+		}
+	}
+	return nil
+}
+
+// BatchProjection is a Projection that applies many events of one tenant
+// at once, in their order, with set-based SQL where events commute; the
+// projector and the rebuild prefer it.
+type BatchProjection interface {
+	ApplyBatch(ctx context.Context, tx pgx.Tx, events []chartstream.Event) error
+}
+
+func applyTo(ctx context.Context, tx pgx.Tx, proj Projection, events []chartstream.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if b, ok := proj.(BatchProjection); ok {
+		return b.ApplyBatch(ctx, tx, events)
+	}
+	for _, e := range events {
+		if err := proj.Apply(ctx, tx, e); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
 		}
 	}
 	return nil

@@ -28,6 +28,11 @@ type EventHistory interface {
 	Open(ctx context.Context, e *chartstream.Event) error
 }
 
+// rebuildPage is how many events a rebuild replays per transaction: large
+// enough that per-transaction costs vanish, small enough that no
+// transaction holds the horizon back for long.
+const rebuildPage = 5000
+
 // RebuildProgressFn is told how many events were replayed so far.
 type RebuildProgressFn func(events int64)
 
@@ -96,7 +101,7 @@ func Rebuild(ctx context.Context, db *pgxpool.Pool, history EventHistory, projec
 		var n int
 		err := postgres.InTenantTx(ctx, db, tenant, func(tx pgx.Tx) error {
 			var err error
-			n, err = replay(tx, 1000)
+			n, err = replay(tx, rebuildPage)
 			return err
 		})
 		if err != nil {
@@ -136,7 +141,7 @@ func swap(ctx context.Context, tx pgx.Tx, projections []RebuildProjection, tenan
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		n, err := replay(tx, 1000)
+		n, err := replay(tx, rebuildPage)
 		if err != nil {
 			return err
 		}
