@@ -11,8 +11,8 @@ import (
 )
 
 // TestOpenAPIDocumentMatchesRoutes keeps /openapi.json honest: every
-// registered /v1 route is in the document and the document has nothing
-// else, with its methods, path parameters and error responses.
+// registered /v1 and /fhir route is in the document and the document has
+// nothing else, with its methods, path parameters and error responses.
 func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
@@ -55,7 +55,7 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 	}
 	var registered []string
 	for _, rt := range e.server.Handler().(*echo.Echo).Routes() {
-		if strings.HasPrefix(rt.Path, "/v1/") && rt.Method != echo.RouteNotFound {
+		if (strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/fhir/")) && rt.Method != echo.RouteNotFound {
 			path := rt.Path
 			for _, part := range strings.Split(rt.Path, "/") {
 				if name, ok := strings.CutPrefix(part, ":"); ok {

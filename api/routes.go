@@ -35,13 +35,20 @@ type route struct {
 	Created bool
 	// Example is a valid body, for the document and the tests.
 	Example any
-	Handle  echo.HandlerFunc
+	// ContentType is the success response's media type, "" for JSON. With
+	// FHIRContentType the errors are OperationOutcomes too.
+	ContentType string
+	// Public routes need no token (and name no roles).
+	Public bool
+	Handle echo.HandlerFunc
 }
 
-// register adds the routes to g, each behind its role check.
+// register adds the routes under prefix to g, each behind its role check.
 func register(g *echo.Group, prefix string, routes []route) {
 	for _, r := range routes {
-		g.Add(r.Method, strings.TrimPrefix(r.Path, prefix), r.Handle, requireRoles(r.Roles...))
+		if path, ok := strings.CutPrefix(r.Path, prefix+"/"); ok {
+			g.Add(r.Method, "/"+path, r.Handle, requireRoles(r.Roles...))
+		}
 	}
 }
 
@@ -70,7 +77,8 @@ var problemStatuses = []int{
 func openAPIDocument(routes []route) ([]byte, error) {
 	r := openapi31.NewReflector()
 	r.Spec.Info.WithTitle("chartstream clinical API").WithVersion("1").
-		WithDescription("Commands clinicians send and the reads they make. Errors are RFC 9457 application/problem+json.")
+		WithDescription("Commands clinicians send and the reads they make. Errors are RFC 9457 application/problem+json, " +
+			"except under /fhir/R4, where responses and errors are FHIR R4 JSON (OperationOutcome).")
 	r.Spec.SetHTTPBearerTokenSecurity("bearer", "JWT", "OAuth 2.0 bearer token carrying the tenant")
 	for _, rt := range routes {
 		path, params := openAPIPath(rt.Path)
@@ -79,8 +87,12 @@ func openAPIDocument(routes []route) ([]byte, error) {
 			return nil, err
 		}
 		op.SetSummary(rt.Summary)
-		op.SetDescription("Roles: " + rolesText(rt.Roles))
-		op.AddSecurity("bearer")
+		if rt.Public {
+			op.SetDescription("Public: no token needed")
+		} else {
+			op.SetDescription("Roles: " + rolesText(rt.Roles))
+			op.AddSecurity("bearer")
+		}
 		op.AddReqStructure(pathParams(params))
 		if rt.Request != nil {
 			op.AddReqStructure(rt.Request, openapi.WithContentType(echo.MIMEApplicationJSON))
@@ -95,9 +107,17 @@ func openAPIDocument(routes []route) ([]byte, error) {
 		if resp == nil {
 			resp = new(CommandResult)
 		}
-		op.AddRespStructure(resp, openapi.WithHTTPStatus(status))
+		errBody, errType := any(new(Problem)), ProblemContentType
+		if rt.ContentType == FHIRContentType {
+			errBody, errType = new(operationOutcome), FHIRContentType
+		}
+		if rt.ContentType != "" {
+			op.AddRespStructure(resp, openapi.WithHTTPStatus(status), openapi.WithContentType(rt.ContentType))
+		} else {
+			op.AddRespStructure(resp, openapi.WithHTTPStatus(status))
+		}
 		for _, s := range problemStatuses {
-			op.AddRespStructure(new(Problem), openapi.WithHTTPStatus(s), openapi.WithContentType(ProblemContentType))
+			op.AddRespStructure(errBody, openapi.WithHTTPStatus(s), openapi.WithContentType(errType))
 		}
 		if err := r.AddOperation(op); err != nil {
 			return nil, err

@@ -156,6 +156,7 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, echo: e}
 	e.Use(
 		s.requestContext,
+		s.fhirOutcomes, // outside recovery: a panic on a FHIR path is an OperationOutcome too
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		middleware.BodyLimit(cfg.BodyLimit),
 	)
@@ -175,28 +176,30 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// clinicalRoutes registers the authenticated /v1 API and its OpenAPI
-// document, generated from the same route table.
+// clinicalRoutes registers the authenticated /v1 API, the FHIR R4 reads and
+// their OpenAPI document, generated from the same route table.
 func (s *Server) clinicalRoutes() error {
 	if s.deps.Tokens == nil || s.deps.Tenants == nil || s.deps.Revocations == nil || s.deps.Limits == nil || s.deps.Idempotency == nil || s.deps.ReadModels == nil {
 		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
 	}
 	s.cmd = newCommandHandlers(s.deps.Events)
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
-	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes())
+	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes())
 	for i := range s.routes {
 		if s.routes[i].Request == nil && s.routes[i].Method != http.MethodGet {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
 		}
 	}
 	var err error
-	if s.openAPI, err = openAPIDocument(s.routes); err != nil {
+	public := s.fhirPublicRoutes()
+	if s.openAPI, err = openAPIDocument(slices.Concat(s.routes, public)); err != nil {
 		return fmt.Errorf("api: openapi document: %w", err)
 	}
 	s.echo.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
 	})
 	register(s.echo.Group("/v1", s.authenticate, s.limit, s.idempotent), "/v1", s.routes)
+	s.registerFHIR(s.routes, public)
 	return nil
 }
 
