@@ -96,7 +96,7 @@ func (s *Server) fhirOutcomes(next echo.HandlerFunc) echo.HandlerFunc {
 		status, o := outcomeFor(err, logging.RequestID(ctx))
 		if status >= http.StatusInternalServerError {
 			// The error may wrap driver messages; it goes to the log only.
-			s.deps.Logger.ErrorContext(ctx, "request failed", "status", status, "route", c.Path(), "error", err)
+			s.deps.Logger.ErrorContext(ctx, "request failed", "status", status, "route", c.Path(), logging.Error(err))
 		}
 		if werr := writeFHIR(c, status, o); werr != nil {
 			s.deps.Logger.ErrorContext(ctx, "write error response", "error", werr)

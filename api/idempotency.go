@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream/internal/idempotency"
+	"github.com/chartstream/chartstream/internal/logging"
 )
 
 // IdempotencyStore remembers commands' responses by Idempotency-Key
@@ -72,7 +73,7 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		bg := context.WithoutCancel(ctx)
 		if status >= http.StatusInternalServerError {
 			if err := s.deps.Idempotency.Abandon(bg, key); err != nil {
-				s.deps.Logger.WarnContext(ctx, "idempotency: abandon failed", "error", err)
+				s.deps.Logger.WarnContext(ctx, "idempotency: abandon failed", logging.Error(err))
 			}
 			return nil
 		}
@@ -83,7 +84,7 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if err := s.deps.Idempotency.Complete(bg, key, fp, saved); err != nil {
-			s.deps.Logger.WarnContext(ctx, "idempotency: complete failed", "error", err)
+			s.deps.Logger.WarnContext(ctx, "idempotency: complete failed", logging.Error(err))
 		}
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 )
 
@@ -39,7 +40,7 @@ func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
 		d, err := s.deps.Limits.Allow(ctx, cl.Tenant, cl.Tier)
 		switch {
 		case err != nil:
-			s.deps.Logger.WarnContext(ctx, "rate limiter unavailable; request let through", "error", err)
+			s.deps.Logger.WarnContext(ctx, "rate limiter unavailable; request let through", logging.Error(err))
 		case !d.Allowed:
 			secs := max(1, int(math.Ceil(d.RetryAfter.Seconds())))
 			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(secs))

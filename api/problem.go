@@ -121,7 +121,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if p.Status >= 500 {
 			// A 503 is logged too: it is how an outage shows.
 			// The error may wrap driver messages; it goes to the log only.
-			log.ErrorContext(ctx, "request failed", "status", p.Status, "route", c.Path(), "error", err)
+			log.ErrorContext(ctx, "request failed", "status", p.Status, "route", c.Path(), logging.Error(err))
 		}
 		c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)
 		if c.Request().Method == http.MethodHead {
@@ -130,7 +130,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			err = c.JSON(p.Status, p)
 		}
 		if err != nil {
-			log.ErrorContext(ctx, "write error response", "error", err)
+			log.ErrorContext(ctx, "write error response", logging.Error(err))
 		}
 	}
 }

@@ -283,6 +283,6 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
-	s.deps.Logger.ErrorContext(c.Request().Context(), "panic in handler", "route", c.Path(), "error", err, "stack", string(stack))
+	s.deps.Logger.ErrorContext(c.Request().Context(), "panic in handler", "route", c.Path(), logging.Error(err), "stack", string(stack))
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -34,7 +35,7 @@ func (l lease) run(ctx context.Context, active ActiveFn) {
 			return
 		}
 		if err != nil {
-			l.log.Warn("worker stopped; retrying", "error", err)
+			l.log.Warn("worker stopped; retrying", logging.Error(err))
 		}
 		sleep(ctx, l.retry)
 	}
@@ -55,7 +56,7 @@ func (l lease) runOnce(ctx context.Context, active ActiveFn) error {
 		for ctx.Err() == nil {
 			sleep(ctx, l.retry)
 			if err := conn.Ping(ctx); err != nil && ctx.Err() == nil {
-				l.log.Warn("worker lost its lease connection", "error", err)
+				l.log.Warn("worker lost its lease connection", logging.Error(err))
 				return
 			}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
 )
@@ -64,6 +65,9 @@ type ProjectorConfig struct {
 	// LeaseRetry is how often a standby projector tries to become active.
 	// Default 1s.
 	LeaseRetry time.Duration
+	// Tenants limits the projector to these tenants' events (to shard
+	// projectors by tenant, each with its own Consumer); empty means all.
+	Tenants []chartstream.TenantID
 }
 
 func (c *ProjectorConfig) setDefaults() {
@@ -161,12 +165,12 @@ func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("dead-letter stream: %w", err)
 	}
 	cons, err := p.deps.JetStream.CreateOrUpdateConsumer(ctx, p.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       p.cfg.Consumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       p.cfg.AckWait,
-		MaxAckPending: 8 * p.cfg.BatchSize * p.cfg.Lanes,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: p.cfg.SubjectPrefix + ".>",
+		Durable:        p.cfg.Consumer,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        p.cfg.AckWait,
+		MaxAckPending:  8 * p.cfg.BatchSize * p.cfg.Lanes,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: p.filterSubjects(),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", p.cfg.Consumer, err)
@@ -200,6 +204,18 @@ func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
 		}
 		lanes[laneOf(m.Headers().Get(HeaderTenant), len(lanes))] <- m
 	}
+}
+
+// filterSubjects selects every tenant's events, or those of cfg.Tenants.
+func (p *Projector) filterSubjects() []string {
+	if len(p.cfg.Tenants) == 0 {
+		return []string{p.cfg.SubjectPrefix + ".>"}
+	}
+	subjects := make([]string, len(p.cfg.Tenants))
+	for i, t := range p.cfg.Tenants {
+		subjects[i] = TenantSubjects(p.cfg.SubjectPrefix, t)
+	}
+	return subjects
 }
 
 func laneOf(tenant string, lanes int) int {
@@ -439,7 +455,7 @@ func (p *Projector) deadLetterMsg(ctx context.Context, log *slog.Logger, m jetst
 	dl.Header.Set("Chartstream-Dead-Letter-Reason", reason)
 	if _, err := p.deps.JetStream.PublishMsg(ctx, dl); err != nil {
 		// Not acked: JetStream redelivers after AckWait and we try again.
-		log.Error("dead-letter publish failed", "event_id", e.ID.String(), "error", err)
+		log.Error("dead-letter publish failed", "event_id", e.ID.String(), logging.Error(err))
 		return
 	}
 	p.deadLetter.Add(1)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/logging"
 )
 
 // RelayConfig configures the relay.
@@ -178,7 +179,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			log.Warn("relay publishing failed; will resume from checkpoint", "error", err, "backoff", backoff.String())
+			log.Warn("relay publishing failed; will resume from checkpoint", logging.Error(err), "backoff", backoff.String())
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, r.cfg.MaxBackoff)
 		}

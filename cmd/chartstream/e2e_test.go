@@ -12,7 +12,6 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/internal/auth"
-	"github.com/chartstream/chartstream/internal/testkit"
 )
 
 // The whole flow on the real binary's wiring: HTTP command -> handler ->
@@ -22,7 +21,7 @@ func TestEndToEndCommandToQuery(t *testing.T) {
 	t.Parallel()
 	m := newTestMain(t, true, true, "")
 	base := startMain(t, m)
-	tenant := testkit.MustTenant(t)
+	tenant := m.Config.Projector.Tenants[0] // the tenant this Main projects
 	key, err := auth.LoadDevKey(m.Config.Auth.DevKeyFile)
 	if err != nil {
 		t.Fatal(err)

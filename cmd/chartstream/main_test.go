@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
 
+	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/logging"
@@ -68,6 +69,10 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	cfg.Relay.Name, cfg.Relay.Stream, cfg.Relay.SubjectPrefix = "test-"+id, "TEST_"+strings.ToUpper(id), "t"+id
 	cfg.Projector.Consumer = "projections-" + id
+	// The relay publishes every tenant's events, other packages' tests'
+	// too; projecting those (sealed under their own keys) would move
+	// their tenants' checkpoints. The test projects one tenant of its own.
+	cfg.Projector.Tenants = []chartstream.TenantID{testkit.MustTenant(t)}
 	relay := testkit.MustPool(t, "DATABASE_RELAY_URL")
 	var head eventstore.Cursor
 	err := relay.QueryRow(testkit.Context(t), `SELECT coalesce(max(txid::text::bigint), 0), coalesce(max(position), 0) FROM events

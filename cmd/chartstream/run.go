@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/chartstream/chartstream/commands"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/idempotency"

@@ -8,6 +8,7 @@ package logging
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -70,4 +71,26 @@ func (h contextHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h contextHandler) WithGroup(name string) slog.Handler {
 	return contextHandler{h.Handler.WithGroup(name)}
+}
+
+// pgError is the part of *pgconn.PgError the redaction needs, declared
+// here so logging does not depend on the driver.
+type pgError interface {
+	error
+	SQLState() string
+}
+
+// Error returns an attribute for err that is safe to log. A database error
+// anywhere in err's chain can quote the values of a row (a birth date in
+// "invalid input syntax for type date"), so then only its SQLSTATE is
+// logged, never a message; other errors are logged as they are.
+func Error(err error) slog.Attr {
+	var pg pgError
+	if errors.As(err, &pg) {
+		return slog.String("error", "database error, SQLSTATE "+pg.SQLState()+" (message withheld: it may quote data)")
+	}
+	if err == nil {
+		return slog.String("error", "")
+	}
+	return slog.String("error", err.Error())
 }
