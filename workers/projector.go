@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,8 +54,10 @@ type ProjectorConfig struct {
 	// BatchSize caps the events of one tenant applied in one transaction.
 	// Default 200.
 	BatchSize int
-	// MaxAttempts is how often an event is tried before it is dead-lettered.
-	// Default 5.
+	// MaxAttempts is how often an event failing for an unknown reason is
+	// tried before it is dead-lettered. Default 5. Known-permanent failures
+	// are dead-lettered at once; an unreachable database is retried until
+	// it is back.
 	MaxAttempts int
 	// DeadLetterStream holds events no projection could apply, on subjects
 	// chartstream.deadletter.<consumer>. Default "CLINICAL_DEADLETTER".
@@ -287,12 +290,21 @@ func (p *Projector) applyGroup(ctx context.Context, log *slog.Logger, msgs []jet
 			if err == nil || ctx.Err() != nil {
 				break
 			}
-			if attempt >= p.cfg.MaxAttempts || permanent(err) {
+			// Parking an event lets the tenant's later events move the
+			// checkpoint past it, so only a failure that cannot heal is
+			// parked: at once when known to be permanent, after
+			// MaxAttempts when unknown. While the database is unreachable
+			// the lane waits and retries, however long it takes.
+			transient := postgres.Unavailable(err)
+			if permanent(err) || (!transient && attempt >= p.cfg.MaxAttempts) {
 				p.deadLetterMsg(ctx, log, m, e, err)
 				break
 			}
+			if attempt%20 == 0 {
+				log.Warn("event still failing; retrying", "event_id", e.ID.String(), "attempts", attempt, logging.Error(err))
+			}
 			sleep(ctx, backoff)
-			backoff = min(2*backoff, 2*time.Second)
+			backoff = min(2*backoff, 5*time.Second)
 		}
 		if err == nil {
 			p.ackAll([]jetstream.Msg{m}, []chartstream.Event{e})
@@ -432,9 +444,14 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 // permanent reports failures that no retry can fix: PHI sealed under a key
-// this deployment cannot unwrap, or a payload its projections refuse as
-// invalid. They are dead-lettered at once instead of stalling the lane.
+// this deployment cannot unwrap, a payload its projections refuse as
+// invalid, or data the database refuses (SQLSTATE classes 22 and 23). They
+// are dead-lettered at once instead of stalling the lane.
 func permanent(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")) {
+		return true
+	}
 	return errors.Is(err, phi.ErrDecrypt) || chartstream.ErrorCode(err) == chartstream.EINVALID
 }
 
