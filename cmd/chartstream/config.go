@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/auth"
+	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/workers"
+)
+
+// Config is the configuration of the long-running process (serve, work,
+// all). Each field is set by an environment variable or its flag.
+type Config struct {
+	// HTTPAddr is the API's listen address (HTTP_ADDR). Default
+	// 127.0.0.1:18080.
+	HTTPAddr string
+	// DatabaseURL is the app role's PostgreSQL URL (DATABASE_URL). Required.
+	DatabaseURL string
+	// DatabaseRelayURL is the relay role's URL (DATABASE_RELAY_URL): it
+	// reads every tenant's events. Required for the workers.
+	DatabaseRelayURL string
+	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
+	PHIKeyFile string
+	// Relay configures the JetStream stream and the relay (RELAY_*).
+	Relay workers.RelayConfig
+	// Projector configures the read model projector (PROJECTOR_*).
+	Projector workers.ProjectorConfig
+	// Auth configures bearer token verification (JWT_*).
+	Auth auth.Config
+	// RateStandard, RatePremium and RateEnterprise are each tier's
+	// requests per second per tenant (RATE_LIMIT_*). Defaults 200, 1000,
+	// 5000.
+	RateStandard, RatePremium, RateEnterprise int
+	// RateOverrides sets single tenants' rates (RATE_LIMIT_OVERRIDES),
+	// "tenant-id=rps,..."; empty for none.
+	RateOverrides string
+	// NATSURL is an external NATS server or cluster (NATS_URL). Empty
+	// starts an embedded server for work and all.
+	NATSURL string
+	// NATSStoreDir is the embedded server's JetStream store
+	// (NATS_STORE_DIR). Default .local/nats-embedded.
+	NATSStoreDir string
+	// RedisURL is Redis for idempotency keys, revocation and rate limits
+	// (REDIS_URL). Required for serve and all.
+	RedisURL string
+	// LogLevel is debug, info, warn or error (LOG_LEVEL). Default info.
+	LogLevel string
+	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
+	// Default 15s.
+	ShutdownTimeout time.Duration
+}
+
+// rateLimits is the rate limit configuration from the RATE_LIMIT_* settings.
+func (c Config) rateLimits() (ratelimit.Config, error) {
+	cfg := ratelimit.DefaultConfig()
+	for tier, rate := range map[chartstream.Tier]int{chartstream.TierStandard: c.RateStandard, chartstream.TierPremium: c.RatePremium, chartstream.TierEnterprise: c.RateEnterprise} {
+		l := cfg.Tiers[tier]
+		l.PerSecond, l.Burst = rate, rate
+		cfg.Tiers[tier] = l
+	}
+	overrides, err := ratelimit.ParseOverrides(c.RateOverrides)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Tenants = overrides
+	return cfg, cfg.Validate()
+}
+
+// authConfig is the token verification config. The dev key file is set in
+// every dev environment; it counts only when the dev key is allowed.
+func (c Config) authConfig() auth.Config {
+	a := c.Auth
+	if !a.AllowDevKey {
+		a.DevKeyFile = ""
+	}
+	return a
+}
+
+func (c *Config) flags(fs *pflag.FlagSet) {
+	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:18080", "API listen address")
+	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
+	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
+	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
+	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", "CLINICAL", "JetStream stream the relay publishes to")
+	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
+	durationFlag(fs, &c.Relay.DuplicateWindow, "relay-duplicate-window", "RELAY_DUPLICATE_WINDOW", 10*time.Minute, "JetStream duplicate window")
+	durationFlag(fs, &c.Relay.MaxAge, "relay-max-age", "RELAY_MAX_AGE", 30*24*time.Hour, "stream retention by age")
+	intFlag(fs, &c.Projector.Lanes, "projector-lanes", "PROJECTOR_LANES", 4, "tenants' events applied concurrently (each tenant in order)")
+	int64Flag(fs, &c.Relay.MaxBytes, "relay-max-bytes", "RELAY_MAX_BYTES", 10<<30, "stream retention by size in bytes (-1 unlimited)")
+	stringFlag(fs, &c.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty starts an embedded JetStream server")
+	stringFlag(fs, &c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", ".local/nats-embedded", "embedded NATS JetStream store directory")
+	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (required for the API)")
+	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain on SIGTERM")
+	stringFlag(fs, &c.Auth.Issuer, "jwt-issuer", "JWT_ISSUER", defaultJWTIssuer, "accepted token issuer (iss)")
+	stringFlag(fs, &c.Auth.Audience, "jwt-audience", "JWT_AUDIENCE", defaultJWTAudience, "required token audience (aud)")
+	stringFlag(fs, &c.Auth.JWKSURL, "jwt-jwks-url", "JWT_JWKS_URL", "", "identity provider's JWKS URL (https)")
+	stringFlag(fs, &c.Auth.PublicKeyFile, "jwt-public-key-file", "JWT_PUBLIC_KEY_FILE", "", "static PEM public key, instead of a JWKS URL")
+	stringFlag(fs, &c.Auth.DevKeyFile, "jwt-dev-key-file", "JWT_DEV_KEY_FILE", "", "dev signing key; used only with JWT_ALLOW_DEV_KEY")
+	boolFlag(fs, &c.Auth.AllowDevKey, "jwt-allow-dev-key", "JWT_ALLOW_DEV_KEY", false, "accept tokens from the dev key (development only)")
+	stringFlag(fs, &c.Auth.TenantClaim, "jwt-tenant-claim", "JWT_TENANT_CLAIM", auth.DefaultTenantClaim, "claim holding the tenant id (e.g. custom:tenant_id)")
+	stringFlag(fs, &c.Auth.RolesClaim, "jwt-roles-claim", "JWT_ROLES_CLAIM", auth.DefaultRolesClaim, "claim holding the roles")
+	durationFlag(fs, &c.Auth.Leeway, "jwt-leeway", "JWT_LEEWAY", auth.DefaultLeeway, "clock skew allowed on exp and nbf")
+	intFlag(fs, &c.RateStandard, "rate-limit-standard", "RATE_LIMIT_STANDARD", 200, "requests/s per standard-tier tenant")
+	intFlag(fs, &c.RatePremium, "rate-limit-premium", "RATE_LIMIT_PREMIUM", 1000, "requests/s per premium-tier tenant")
+	intFlag(fs, &c.RateEnterprise, "rate-limit-enterprise", "RATE_LIMIT_ENTERPRISE", 5000, "requests/s per enterprise-tier tenant")
+	stringFlag(fs, &c.RateOverrides, "rate-limit-overrides", "RATE_LIMIT_OVERRIDES", "", "per-tenant requests/s: tenant-id=rps,...")
+}
+
+// Validate reports every problem with the configuration for the given roles.
+func (c Config) Validate(api, workers bool) error {
+	var errs []error
+	checkURL := func(name, url string) {
+		if url == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		} else if _, err := pgxpool.ParseConfig(url); err != nil {
+			errs = append(errs, fmt.Errorf("%s is malformed", name))
+		}
+	}
+	checkURL("DATABASE_URL", c.DatabaseURL)
+	if workers {
+		checkURL("DATABASE_RELAY_URL", c.DatabaseRelayURL)
+	}
+	if c.PHIKeyFile == "" {
+		errs = append(errs, errors.New("PHI_KEY_FILE is required"))
+	}
+	if api {
+		if err := c.authConfig().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("JWT settings: %w", err))
+		}
+		if _, err := c.rateLimits(); err != nil {
+			errs = append(errs, fmt.Errorf("RATE_LIMIT settings: %w", err))
+		}
+		if c.RedisURL == "" {
+			errs = append(errs, errors.New("REDIS_URL is required"))
+		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			errs = append(errs, errors.New("REDIS_URL is malformed"))
+		}
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+		}
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must not be negative"))
+	}
+	if _, ok := logging.ParseLevel(c.LogLevel); !ok {
+		errs = append(errs, errors.New("LOG_LEVEL must be debug, info, warn or error"))
+	}
+	return errors.Join(errs...)
+}
