@@ -95,18 +95,21 @@ secret() {
 # The PostgreSQL data directory must be reachable by the postgres OS user.
 # When the checkout sits below a directory it cannot enter (e.g. /root), the
 # data lives in /var/tmp and .local/pg links to it.
+# Callers get the resolved path: the postgres user may not be able to follow
+# the link through the checkout's parents.
 pg_dir() {
-	if [ -L "$LOCAL/pg" ] || [ -d "$LOCAL/pg" ]; then echo "$LOCAL/pg"; return; fi
-	mkdir -p "$LOCAL"
-	if as_pg test -x "$LOCAL" 2>/dev/null; then
-		mkdir -p "$LOCAL/pg"
-	else
-		local ext="/var/tmp/chartstream-$(echo "$LOCAL" | md5sum | cut -c1-12)"
-		mkdir -p "$ext"
-		ln -s "$ext" "$LOCAL/pg"
+	if [ ! -e "$LOCAL/pg" ]; then
+		mkdir -p "$LOCAL"
+		if as_pg test -x "$LOCAL" 2>/dev/null; then
+			mkdir -p "$LOCAL/pg"
+		else
+			local ext="/var/tmp/chartstream-$(echo "$LOCAL" | md5sum | cut -c1-12)"
+			mkdir -p "$ext"
+			ln -s "$ext" "$LOCAL/pg"
+		fi
+		chown "$PG_OS_USER" "$(readlink -f "$LOCAL/pg")"
 	fi
-	chown "$PG_OS_USER" "$LOCAL/pg/"
-	echo "$LOCAL/pg"
+	readlink -f "$LOCAL/pg"
 }
 
 start_postgres() {
@@ -236,7 +239,8 @@ up() {
 }
 
 down() {
-	local dir="$LOCAL/pg" f bin
+	local dir f bin
+	dir=$(readlink -f "$LOCAL/pg" 2>/dev/null || echo "$LOCAL/pg")
 	if [ -s "$LOCAL/nats/nats.pid" ]; then kill "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null || true; rm -f "$LOCAL/nats/nats.pid"; fi
 	if [ -s "$LOCAL/redis/redis.pid" ]; then kill "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null || true; rm -f "$LOCAL/redis/redis.pid"; fi
 	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then
