@@ -186,17 +186,6 @@ func (e *projectorEnv) dump(schema string) {
 	})
 }
 
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // Duplicated and redelivered messages leave the read models exactly as
 // applying each event once does (checked against a replay into the rebuild
 // twins), and a poison message is dead-lettered without holding up the rest.
