@@ -79,12 +79,33 @@ func (e *projectorEnv) start() *workers.Projector {
 // each a second time under another message id, as a redelivery would.
 func (e *projectorEnv) publish(dup bool) []chartstream.Event {
 	e.t.Helper()
+	events := e.committed()
+	e.publishEvents(events, dup)
+	return events
+}
+
+// publishAfter publishes the tenant's events of type typ, as the relay
+// would after the events published before.
+func (e *projectorEnv) publishAfter(typ string) {
+	e.t.Helper()
+	var events []chartstream.Event
+	for _, ev := range e.committed() {
+		if ev.Type == typ {
+			events = append(events, ev)
+		}
+	}
+	e.publishEvents(events, false)
+}
+
+// committed returns every event the tenant committed. ReadAll withholds
+// events behind the horizon while another test holds a transaction open,
+// so it waits until ReadAll returns them all.
+func (e *projectorEnv) committed() []chartstream.Event {
+	e.t.Helper()
 	ctx := testkit.Context(e.t)
-	// ReadAll withholds events behind the horizon while another test holds
-	// a transaction open: wait until it returns all the tenant committed.
-	var committed int
+	var n int
 	err := postgres.InTenantTx(ctx, testkit.MustAppPool(e.t), e.tenant, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1`, e.tenant).Scan(&committed)
+		return tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1`, e.tenant).Scan(&n)
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -92,8 +113,14 @@ func (e *projectorEnv) publish(dup bool) []chartstream.Event {
 	var events []chartstream.Event
 	waitUntil(e.t, 10*time.Second, "ReadAll returns every committed event", func() bool {
 		events, _, err = e.store.ReadAll(ctx, eventstore.Filter{Tenant: e.tenant}, eventstore.Cursor{}, 1000)
-		return err == nil && len(events) == committed
+		return err == nil && len(events) == n
 	})
+	return events
+}
+
+func (e *projectorEnv) publishEvents(events []chartstream.Event, dup bool) {
+	e.t.Helper()
+	ctx := testkit.Context(e.t)
 	for _, ev := range events {
 		for copyN := 0; copyN < 2 && (copyN == 0 || dup); copyN++ {
 			m, err := workers.EncodeMessage(e.cfg.SubjectPrefix, ev)
@@ -106,7 +133,6 @@ func (e *projectorEnv) publish(dup bool) []chartstream.Event {
 			}
 		}
 	}
-	return events
 }
 
 // clinic records a patient's first hours through the real command handlers.

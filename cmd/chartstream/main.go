@@ -74,6 +74,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newTokenCmd(),
 		newBenchCmd(),
 		newProjectionsCmd(),
+		newPatientCmd(),
 	)
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
 	return root

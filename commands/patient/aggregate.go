@@ -36,6 +36,7 @@ type Patient struct {
 
 	registered   bool
 	deceased     bool
+	erased       bool
 	observations map[uuid.UUID]bool
 }
 
@@ -85,6 +86,9 @@ func (p *Patient) Registered() bool { return p.registered }
 // Deceased reports whether the patient's death was recorded.
 func (p *Patient) Deceased() bool { return p.deceased }
 
+// Erased reports whether the patient's record was erased.
+func (p *Patient) Erased() bool { return p.erased }
+
 // RequireLiving fails with ENOTFOUND for a patient never registered and
 // with EUNPROCESSABLE for a deceased one: new encounters and medication
 // orders are only for the living.
@@ -113,6 +117,8 @@ func (p *Patient) ActiveAllergy(substance Coding) (Allergy, bool) {
 // already decided.
 func (p *Patient) apply(e Event) {
 	switch e := e.(type) {
+	case PatientErased:
+		p.erased = true
 	case PatientRegistered:
 		p.registered = true
 		p.MRN, p.Name, p.BirthDate, p.Sex, p.Contact = e.MRN, e.Name, e.BirthDate, e.Sex, e.Contact

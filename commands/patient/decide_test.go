@@ -87,6 +87,7 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	reg := registration()
 	died := PatientDeceased{DeceasedAt: time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC)}
+	erased := PatientErased{ErasedAt: now}
 	scenarios := []scenario{
 		{name: "register a new patient", when: register(), then: []Event{reg}},
 		{name: "register twice", given: []Event{reg}, when: register(), code: chartstream.ECONFLICT},
@@ -184,6 +185,16 @@ func TestDecide(t *testing.T) {
 			then: []Event{PatientDeceased{DeceasedAt: time.Date(1961, 7, 22, 16, 0, 0, 0, time.UTC)}}},
 		{name: "record a death in the future", given: []Event{reg}, when: RecordDeath{PatientID: patientID, DeceasedAt: "2025-03-15T00:00:00Z"},
 			code: chartstream.EINVALID, fields: []string{"deceased_at"}},
+
+		{name: "erase a record", given: []Event{reg}, when: ErasePatient{PatientID: patientID}, then: []Event{erased}},
+		{name: "erase an erased record again", given: []Event{reg, erased}, when: ErasePatient{PatientID: patientID}},
+		{name: "erase an unknown patient", when: ErasePatient{PatientID: patientID}, code: chartstream.ENOTFOUND},
+		{name: "record an observation after erasure", given: []Event{reg, erased}, when: recordObservation(), code: chartstream.EUNPROCESSABLE},
+		{name: "update demographics after erasure", given: []Event{reg, erased},
+			when: UpdateDemographics{PatientID: patientID, Sex: ptr(SexOther)}, code: chartstream.EUNPROCESSABLE},
+		{name: "record a death after erasure", given: []Event{reg, erased},
+			when: RecordDeath{PatientID: patientID, DeceasedAt: "2025-01-02T03:04:00Z"}, code: chartstream.EUNPROCESSABLE},
+		{name: "register an erased patient again", given: []Event{reg, erased}, when: register(), code: chartstream.ECONFLICT},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {

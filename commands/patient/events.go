@@ -25,6 +25,7 @@ const (
 	TypeConditionResolved   = "patient.condition_resolved"
 	TypeObservationRecorded = "patient.observation_recorded"
 	TypeDeceased            = "patient.deceased"
+	TypeErased              = "patient.erased"
 )
 
 // schemaVersion is the payload version of every patient event: all are
@@ -154,8 +155,19 @@ type PatientDeceased struct {
 	DeceasedAt time.Time `json:"deceased_at"`
 }
 
+// PatientErased says the patient's record was erased on request: the
+// patient's data key was destroyed (crypto-shredding), so the PHI in every
+// earlier event reads as erased, and no further command may act on the
+// patient. It carries no PHI itself.
+type PatientErased struct {
+	ErasedAt time.Time `json:"erased_at"`
+}
+
 // EventType implements Event.
 func (PatientRegistered) EventType() string { return TypeRegistered }
+
+// EventType implements Event.
+func (PatientErased) EventType() string { return TypeErased }
 
 // EventType implements Event.
 func (DemographicsUpdated) EventType() string { return TypeDemographicsUpdated }
@@ -198,6 +210,7 @@ func EventSpecs() []chartstream.EventSpec {
 		{Type: TypeConditionResolved, SchemaVersion: schemaVersion},
 		{Type: TypeObservationRecorded, SchemaVersion: schemaVersion},
 		{Type: TypeDeceased, SchemaVersion: schemaVersion, PHI: []string{"deceased_at"}},
+		{Type: TypeErased, SchemaVersion: schemaVersion},
 	}
 }
 
@@ -221,6 +234,8 @@ func Decode(e chartstream.Event) (Event, error) {
 		return decode[ObservationRecorded](e)
 	case TypeDeceased:
 		return decode[PatientDeceased](e)
+	case TypeErased:
+		return decode[PatientErased](e)
 	}
 	return nil, fmt.Errorf("patient stream %s: unknown event type %q", e.Stream.ID, e.Type)
 }

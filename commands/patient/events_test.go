@@ -20,6 +20,7 @@ func samples() []Event {
 		ObservationRecorded{ObservationID: observationID, Code: "8867-4", System: LOINC, Value: ptr(72.0), Unit: "/min",
 			EffectiveAt: now, EncounterID: ptr(encounterID)},
 		PatientDeceased{DeceasedAt: now},
+		PatientErased{ErasedAt: now},
 	}
 }
 

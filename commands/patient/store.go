@@ -123,11 +123,15 @@ func (h handler) run(ctx context.Context, tenant chartstream.TenantID, plan deci
 // loadFn is Load, or read for a registration.
 type loadFn func(ctx context.Context, store StreamReader, tenant chartstream.TenantID, id uuid.UUID) (*Patient, error)
 
-// registered fails with ENOTFOUND unless the patient was registered: no
-// command acts on a patient the tenant does not know.
+// registered fails with ENOTFOUND unless the patient was registered (no
+// command acts on a patient the tenant does not know) and with
+// EUNPROCESSABLE once the record was erased.
 func registered(p *Patient) error {
 	if !p.Registered() {
 		return errNotFound()
+	}
+	if p.Erased() {
+		return chartstream.Errorf(chartstream.EUNPROCESSABLE, "the patient's record was erased")
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, e chartstream.Event) erro
 	switch e.Type {
 	case patient.TypeRegistered, patient.TypeDemographicsUpdated, patient.TypeAllergyRecorded,
 		patient.TypeAllergyRefuted, patient.TypeConditionDiagnosed, patient.TypeConditionResolved,
-		patient.TypeObservationRecorded, patient.TypeDeceased:
+		patient.TypeObservationRecorded, patient.TypeDeceased, patient.TypeErased:
 	default:
 		return nil
 	}
@@ -102,6 +102,21 @@ func apply(ctx context.Context, tx pgx.Tx, e chartstream.Event, payload patient.
 			return err
 		}
 		return touch(ctx, tx, e)
+	case patient.PatientErased:
+		// The PHI leaves the read model with the key: every field an event
+		// marks as PHI (names, birth date, contact, MRN, time of death,
+		// allergy reactions). The chart stays, so the patient's clinical
+		// history keeps its subject.
+		if _, err := tx.Exec(ctx, `
+			UPDATE patient_charts SET mrn = NULL, family_name = NULL, given_names = NULL, birth_date = NULL,
+				phone = NULL, email = NULL, deceased_at = NULL, search_name = '', sort_name = '', version = $3, updated_at = $4
+			WHERE tenant_id = $1 AND patient_id = $2 AND version < $3`,
+			e.Tenant, e.Stream.ID, e.Version, e.RecordedAt); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE chart_allergies SET reaction = NULL WHERE tenant_id = $1 AND patient_id = $2`,
+			e.Tenant, e.Stream.ID)
+		return err
 	case patient.PatientDeceased:
 		// deceased_at is PHI: when shredded, deceased still says so.
 		var at any

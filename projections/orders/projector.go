@@ -10,6 +10,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/medicationorder"
+	"github.com/chartstream/chartstream/commands/patient"
 )
 
 // Order statuses in the read model.
@@ -34,6 +35,13 @@ func (Projector) Tables() []string { return []string{"medication_orders"} }
 // cannot be decoded or written. Erased PHI (the override and
 // discontinuation reasons) is stored as NULL.
 func (Projector) Apply(ctx context.Context, tx pgx.Tx, e chartstream.Event) error {
+	if e.Stream.Type == patient.StreamType && e.Type == patient.TypeErased {
+		// The reasons are free text under the patient's key: they leave
+		// with it.
+		_, err := tx.Exec(ctx, `UPDATE medication_orders SET override_reason = NULL, discontinued_reason = NULL
+			WHERE tenant_id = $1 AND patient_id = $2`, e.Tenant, e.Stream.ID)
+		return err
+	}
 	if e.Stream.Type != medicationorder.StreamType {
 		return nil
 	}
