@@ -27,7 +27,7 @@ type fhirSearchParam struct {
 // the paging parameters), so the two cannot disagree.
 var fhirSearches = []struct {
 	Type   string
-	Read   bool
+	Read   bool // the type has a read by id (fhir_read.go)
 	Params []fhirSearchParam
 }{
 	{"Patient", true, []fhirSearchParam{
@@ -35,21 +35,21 @@ var fhirSearches = []struct {
 		{"name", "string", "prefix of a given or family name, or a similar spelling, ignoring case and accents"},
 		{"birthdate", "date", "a day, without prefix or with eq"},
 	}},
-	{"Observation", false, []fhirSearchParam{
+	{"Observation", true, []fhirSearchParam{
 		{"patient", "reference", "required"},
 		{"code", "token", "LOINC code, system " + loincSystem},
 		{"date", "date", "effective time, prefixes eq (or none), ge, gt, le, lt; repeat to bound both ends"},
 	}},
-	{"Encounter", false, []fhirSearchParam{
+	{"Encounter", true, []fhirSearchParam{
 		{"patient", "reference", "optional: every encounter of the tenant without it"},
 		{"status", "token", "in-progress or finished"},
 	}},
-	{"MedicationRequest", false, []fhirSearchParam{
+	{"MedicationRequest", true, []fhirSearchParam{
 		{"patient", "reference", "required"},
 		{"status", "token", "active or stopped"},
 	}},
-	{"AllergyIntolerance", false, []fhirSearchParam{{"patient", "reference", "required; active allergies"}}},
-	{"Condition", false, []fhirSearchParam{{"patient", "reference", "required; active conditions"}}},
+	{"AllergyIntolerance", true, []fhirSearchParam{{"patient", "reference", "required; active allergies"}}},
+	{"Condition", true, []fhirSearchParam{{"patient", "reference", "required; active conditions"}}},
 }
 
 // Paging parameters of every search: _cursor is the opaque position a next

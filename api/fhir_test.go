@@ -12,6 +12,7 @@ import (
 	"github.com/google/fhir/go/jsonformat"
 	"github.com/google/uuid"
 
+	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
 )
 
@@ -257,4 +258,38 @@ func (e *apiEnv) nextPath(bundle map[string]any) string {
 		}
 	}
 	return ""
+}
+
+// Every entry's fullUrl in every search resolves: a read of the resource,
+// strictly valid, of the entry's type and id.
+func TestFHIRFullURLsResolve(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	c := e.newFHIRChart()
+	searches := []string{"/Patient?identifier=" + c.mrn, "/Observation" + c.query, "/Encounter" + c.query,
+		"/MedicationRequest" + c.query, "/AllergyIntolerance" + c.query, "/Condition" + c.query}
+	read := 0
+	for _, search := range searches {
+		bundle := e.do(http.MethodGet, "/fhir/R4"+search, c.token, nil).wantFHIR(t, http.StatusOK, "Bundle")
+		for _, en := range entries(bundle) {
+			full, _ := en["fullUrl"].(string)
+			u, err := url.Parse(full)
+			if err != nil || !strings.HasPrefix(full, e.url+"/fhir/R4/") {
+				t.Fatalf("%s: fullUrl %q is not an absolute URL of the server", search, full)
+			}
+			resource := en["resource"].(map[string]any)
+			typ, id := resource["resourceType"].(string), resource["id"].(string)
+			got := e.do(http.MethodGet, u.RequestURI(), c.token, nil).wantFHIR(t, http.StatusOK, typ)
+			if got["id"] != id {
+				t.Errorf("%s read answers id %v, want %s", full, got["id"], id)
+			}
+			read++
+		}
+	}
+	if read < 6 {
+		t.Fatalf("followed %d fullUrls, want at least one per search", read)
+	}
+	// Another tenant's resources are unknown ids there.
+	_, tokenB := e.newTenant(chartstream.RoleClinician)
+	e.do(http.MethodGet, "/fhir/R4/Observation/"+c.vital.String(), tokenB, nil).wantOutcome(t, http.StatusNotFound, "not-found")
 }

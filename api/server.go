@@ -184,7 +184,7 @@ func (s *Server) clinicalRoutes() error {
 	}
 	s.cmd = newCommandHandlers(s.deps.Events)
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
-	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes())
+	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
 	for i := range s.routes {
 		if s.routes[i].Request == nil && s.routes[i].Method != http.MethodGet {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)

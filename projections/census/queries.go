@@ -70,3 +70,10 @@ var encounterList = projections.Keyset{
 	SortKey: "started_at",
 	ID:      "encounter_id",
 }
+
+// ByID returns one encounter. Errors: ENOTFOUND for an id the tenant's
+// read model does not know.
+func ByID(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, id uuid.UUID) (Encounter, error) {
+	return projections.One[Encounter](ctx, pool, tenant,
+		`SELECT `+encounterList.Columns+` FROM encounters WHERE tenant_id = $1 AND encounter_id = $2`, id, "encounter")
+}

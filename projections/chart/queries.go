@@ -242,3 +242,31 @@ var patientList = projections.Keyset{
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// PatientAllergy is an active allergy with its patient.
+type PatientAllergy struct {
+	PatientID uuid.UUID `json:"patient_id"`
+	Allergy
+}
+
+// PatientCondition is an active condition with its patient.
+type PatientCondition struct {
+	PatientID uuid.UUID `json:"patient_id"`
+	Condition
+}
+
+// AllergyByID returns one active allergy. Errors: ENOTFOUND for an id the
+// tenant's chart does not hold as active.
+func AllergyByID(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, id uuid.UUID) (PatientAllergy, error) {
+	return projections.One[PatientAllergy](ctx, pool, tenant, `SELECT patient_id, allergy_id, substance_code, substance_display,
+		substance_system, criticality, reaction, recorded_at FROM chart_allergies
+		WHERE tenant_id = $1 AND allergy_id = $2 AND status = 'active'`, id, "allergy")
+}
+
+// ConditionByID returns one active condition. Errors: ENOTFOUND for an id
+// the tenant's chart does not hold as active.
+func ConditionByID(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, id uuid.UUID) (PatientCondition, error) {
+	return projections.One[PatientCondition](ctx, pool, tenant, `SELECT patient_id, condition_id, code, system, display,
+		to_char(onset, 'YYYY-MM-DD') AS onset, recorded_at FROM chart_conditions
+		WHERE tenant_id = $1 AND condition_id = $2 AND status = 'active'`, id, "condition")
+}

@@ -76,3 +76,10 @@ var observationList = projections.Keyset{
 	ID:         "observation_id",
 	Descending: true,
 }
+
+// ByID returns one observation. Errors: ENOTFOUND for an id the tenant's
+// read model does not know.
+func ByID(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, id uuid.UUID) (Observation, error) {
+	return projections.One[Observation](ctx, pool, tenant,
+		`SELECT `+observationList.Columns+` FROM observations WHERE tenant_id = $1 AND observation_id = $2`, id, "observation")
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/projections"
 )
 
 // MedicationOrder is a medication order. The reasons are PHI: null when
@@ -46,10 +47,7 @@ func MedicationOrders(ctx context.Context, pool *pgxpool.Pool, tenant chartstrea
 	}
 	var items []MedicationOrder
 	err := postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `
-			SELECT order_id, patient_id, code, display, system, dose, route, frequency, prescriber, status,
-				override_reason, discontinued_reason, prescribed_at, discontinued_at
-			FROM medication_orders
+		rows, _ := tx.Query(ctx, `SELECT `+orderColumns+` FROM medication_orders
 			WHERE tenant_id = $1 AND patient_id = $2 AND ($3 = '' OR status = $3)
 			ORDER BY prescribed_at, order_id`, tenant, patient, status)
 		var err error
@@ -63,4 +61,15 @@ func MedicationOrders(ctx context.Context, pool *pgxpool.Pool, tenant chartstrea
 		items = []MedicationOrder{} // [] in JSON, not null
 	}
 	return items, nil
+}
+
+// orderColumns are MedicationOrder's columns.
+const orderColumns = `order_id, patient_id, code, display, system, dose, route, frequency, prescriber, status,
+	override_reason, discontinued_reason, prescribed_at, discontinued_at`
+
+// ByID returns one medication order. Errors: ENOTFOUND for an id the
+// tenant's read model does not know.
+func ByID(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, id uuid.UUID) (MedicationOrder, error) {
+	return projections.One[MedicationOrder](ctx, pool, tenant,
+		`SELECT `+orderColumns+` FROM medication_orders WHERE tenant_id = $1 AND order_id = $2`, id, "medication order")
 }
