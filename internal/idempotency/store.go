@@ -88,9 +88,16 @@ func (s *Store) Begin(ctx context.Context, k Key, fp []byte) (*Response, error) 
 	}
 	key, sum := k.redisKey(s.cfg.Prefix), hash(fp)
 	deadline := time.Now().Add(s.cfg.Wait)
-	for {
+	for waited := false; ; waited = true {
 		res, err := claimScript.Run(ctx, s.rdb, []string{key}, sum, s.cfg.InFlightTTL.Milliseconds()).Slice()
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil && waited:
+			// The caller's deadline ended the wait, inside a Redis call
+			// rather than between two: still a wait that ran out.
+			return nil, &chartstream.Error{Code: chartstream.ECONFLICT, Message: msgInProgress, Err: ctx.Err()}
+		case err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("idempotency: %w", ctx.Err())
+		case err != nil:
 			return nil, unavailable(err)
 		}
 		if len(res) == 0 {
