@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/chartstream/chartstream"
@@ -56,15 +55,27 @@ WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1)
 ORDER BY e.ord
 RETURNING true, position, version`
 
+// appendOneSQL is appendAtSQL for the commonest append, a single event:
+// the same checks without unnesting arrays, a quarter cheaper.
+const appendOneSQL = `
+INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, phi, subject_id, metadata)
+SELECT $1, $2, $3, $11::bigint + 1, $4, $5, $6, $7, $8, $9, $10
+WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1)
+RETURNING true, position, version`
+
 const claimSQL = `INSERT INTO unique_claims (tenant_id, scope, value_hash, stream_id)
 SELECT $1, c.scope, c.value_hash, $2 FROM unnest($3::text[], $4::bytea[]) AS c(scope, value_hash)`
 
 // Append appends events to a stream atomically, in one round trip.
+// Concurrent appends of a tenant may share that round trip and its
+// transaction (see group.go); each still succeeds or fails on its own.
 //
 // expectedVersion is the version the stream must be at (chartstream.NoStream
 // for a new stream) or chartstream.AnyVersion. A stream at another version
 // returns ECONFLICT and nothing is written; so does a unique claim already
-// held, or an event id already recorded. Bad input returns EINVALID (unknown
+// held, or an event id already recorded. A ctx that ends before the append
+// is sent returns ctx's error with nothing written; once sent, Append
+// waits for the outcome. Bad input returns EINVALID (unknown
 // event type, invalid UTF-8, not a JSON object, a payload tenant_id that is
 // not the append's tenant) or ETOOLARGE; an unknown tenant ENOTFOUND.
 func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, expectedVersion int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error) {
@@ -107,53 +118,19 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 		}
 	}
 
-	b := &pgx.Batch{}
-	args := []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion}
-	if expectedVersion == chartstream.AnyVersion {
-		b.Queue(appendAnySQL, append(args, claimScopes, claimHashes)...)
-	} else {
-		b.Queue(appendAtSQL, args...)
-		if len(claimScopes) > 0 {
-			b.Queue(claimSQL, tenant, stream.ID, claimScopes, claimHashes)
-		}
+	p := &pendingAppend{tenant: tenant, events: n, done: make(chan appendOutcome, 1)}
+	switch {
+	case expectedVersion == chartstream.AnyVersion:
+		p.queries = []query{{appendAnySQL, []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion, claimScopes, claimHashes}}}
+	case n == 1:
+		p.queries = []query{{appendOneSQL, []any{tenant, stream.Type, stream.ID, ids[0], types[0], versions[0], payloads[0], sealed[0], subjects[0], metas[0], expectedVersion}}}
+	default:
+		p.queries = []query{{appendAtSQL, []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion}}}
 	}
-	var res chartstream.AppendResult
-	known := true
-	err := postgres.InTenantBatch(ctx, s.pool, tenant, b, func(br pgx.BatchResults) error {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var pos, ver pgtype.Int8
-			if err := rows.Scan(&known, &pos, &ver); err != nil {
-				return err
-			}
-			if pos.Valid {
-				res.Positions = append(res.Positions, pos.Int64)
-				res.Version = ver.Int64
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(b.QueuedQueries) > 1 {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		if !known || len(res.Positions) == 0 {
-			// Nothing was inserted: the only reason left is the tenant.
-			return chartstream.Errorf(chartstream.ENOTFOUND, "unknown tenant")
-		}
-		return nil
-	})
-	if err != nil {
-		return chartstream.AppendResult{}, appendError(err)
+	if expectedVersion != chartstream.AnyVersion && len(claimScopes) > 0 {
+		p.queries = append(p.queries, query{claimSQL, []any{tenant, stream.ID, claimScopes, claimHashes}})
 	}
-	s.wake(ctx)
-	return res, nil
+	return s.appender.submit(ctx, p)
 }
 
 // appendError maps database errors by SQLSTATE and constraint name.

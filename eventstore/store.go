@@ -2,7 +2,7 @@
 // hash-chained sequence of tenant-tagged clinical events in PostgreSQL.
 //
 // Appends are optimistic (expected version) and atomic, one network round
-// trip each. ReadAll never skips an event even though transactions commit
+// trip each; concurrent appends of a tenant share one (group.go). ReadAll never skips an event even though transactions commit
 // out of position order: it reads in (transaction id, position) order and
 // only below the oldest transaction still running (see read.go). PHI fields
 // are sealed with AES-256-GCM under a per-patient data key, which
@@ -27,6 +27,12 @@ type Config struct {
 	MaxPayloadBytes int
 	// MaxEventsPerAppend caps one append. Default 1000.
 	MaxEventsPerAppend int
+	// AppendConcurrency caps the append transactions in flight at once;
+	// appends arriving while all are busy queue and go out together, a
+	// tenant's in one transaction (see group.go). Default 2.
+	AppendConcurrency int
+	// MaxAppendGroup caps the appends sharing one transaction. Default 64.
+	MaxAppendGroup int
 	// KeyCache sizes the cache of unwrapped data keys (phi.DEKCacheConfig
 	// defaults: 10,000 keys, 5 minutes).
 	KeyCache phi.DEKCacheConfig
@@ -39,6 +45,12 @@ func (c *Config) setDefaults() {
 	if c.MaxEventsPerAppend == 0 {
 		c.MaxEventsPerAppend = 1000
 	}
+	if c.AppendConcurrency == 0 {
+		c.AppendConcurrency = 2
+	}
+	if c.MaxAppendGroup == 0 {
+		c.MaxAppendGroup = 64
+	}
 }
 
 // Validate reports every problem with the configuration.
@@ -49,6 +61,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEventsPerAppend < 0 {
 		errs = append(errs, errors.New("max events per append must be positive"))
+	}
+	if c.AppendConcurrency < 0 {
+		errs = append(errs, errors.New("append concurrency must be positive"))
+	}
+	if c.MaxAppendGroup < 0 {
+		errs = append(errs, errors.New("max append group must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -62,6 +80,7 @@ type Store struct {
 	keys     phi.KeyProvider
 	deks     *phi.DEKCache
 	cfg      Config
+	appender *appender
 
 	// wakeDue and waking coalesce commit notifications (see wake).
 	wakeDue, waking atomic.Bool
@@ -81,7 +100,9 @@ func New(pool *pgxpool.Pool, registry *Registry, keys phi.KeyProvider, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: %w", err)
 	}
-	return &Store{pool: pool, registry: registry, keys: keys, deks: deks, cfg: cfg}, nil
+	s := &Store{pool: pool, registry: registry, keys: keys, deks: deks, cfg: cfg}
+	s.appender = &appender{store: s, concurrency: cfg.AppendConcurrency, maxGroup: cfg.MaxAppendGroup, maxEvents: cfg.MaxEventsPerAppend}
+	return s, nil
 }
 
 // Names allowed for stream and event types; the database checks the same.
