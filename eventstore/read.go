@@ -110,7 +110,7 @@ func (s *Store) ReadAll(ctx context.Context, filter Filter, after Cursor, limit 
 	}
 	var events []chartstream.Event
 	next := after
-	err := s.inScope(ctx, filter, func(q querier) error {
+	read := func(q querier) error {
 		rows, err := q.Query(ctx, readAllSQL, fmt.Sprint(after.TxID), after.Position, filter.tenantParam(), limit)
 		if err != nil {
 			return err
@@ -121,7 +121,23 @@ func (s *Store) ReadAll(ctx context.Context, filter Filter, after Cursor, limit 
 			next = *last
 		}
 		return err
-	})
+	}
+	var err error
+	if filter.Tenant.IsZero() {
+		err = read(s.pool)
+	} else {
+		err = postgres.InTenantTx(ctx, s.pool, filter.Tenant, func(tx pgx.Tx) error {
+			// A tenant's events written since the last ANALYZE are missing
+			// from the statistics, and the planner, expecting a handful
+			// of rows after the cursor, would fetch all of them and sort:
+			// 100 ms a page rather than 1 ms. The rows must come in the
+			// order of the (tenant_id, txid, position) index.
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
+				return err
+			}
+			return read(tx)
+		})
+	}
 	if err != nil {
 		return nil, after, fmt.Errorf("read all: %w", err)
 	}
