@@ -152,15 +152,24 @@ func (e *relayEnv) published() []chartstream.Event {
 	if err != nil {
 		return nil
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{workers.TenantSubjects(e.cfg.SubjectPrefix, e.tenant)},
-	})
+	// How many there are, then fetch them all: a consumer just created
+	// may answer a no-wait fetch with nothing.
+	subjects := workers.TenantSubjects(e.cfg.SubjectPrefix, e.tenant)
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subjects))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var want uint64
+	for _, n := range info.State.Subjects {
+		want += n
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var out []chartstream.Event
-	for {
-		batch, err := cons.FetchNoWait(500)
+	for uint64(len(out)) < want {
+		batch, err := cons.Fetch(int(min(want-uint64(len(out)), 500)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -179,10 +188,11 @@ func (e *relayEnv) published() []chartstream.Event {
 			}
 			out = append(out, ev)
 		}
-		if n == 0 {
-			return out
+		if err := batch.Error(); err != nil && n == 0 {
+			e.t.Fatalf("fetched %d of the tenant's %d messages: %v", len(out), want, err)
 		}
 	}
+	return out
 }
 
 // waitPublished polls until want of the tenant's events are in the stream

@@ -1,5 +1,7 @@
 package workers
 
+import "github.com/chartstream/chartstream"
+
 // SetAfterPublish installs the test hook that runs between JetStream's
-// acknowledgements and the checkpoint.
-func (r *Relay) SetAfterPublish(fn func()) { r.afterPublish = fn }
+// acknowledgements of a batch and the checkpoint.
+func (r *Relay) SetAfterPublish(fn func(events []chartstream.Event)) { r.afterPublish = fn }

@@ -152,7 +152,7 @@ type Relay struct {
 	cfg  RelayConfig
 	// afterPublish runs between the acknowledgements and the checkpoint;
 	// tests use it to crash there.
-	afterPublish func()
+	afterPublish func(events []chartstream.Event)
 }
 
 // NewRelay returns a relay. It panics on a missing dependency.
@@ -250,7 +250,7 @@ func (r *Relay) publishBatch(ctx context.Context, events []chartstream.Event, ne
 		}
 	}
 	if r.afterPublish != nil {
-		r.afterPublish()
+		r.afterPublish(events)
 	}
 	return r.saveCheckpoint(ctx, next)
 }
