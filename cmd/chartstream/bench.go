@@ -63,9 +63,11 @@ func newBenchEventstoreCmd() *cobra.Command {
 		Use:   "eventstore [--writers N] [--duration D] [--json]",
 		Short: "Append throughput against raw INSERTs of the same row size, and ReadAll throughput",
 		Long: `Runs, on the same database in the same run: single-row INSERTs into a plain table
-(the floor any event store pays), then single-event appends to distinct streams,
-each for --duration with --writers concurrent writers; then reads every appended
-event back with ReadAll. With --json the last line is one JSON object.`,
+(the floor any event store pays), then single-event appends to distinct streams
+through the store as the API makes them (concurrent appends share transactions,
+see APPEND_CONCURRENCY), alternating in one-second slices for --duration each
+with --writers concurrent writers; then reads every appended event back with
+ReadAll. With --json the last line is one JSON object.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", dbURL}, [2]string{"DATABASE_ADMIN_URL", adminURL}); err != nil {

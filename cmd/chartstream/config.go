@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/ratelimit"
@@ -30,6 +31,10 @@ type Config struct {
 	DatabaseRelayURL string
 	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
 	PHIKeyFile string
+	// EventStore tunes the event store: AppendConcurrency is the append
+	// transactions in flight at once (APPEND_CONCURRENCY), default 2;
+	// about the database's cores.
+	EventStore eventstore.Config
 	// Relay configures the JetStream stream and the relay (RELAY_*).
 	Relay workers.RelayConfig
 	// Projector configures the read model projector (PROJECTOR_*).
@@ -90,6 +95,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
+	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
 	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", "CLINICAL", "JetStream stream the relay publishes to")
 	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
 	durationFlag(fs, &c.Relay.DuplicateWindow, "relay-duplicate-window", "RELAY_DUPLICATE_WINDOW", 10*time.Minute, "JetStream duplicate window")
@@ -148,6 +154,9 @@ func (c Config) Validate(api, workers bool) error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
 		}
+	}
+	if c.EventStore.AppendConcurrency < 1 {
+		errs = append(errs, errors.New("APPEND_CONCURRENCY must be at least 1"))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must not be negative"))

@@ -34,6 +34,7 @@ func TestConfigErrors(t *testing.T) {
 		{"malformed DATABASE_URL", []string{"serve"}, map[string]string{"DATABASE_URL": "postgres://app:hunter2@db:notaport/x"}, []string{"DATABASE_URL is malformed"}},
 		{"bad SHUTDOWN_TIMEOUT", []string{"serve"}, map[string]string{"SHUTDOWN_TIMEOUT": "abc"}, []string{"invalid SHUTDOWN_TIMEOUT"}},
 		{"negative SHUTDOWN_TIMEOUT", []string{"all"}, map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, []string{"SHUTDOWN_TIMEOUT must not be negative"}},
+		{"zero APPEND_CONCURRENCY", []string{"all"}, map[string]string{"APPEND_CONCURRENCY": "0"}, []string{"APPEND_CONCURRENCY must be at least 1"}},
 		{"missing REDIS_URL", []string{"serve"}, map[string]string{"REDIS_URL": ""}, []string{"REDIS_URL is required"}},
 		{"malformed REDIS_URL", []string{"serve"}, map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/notanumber"}, []string{"REDIS_URL is malformed"}},
 		{"REDIS_URL not a redis URL", []string{"all"}, map[string]string{"REDIS_URL": "http://cache"}, []string{"REDIS_URL is malformed"}},

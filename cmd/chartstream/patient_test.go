@@ -7,13 +7,14 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
+	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/testkit"
 )
 
 func TestPatientEraseCLI(t *testing.T) {
 	t.Parallel()
 	ctx := testkit.Context(t)
-	store, err := newStore(testkit.MustAppPool(t), testkit.Env(t, "PHI_KEY_FILE"), commands.EventSpecs())
+	store, err := newStore(testkit.MustAppPool(t), testkit.Env(t, "PHI_KEY_FILE"), commands.EventSpecs(), eventstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestPatientEraseCLI(t *testing.T) {
 	}
 	// A fresh store: this one's key cache still holds the key it used to
 	// register the patient (other processes forget it within the TTL).
-	fresh, err := newStore(testkit.MustAppPool(t), testkit.Env(t, "PHI_KEY_FILE"), commands.EventSpecs())
+	fresh, err := newStore(testkit.MustAppPool(t), testkit.Env(t, "PHI_KEY_FILE"), commands.EventSpecs(), eventstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

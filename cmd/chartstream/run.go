@@ -103,7 +103,7 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	}
 	// Projectors open PHI and write read models as the app role, each
 	// event in its tenant's transaction.
-	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs())
+	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return map[string]any{"events": lag.Events, "seconds": lag.Age.Seconds()}
 		}
 	}
-	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs())
+	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func openStore(ctx context.Context, url, keyFile, appName string, specs []charts
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := newStore(pool, keyFile, specs)
+	store, err := newStore(pool, keyFile, specs, eventstore.Config{})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -34,7 +34,7 @@ func openStore(ctx context.Context, url, keyFile, appName string, specs []charts
 
 // newStore returns the event store on pool for the given event types, with
 // the PHI key provider from keyFile.
-func newStore(pool *pgxpool.Pool, keyFile string, specs []chartstream.EventSpec) (*eventstore.Store, error) {
+func newStore(pool *pgxpool.Pool, keyFile string, specs []chartstream.EventSpec, cfg eventstore.Config) (*eventstore.Store, error) {
 	if keyFile == "" {
 		return nil, errors.New("PHI_KEY_FILE is required")
 	}
@@ -46,7 +46,7 @@ func newStore(pool *pgxpool.Pool, keyFile string, specs []chartstream.EventSpec)
 	if err != nil {
 		return nil, err
 	}
-	return eventstore.New(pool, reg, keys, eventstore.Config{})
+	return eventstore.New(pool, reg, keys, cfg)
 }
 
 // readModels are the projections the workers keep up to date, in the
