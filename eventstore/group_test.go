@@ -232,4 +232,3 @@ func wantTransactions(t *testing.T, tenant chartstream.TenantID, n int) {
 		t.Errorf("tenant's events written by %d transactions, want %d", got, n)
 	}
 }
-
