@@ -79,6 +79,9 @@ func newRelayEnv(t *testing.T) *relayEnv {
 		cfg: workers.RelayConfig{
 			Name: "test-" + id, Stream: "TEST_" + strings.ToUpper(id), SubjectPrefix: "t" + id,
 			LeaseRetry: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+			// JetStream reserves MaxBytes on disk; the 10 GiB default would
+			// not fit on a small CI disk.
+			MaxBytes: 64 << 20,
 		},
 		reader: mustStore(t, "DATABASE_RELAY_URL"),
 		writer: mustStore(t, "DATABASE_URL"),

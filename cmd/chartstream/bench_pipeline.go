@@ -36,14 +36,16 @@ type benchPipeline struct {
 	relayPool  *pgxpool.Pool
 	js         jetstream.JetStream
 	relayCfg   workers.RelayConfig
-	quiet      *slog.Logger
+	quiet      *slog.Logger // warnings and errors only, to the bench's log
 	closers    []func()
 }
 
 type benchURLs struct{ db, relay, admin, nats string }
 
 func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs []chartstream.EventSpec) (b *benchPipeline, err error) {
-	b = &benchPipeline{quiet: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// The workers' warnings explain a bench that stalls (a relay retrying
+	// a stream it cannot create); their routine logs would bury the results.
+	b = &benchPipeline{quiet: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -84,7 +86,10 @@ func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs 
 		return b, err
 	}
 	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	b.relayCfg = workers.RelayConfig{Name: "bench-" + id, Stream: "BENCH_" + strings.ToUpper(id), SubjectPrefix: "bench" + id}
+	// JetStream reserves MaxBytes on the server's disk; a bench's events
+	// fit in 1 GiB, and the 10 GiB default may not fit beside the
+	// platform's stream.
+	b.relayCfg = workers.RelayConfig{Name: "bench-" + id, Stream: "BENCH_" + strings.ToUpper(id), SubjectPrefix: "bench" + id, MaxBytes: 1 << 30}
 	b.closers = append(b.closers, func() { _ = b.js.DeleteStream(context.WithoutCancel(ctx), b.relayCfg.Stream) })
 	head, err := b.reader.Head(ctx, eventstore.Filter{})
 	if err != nil {

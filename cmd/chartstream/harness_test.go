@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream"
@@ -66,6 +68,12 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	t.Helper()
 	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	cfg.Relay.Name, cfg.Relay.Stream, cfg.Relay.SubjectPrefix = "test-"+id, "TEST_"+strings.ToUpper(id), "t"+id
+	// JetStream reserves a stream's MaxBytes on the server's disk: the
+	// default 10 GiB per test stream would exhaust a shared server.
+	cfg.Relay.MaxBytes = 64 << 20
+	if cfg.NATSURL != "" {
+		t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.Relay.Stream) })
+	}
 	cfg.Projector.Consumer = "projections-" + id
 	// The relay publishes every tenant's events, other packages' tests'
 	// too; projecting those (sealed under their own keys) would move
@@ -80,6 +88,23 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	}
 	if err := workers.SaveCheckpoint(testkit.Context(t), relay, cfg.Relay.Name, head); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// deleteStream removes a test's stream from a shared NATS server.
+func deleteStream(t *testing.T, url, stream string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Errorf("delete stream %s: %v", stream, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = js.DeleteStream(context.Background(), stream)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("delete stream %s: %v", stream, err)
 	}
 }
 
