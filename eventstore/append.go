@@ -124,6 +124,9 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 		p.queries = []query{{appendAnySQL, []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion, claimScopes, claimHashes}}}
 	case n == 1:
 		p.queries = []query{{appendOneSQL, []any{tenant, stream.Type, stream.ID, ids[0], types[0], versions[0], payloads[0], sealed[0], subjects[0], metas[0], expectedVersion}}}
+		if len(claimScopes) == 0 {
+			p.one = &oneEvent{stream.Type, stream.ID, expectedVersion + 1, ids[0], types[0], versions[0], payloads[0], sealed[0], subjects[0], metas[0]}
+		}
 	default:
 		p.queries = []query{{appendAtSQL, []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion}}}
 	}

@@ -2,13 +2,16 @@ package eventstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/internal/postgres"
@@ -29,11 +32,15 @@ import (
 // RLS requires). Nothing waits for a timer: a lone append goes straight out,
 // so a quiet store adds no latency.
 //
+// A group of single-event appends that claim nothing, the commonest kind,
+// is one multi-row INSERT; any other group is a statement per append.
+//
 // Each append keeps its own outcome. The appends of a group commit or roll
 // back together, so when one append's statement fails (a stale expected
 // version, a value already claimed), that append gets its error and the
-// others are sent again without it; a deadlock or serialization failure
-// between two groups sends the group again.
+// others are sent again without it. A failed multi-row INSERT is first sent
+// again as a statement per append, to learn whose it was. A deadlock or
+// serialization failure between two groups sends the group again.
 
 // groupRetries bounds resending a group after deadlocks or serialization
 // failures; the appends then get that error.
@@ -50,11 +57,39 @@ type query struct {
 	args []any
 }
 
+// oneEvent is the commonest append: one event at an expected version,
+// claiming nothing. A group of them goes out as a single statement.
+type oneEvent struct {
+	streamType    string
+	streamID      uuid.UUID
+	version       int64 // the event's: the expected version + 1
+	eventID       uuid.UUID
+	eventType     string
+	schemaVersion int32
+	payload       json.RawMessage
+	phi           []byte
+	subject       pgtype.UUID
+	metadata      json.RawMessage
+}
+
+// appendManySQL inserts a group of oneEvent appends, each to its own
+// stream, in one statement, with appendOneSQL's checks: the keys and the
+// chain trigger refuse a stream not at the expected version, and an
+// unknown tenant inserts nothing.
+const appendManySQL = `
+INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, phi, subject_id, metadata)
+SELECT $1, e.stream_type, e.stream_id, e.version, e.event_id, e.event_type, e.schema_version, e.payload, e.phi, e.subject_id, e.metadata
+FROM unnest($2::text[], $3::uuid[], $4::bigint[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[], $9::bytea[], $10::uuid[], $11::jsonb[])
+	AS e(stream_type, stream_id, version, event_id, event_type, schema_version, payload, phi, subject_id, metadata)
+WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1)
+RETURNING stream_id, version, position`
+
 // pendingAppend is one Append, queued or in a group.
 type pendingAppend struct {
 	tenant  chartstream.TenantID
 	events  int
 	queries []query
+	one     *oneEvent          // set if the append is one; then queries say the same
 	done    chan appendOutcome // buffered: the flusher never blocks on it
 	taken   bool               // in a group; guarded by appender.mu
 
@@ -251,8 +286,15 @@ func (a *appender) take() []*pendingAppend {
 func (a *appender) send(group []*pendingAppend) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
+	combined := len(group) > 1 && !slices.ContainsFunc(group, func(p *pendingAppend) bool { return p.one == nil })
 	for retries := 0; len(group) > 0; {
-		failed, err := a.sendOnce(ctx, group)
+		var failed int
+		var err error
+		if combined {
+			failed, err = -1, a.sendCombined(ctx, group)
+		} else {
+			failed, err = a.sendOnce(ctx, group)
+		}
 		switch {
 		case err == nil:
 			for _, p := range group {
@@ -260,6 +302,10 @@ func (a *appender) send(group []*pendingAppend) {
 			}
 			a.store.wake(ctx)
 			return
+		case combined:
+			// One statement cannot say whose row failed; one statement
+			// per append can.
+			combined = false
 		case failed >= 0 && ownFailure(err):
 			group[failed].done <- appendOutcome{err: appendError(err)}
 			group = slices.Delete(group, failed, failed+1)
@@ -295,6 +341,47 @@ func (a *appender) sendOnce(ctx context.Context, group []*pendingAppend) (failed
 		return nil
 	})
 	return failed, err
+}
+
+// sendCombined runs a group of oneEvent appends as one statement.
+func (a *appender) sendCombined(ctx context.Context, group []*pendingAppend) error {
+	n := len(group)
+	types, streams, versions, ids := make([]string, n), make([]uuid.UUID, n), make([]int64, n), make([]uuid.UUID, n)
+	eventTypes, schemas, payloads := make([]string, n), make([]int32, n), make([]json.RawMessage, n)
+	sealed, subjects, metas := make([][]byte, n), make([]pgtype.UUID, n), make([]json.RawMessage, n)
+	type key struct {
+		stream  uuid.UUID
+		version int64
+	}
+	byKey := make(map[key]*pendingAppend, n)
+	for i, p := range group {
+		e := p.one
+		types[i], streams[i], versions[i], ids[i] = e.streamType, e.streamID, e.version, e.eventID
+		eventTypes[i], schemas[i], payloads[i] = e.eventType, e.schemaVersion, e.payload
+		sealed[i], subjects[i], metas[i] = e.phi, e.subject, e.metadata
+		p.result, p.known = chartstream.AppendResult{}, false
+		byKey[key{e.streamID, e.version}] = p
+	}
+	b := &pgx.Batch{}
+	b.Queue(appendManySQL, group[0].tenant, types, streams, versions, ids, eventTypes, schemas, payloads, sealed, subjects, metas)
+	return postgres.InTenantBatch(ctx, a.store.pool, group[0].tenant, b, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k key
+			var pos int64
+			if err := rows.Scan(&k.stream, &k.version, &pos); err != nil {
+				return err
+			}
+			if p := byKey[k]; p != nil {
+				p.result, p.known = chartstream.AppendResult{Version: k.version, Positions: []int64{pos}}, true
+			}
+		}
+		return rows.Err()
+	})
 }
 
 // ownFailure reports whether a statement's error is about the append that

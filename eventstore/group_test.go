@@ -80,18 +80,30 @@ func blockedOnLock(t *testing.T, app string) bool {
 }
 
 type appendCall struct {
-	tenant chartstream.TenantID
-	stream chartstream.StreamRef
-	event  chartstream.NewEvent
-	res    chartstream.AppendResult
-	err    error
+	tenant   chartstream.TenantID
+	stream   chartstream.StreamRef
+	expected int64
+	event    chartstream.NewEvent
+	want     string // "" for success, an error code, or race: one rival wins
+	res      chartstream.AppendResult
+	err      error
 }
+
+const race = "race"
 
 func TestGroupAppendKeepsOutcomesApart(t *testing.T) {
 	t.Parallel()
 	ctx := testkit.Context(t)
 	s, app := groupStore(t)
-	a, b := testkit.MustTenant(t), testkit.MustTenant(t)
+	// a's group claims values, so it is a statement per append; b's and
+	// c's are single multi-row INSERTs, and c's fails on one append.
+	a, b, c, unknown := testkit.MustTenant(t), testkit.MustTenant(t), testkit.MustTenant(t), chartstream.TenantID(uuid.New())
+	existingB, existingC := stream(), stream()
+	for tenant, st := range map[chartstream.TenantID]chartstream.StreamRef{b: existingB, c: existingC} {
+		if _, err := s.Append(ctx, tenant, st, chartstream.NoStream, newEvent("test.happened", map[string]any{})); err != nil {
+			t.Fatal(err)
+		}
+	}
 	contested := stream()
 	release := blockStream(t, a, contested)
 	first := make(chan error, 1)
@@ -101,23 +113,31 @@ func TestGroupAppendKeepsOutcomesApart(t *testing.T) {
 	}()
 	waitFor(t, "the first append to wait on the uncommitted row", func() bool { return blockedOnLock(t, app) })
 
-	// Queued behind it: rivals for the stream it creates, rivals for one
-	// unique value, and appends that conflict with nothing, in both tenants.
+	// Queued behind it.
 	var calls []*appendCall
-	for i := range 4 {
-		calls = append(calls, &appendCall{tenant: a, stream: contested, event: newEvent("test.happened", map[string]any{"rival": i})})
-		claim := newEvent("test.happened", map[string]any{"claim": i})
-		claim.Claims = []chartstream.UniqueClaim{{Scope: "patient.mrn", Value: "MRN-GROUP"}}
-		calls = append(calls, &appendCall{tenant: a, stream: stream(), event: claim})
+	add := func(tenant chartstream.TenantID, st chartstream.StreamRef, expected int64, want string, claims ...string) {
+		e := newEvent("test.happened", map[string]any{"call": len(calls)})
+		e.ID = uuid.New()
+		for _, v := range claims {
+			e.Claims = append(e.Claims, chartstream.UniqueClaim{Scope: "patient.mrn", Value: v})
+		}
+		calls = append(calls, &appendCall{tenant: tenant, stream: st, expected: expected, event: e, want: want})
 	}
-	for i := range 8 {
-		calls = append(calls,
-			&appendCall{tenant: a, stream: stream(), event: newEvent("test.happened", map[string]any{"free": i})},
-			&appendCall{tenant: b, stream: stream(), event: newEvent("test.happened", map[string]any{"free": i})})
+	for range 4 {
+		add(a, contested, chartstream.NoStream, chartstream.ECONFLICT) // the first append creates it
+		add(a, stream(), chartstream.NoStream, race, "MRN-GROUP")
+		add(a, stream(), chartstream.NoStream, "")
+		add(b, stream(), chartstream.NoStream, "")
+		add(c, stream(), chartstream.NoStream, "")
 	}
+	add(b, existingB, 1, "")
+	add(c, existingC, chartstream.NoStream, chartstream.ECONFLICT)
+	add(unknown, stream(), chartstream.NoStream, chartstream.ENOTFOUND)
+	add(unknown, stream(), chartstream.NoStream, chartstream.ENOTFOUND)
+
 	var wg sync.WaitGroup
-	for _, c := range calls {
-		wg.Go(func() { c.res, c.err = s.Append(ctx, c.tenant, c.stream, chartstream.NoStream, c.event) })
+	for _, call := range calls {
+		wg.Go(func() { call.res, call.err = s.Append(ctx, call.tenant, call.stream, call.expected, call.event) })
 	}
 	waitFor(t, "every append to queue", func() bool { return s.QueuedAppends() == len(calls) })
 	release()
@@ -126,43 +146,60 @@ func TestGroupAppendKeepsOutcomesApart(t *testing.T) {
 	}
 	wg.Wait()
 
-	claimed := 0
-	for _, c := range calls {
+	raceWon := 0
+	for i, call := range calls {
+		stored := storedEvent(t, s, call.tenant, call.stream, call.event.ID)
+		if call.want == race && call.err == nil {
+			raceWon++
+		}
 		switch {
-		case c.stream == contested:
-			if chartstream.ErrorCode(c.err) != chartstream.ECONFLICT {
-				t.Errorf("a rival append to an existing stream: %v, want a conflict", c.err)
+		case call.want == "" || (call.want == race && call.err == nil):
+			if call.err != nil {
+				t.Errorf("call %d: %v, want success", i, call.err)
+			} else if stored == nil || call.res.Version != stored.Version || len(call.res.Positions) != 1 || call.res.Positions[0] != stored.Position {
+				t.Errorf("call %d: append result %+v, stream holds %+v", i, call.res, stored)
 			}
-		case len(c.event.Claims) > 0 && c.err == nil:
-			claimed++
-		case len(c.event.Claims) > 0:
-			if chartstream.ErrorCode(c.err) != chartstream.ECONFLICT {
-				t.Errorf("a rival claim: %v, want a conflict", c.err)
+		default:
+			want := call.want
+			if want == race {
+				want = chartstream.ECONFLICT
 			}
-			wantEvents(t, s, c.tenant, c.stream, 0)
-			continue
-		case c.err != nil:
-			t.Errorf("an append that conflicts with nothing: %v", c.err)
-			continue
-		}
-		if c.err == nil {
-			events := wantEvents(t, s, c.tenant, c.stream, 1)
-			if c.res.Version != 1 || len(c.res.Positions) != 1 || events[0].Position != c.res.Positions[0] {
-				t.Errorf("append result %+v, but the stream holds %+v", c.res, events[0])
+			if chartstream.ErrorCode(call.err) != want {
+				t.Errorf("call %d: %v, want %s", i, call.err, want)
+			}
+			if stored != nil {
+				t.Errorf("call %d failed but its event was written", i)
 			}
 		}
 	}
-	if claimed != 1 {
-		t.Errorf("%d rival claims of one value succeeded, want 1", claimed)
+	if raceWon != 1 {
+		t.Errorf("%d rival claims of one value succeeded, want 1", raceWon)
 	}
-	// Grouped: each tenant's queued appends committed in one transaction.
-	wantTransactions(t, a, 2) // the first append's, then the group's
-	wantTransactions(t, b, 1)
-	for tenant, events := range map[chartstream.TenantID]int64{a: 1 + 1 + 8, b: 8} {
+	// Grouped: each tenant's queued appends committed in one transaction,
+	// after the first append's (a) or the existing stream's (b, c).
+	for _, tenant := range []chartstream.TenantID{a, b, c} {
+		wantTransactions(t, tenant, 2)
+	}
+	for tenant, events := range map[chartstream.TenantID]int64{a: 1 + 1 + 4, b: 1 + 4 + 1, c: 1 + 4} {
 		if report, err := s.Verify(ctx, tenant, nil); err != nil || report.Broken != nil || report.Events != events {
 			t.Errorf("verify: %+v, %v; want %d intact events", report, err, events)
 		}
 	}
+}
+
+// storedEvent returns the event with the id from the stream, or nil.
+func storedEvent(t *testing.T, s *eventstore.Store, tenant chartstream.TenantID, st chartstream.StreamRef, id uuid.UUID) *chartstream.Event {
+	t.Helper()
+	events, err := s.ReadStream(testkit.Context(t), tenant, st, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range events {
+		if events[i].ID == id {
+			return &events[i]
+		}
+	}
+	return nil
 }
 
 func TestAppendCancelledWhileQueued(t *testing.T) {
