@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,10 +24,34 @@ import (
 )
 
 func newBenchCmd() *cobra.Command {
+	var cpuProfile string
+	var profile *os.File
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the platform on this machine (writes to a dedicated bench tenant)",
+		// The profile shows where this process spends its share of the
+		// machine; the database's share needs the database's tools.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Cobra runs only the nearest PersistentPreRunE: the root's
+			// applies the environment.
+			if err := applyEnv(cmd); err != nil || cpuProfile == "" {
+				return err
+			}
+			var err error
+			if profile, err = os.Create(cpuProfile); err != nil {
+				return err
+			}
+			return pprof.StartCPUProfile(profile)
+		},
+		PersistentPostRunE: func(*cobra.Command, []string) error {
+			if profile == nil {
+				return nil
+			}
+			pprof.StopCPUProfile()
+			return profile.Close()
+		},
 	}
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpu-profile", "", "write a Go CPU profile of the bench to this file (go tool pprof)")
 	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd(), newBenchProjectionsCmd())
 	return cmd
 }
