@@ -195,24 +195,24 @@ func (a *appender) submit(ctx context.Context, p *pendingAppend) (chartstream.Ap
 	return o.result, o.err
 }
 
-// lead sends groups on the caller's goroutine until p's group has gone
-// out (or another flusher took p and the queue is empty), then hands its
+// lead sends groups on the caller's goroutine, the oldest first, until p
+// has gone out in one of them or in another flusher's, then hands its
 // flusher slot to a background flusher if appends are still queued.
 func (a *appender) lead(ctx context.Context, p *pendingAppend) error {
 	for {
 		a.mu.Lock()
-		if !p.taken && ctx.Err() != nil {
+		switch {
+		case p.taken: // by another flusher
+			a.handOver()
+			a.mu.Unlock()
+			return nil
+		case ctx.Err() != nil:
 			a.remove(p)
 			a.handOver()
 			a.mu.Unlock()
 			return ctx.Err()
 		}
-		group := a.take()
-		if len(group) == 0 {
-			a.flushers--
-			a.mu.Unlock()
-			return nil
-		}
+		group := a.take() // not empty: p is queued
 		a.mu.Unlock()
 		mine := slices.Contains(group, p)
 		a.send(group)
