@@ -59,7 +59,7 @@ RETURNING true, position, version`
 // the same checks without unnesting arrays, a quarter cheaper.
 const appendOneSQL = `
 INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload, phi, subject_id, metadata)
-SELECT $1, $2, $3, $11::bigint + 1, $4, $5, $6, $7, $8, $9, $10
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1)
 RETURNING true, position, version`
 
@@ -123,9 +123,10 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 	case expectedVersion == chartstream.AnyVersion:
 		p.queries = []query{{appendAnySQL, []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion, claimScopes, claimHashes}}}
 	case n == 1:
-		p.queries = []query{{appendOneSQL, []any{tenant, stream.Type, stream.ID, ids[0], types[0], versions[0], payloads[0], sealed[0], subjects[0], metas[0], expectedVersion}}}
+		one := &oneEvent{stream.Type, stream.ID, expectedVersion + 1, ids[0], types[0], versions[0], payloads[0], sealed[0], subjects[0], metas[0]}
+		p.queries = []query{{appendOneSQL, one.args(tenant)}}
 		if len(claimScopes) == 0 {
-			p.one = &oneEvent{stream.Type, stream.ID, expectedVersion + 1, ids[0], types[0], versions[0], payloads[0], sealed[0], subjects[0], metas[0]}
+			p.one = one
 		}
 	default:
 		p.queries = []query{{appendAtSQL, []any{tenant, stream.Type, stream.ID, ids, types, versions, payloads, sealed, subjects, metas, expectedVersion}}}

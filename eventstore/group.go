@@ -72,6 +72,11 @@ type oneEvent struct {
 	metadata      json.RawMessage
 }
 
+// args are appendOneSQL's arguments.
+func (e *oneEvent) args(tenant chartstream.TenantID) []any {
+	return []any{tenant, e.streamType, e.streamID, e.version, e.eventID, e.eventType, e.schemaVersion, e.payload, e.phi, e.subject, e.metadata}
+}
+
 // appendManySQL inserts a group of oneEvent appends, each to its own
 // stream, in one statement, with appendOneSQL's checks: the keys and the
 // chain trigger refuse a stream not at the expected version, and an
@@ -89,7 +94,7 @@ type pendingAppend struct {
 	tenant  chartstream.TenantID
 	events  int
 	queries []query
-	one     *oneEvent          // set if the append is one; then queries say the same
+	one     *oneEvent          // set if the append is one; queries hold its appendOneSQL
 	done    chan appendOutcome // buffered: the flusher never blocks on it
 	taken   bool               // in a group; guarded by appender.mu
 

@@ -2,9 +2,10 @@
 // hash-chained sequence of tenant-tagged clinical events in PostgreSQL.
 //
 // Appends are optimistic (expected version) and atomic, one network round
-// trip each; concurrent appends of a tenant share one (group.go). ReadAll never skips an event even though transactions commit
-// out of position order: it reads in (transaction id, position) order and
-// only below the oldest transaction still running (see read.go). PHI fields
+// trip each; concurrent appends of a tenant share one (group.go). ReadAll
+// never skips an event even though transactions commit out of position
+// order: it reads in (transaction id, position) order and only below the
+// oldest transaction still running (see read.go). PHI fields
 // are sealed with AES-256-GCM under a per-patient data key, which
 // crypto-shredding destroys (see keys.go). Every event's hash covers the
 // previous event's hash in its stream; Verify proves nothing was altered.
