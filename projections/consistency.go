@@ -18,7 +18,7 @@ import (
 // counts as reached: the token then asks for nothing.
 func Reached(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, names []string, position int64) (bool, error) {
 	var reached bool
-	err := postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) error {
+	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
 		var txid int64
 		err := tx.QueryRow(ctx, `SELECT txid::text::bigint FROM events WHERE position = $1 AND tenant_id = $2`, position, tenant).Scan(&txid)
 		if errors.Is(err, pgx.ErrNoRows) {

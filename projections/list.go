@@ -70,7 +70,7 @@ func (f *Filter) Where(cond string) { f.conds = append(f.conds, cond) }
 // tenant; others wrapped.
 func List[T any](ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, k Keyset, f Filter, cursor string, limit int, id func(T) uuid.UUID) (Page[T], error) {
 	var page Page[T]
-	err := postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) (err error) {
+	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) (err error) {
 		page, err = ListTx(ctx, tx, tenant, k, f, cursor, limit, id)
 		return err
 	})

@@ -19,7 +19,7 @@ import (
 // tenant's, is ENOTFOUND naming what.
 func One[T any](ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, query string, id uuid.UUID, what string) (T, error) {
 	var v T
-	err := postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) error {
+	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, query, tenant, id)
 		var err error
 		v, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[T])

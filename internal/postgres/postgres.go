@@ -121,6 +121,47 @@ func InTenantTx(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.Tena
 	return nil
 }
 
+// ReadModelCopy chooses which of a tenant's two copies of the read models a
+// transaction sees (migration 0005): the live one, which queries and the
+// projector use, or the standby, which a rebuild or a verification fills
+// before the copies switch.
+type ReadModelCopy bool
+
+// The two copies of a tenant's read models.
+const (
+	LiveReadModels    ReadModelCopy = false
+	StandbyReadModels ReadModelCopy = true
+)
+
+// InReadModelTx is InTenantTx for the read models: the transaction also
+// resolves their unqualified table names in the tenant's chosen copy (its
+// search_path, set transaction-locally like the tenant). Everything else,
+// the event store included, resolves as usual. The tenant and the copy are
+// set in one round trip.
+func InReadModelTx(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, which ReadModelCopy, fn func(pgx.Tx) error) error {
+	if tenant.IsZero() {
+		return errors.New("postgres: InReadModelTx without a tenant")
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	b := &pgx.Batch{}
+	b.Queue("SELECT set_config('app.tenant_id', $1, true)", tenant.String())
+	b.Queue("SELECT set_config('search_path', chartstream_read_models($1, $2), true)", tenant, bool(which))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("set tenant: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
 // SQLSTATE codes chartstream maps to domain errors.
 const (
 	UniqueViolation       = "23505"

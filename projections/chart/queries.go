@@ -109,7 +109,7 @@ const summaryColumns = `patient_id, mrn, family_name, given_names, to_char(birth
 // patient the tenant's chart does not know (another tenant's included).
 func PatientChart(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, id uuid.UUID) (Chart, error) {
 	var c Chart
-	err := postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) error {
+	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`SELECT `+summaryColumns+`, phone, email, version, updated_at
 			FROM patient_charts WHERE tenant_id = $1 AND patient_id = $2`, tenant, id)
@@ -216,7 +216,7 @@ func SearchPatients(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.
 			OR chartstream_fold(%[2]s) <%% search_name)`, prefix, fuzzy))
 	}
 	var page projections.Page[PatientSummary]
-	err := postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) (err error) {
+	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) (err error) {
 		if _, err := tx.Exec(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)`, wordSimilarity); err != nil {
 			return err
 		}

@@ -46,7 +46,7 @@ func MedicationOrders(ctx context.Context, pool *pgxpool.Pool, tenant chartstrea
 		return nil, chartstream.Invalid(chartstream.FieldError{Field: "status", Reason: "must be active or stopped"})
 	}
 	var items []MedicationOrder
-	err := postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) error {
+	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT `+orderColumns+` FROM medication_orders
 			WHERE tenant_id = $1 AND patient_id = $2 AND ($3 = '' OR status = $3)
 			ORDER BY prescribed_at, order_id`, tenant, patient, status)
