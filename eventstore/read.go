@@ -226,3 +226,69 @@ func (s *Store) Head(ctx context.Context, filter Filter) (Cursor, error) {
 	}
 	return c, nil
 }
+
+// Previous returns, for each tenant in before, the cursor of the tenant's
+// last event before the given cursor (the zero cursor when there is none),
+// in one round trip. The given cursors must be readable (ReadAll returned
+// them), so every event before them is final. It reads across tenants:
+// only a role with a cross-tenant policy (the relay) sees them.
+func (s *Store) Previous(ctx context.Context, before map[chartstream.TenantID]Cursor) (map[chartstream.TenantID]Cursor, error) {
+	tenants := make([]pgtype.UUID, 0, len(before))
+	txids, positions := make([]int64, 0, len(before)), make([]int64, 0, len(before))
+	for t, c := range before {
+		tenants = append(tenants, pgtype.UUID{Bytes: t, Valid: true})
+		txids, positions = append(txids, c.TxID), append(positions, c.Position)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT f.tenant, p.txid, p.position
+		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS f(tenant, txid, position)
+		CROSS JOIN LATERAL (
+			SELECT e.txid::text::bigint AS txid, e.position FROM events e
+			WHERE e.tenant_id = f.tenant AND (e.txid, e.position) < (f.txid::text::xid8, f.position)
+			ORDER BY e.txid DESC, e.position DESC LIMIT 1) AS p`, tenants, txids, positions)
+	if err != nil {
+		return nil, fmt.Errorf("previous events: %w", err)
+	}
+	out := make(map[chartstream.TenantID]Cursor, len(before))
+	var tenant pgtype.UUID
+	var c Cursor
+	_, err = pgx.ForEachRow(rows, []any{&tenant, &c.TxID, &c.Position}, func() error {
+		out[tenant.Bytes] = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("previous events: %w", err)
+	}
+	return out, nil
+}
+
+// TenantHeads returns each tenant's newest readable event: the cursor a
+// consumer that has applied everything of the tenant is at. It reads across
+// tenants (the relay role), one index probe per tenant.
+func (s *Store) TenantHeads(ctx context.Context) (map[chartstream.TenantID]Cursor, error) {
+	// A skip scan: the next tenant id after the last, from the
+	// (tenant_id, txid, position) index, then that tenant's newest event.
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE t(id) AS (
+			(SELECT tenant_id FROM events ORDER BY tenant_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT e.tenant_id FROM events e WHERE e.tenant_id > t.id ORDER BY e.tenant_id LIMIT 1)
+			FROM t WHERE t.id IS NOT NULL)
+		SELECT t.id, h.txid, h.position FROM t CROSS JOIN LATERAL (
+			SELECT e.txid::text::bigint AS txid, e.position FROM events e
+			WHERE e.tenant_id = t.id AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY e.txid DESC, e.position DESC LIMIT 1) AS h
+		WHERE t.id IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("tenant heads: %w", err)
+	}
+	out := make(map[chartstream.TenantID]Cursor)
+	var tenant pgtype.UUID
+	var c Cursor
+	_, err = pgx.ForEachRow(rows, []any{&tenant, &c.TxID, &c.Position}, func() error {
+		out[tenant.Bytes] = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant heads: %w", err)
+	}
+	return out, nil
+}

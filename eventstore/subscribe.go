@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chartstream/chartstream"
 )
@@ -58,6 +59,10 @@ type SubscribeOptions struct {
 	// horizon back and then ends without writing) delays by at most this.
 	// Default 200ms.
 	PollInterval time.Duration
+	// Listener is the pool whose connection listens for notifications:
+	// a session-mode pool (LISTEN does not survive PgBouncer's
+	// transaction mode). Default the store's pool.
+	Listener *pgxpool.Pool
 }
 
 // Subscribe tails the event store from after: it calls fn with every batch
@@ -73,8 +78,11 @@ func (s *Store) Subscribe(ctx context.Context, filter Filter, after Cursor, opts
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if opts.Listener == nil {
+		opts.Listener = s.pool
+	}
 	wake := make(chan struct{}, 1)
-	go s.listen(ctx, wake)
+	go listen(ctx, opts.Listener, wake)
 
 	timer := time.NewTimer(opts.PollInterval)
 	defer timer.Stop()
@@ -108,9 +116,9 @@ func (s *Store) Subscribe(ctx context.Context, filter Filter, after Cursor, opts
 
 // listen holds a dedicated connection in LISTEN and signals wake on every
 // notification, reconnecting after failures until ctx is done.
-func (s *Store) listen(ctx context.Context, wake chan<- struct{}) {
+func listen(ctx context.Context, pool *pgxpool.Pool, wake chan<- struct{}) {
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, wake)
+		err := listenOnce(ctx, pool, wake)
 		if ctx.Err() != nil {
 			return
 		}
@@ -123,8 +131,8 @@ func (s *Store) listen(ctx context.Context, wake chan<- struct{}) {
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, wake chan<- struct{}) error {
-	pc, err := s.pool.Acquire(ctx)
+func listenOnce(ctx context.Context, pool *pgxpool.Pool, wake chan<- struct{}) error {
+	pc, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
