@@ -110,6 +110,12 @@ func (e *relayEnv) startRelay(published workers.PublishedFn, hook func(*workers.
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.startRelayOn(js, published, hook)
+}
+
+// startRelayOn is startRelay publishing through js.
+func (e *relayEnv) startRelayOn(js jetstream.JetStream, published workers.PublishedFn, hook func(*workers.Relay)) (stop func()) {
+	e.t.Helper()
 	r, err := workers.NewRelay(workers.RelayDeps{
 		Events: e.reader, DB: testkit.MustPool(e.t, "DATABASE_RELAY_URL"), JetStream: js,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Published: published,
@@ -226,7 +232,13 @@ func (e *relayEnv) assertExactlyOnceInOrder(published []chartstream.Event) {
 	}
 	seen := make(map[uuid.UUID]bool)
 	next := make(map[uuid.UUID]int64)
-	for _, ev := range published {
+	var last eventstore.Cursor
+	for i, ev := range published {
+		if c := eventstore.CursorOf(ev); i > 0 && !c.After(last) {
+			e.t.Errorf("event %s published after %v, but it is earlier in the store (%v)", ev.ID, last, c)
+		} else {
+			last = c
+		}
 		if seen[ev.ID] {
 			e.t.Errorf("event %s published twice", ev.ID)
 		}

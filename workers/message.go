@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
@@ -25,6 +25,11 @@ const (
 	HeaderPosition      = "Chartstream-Position"
 	HeaderTxID          = "Chartstream-Txid"
 	HeaderCorrelationID = "Chartstream-Correlation-Id"
+	// HeaderPrevTxID and HeaderPrevPosition are the cursor of the tenant's
+	// previous event (0 and 0 before its first), so a consumer can tell
+	// whether it missed one of the tenant's events.
+	HeaderPrevTxID     = "Chartstream-Prev-Txid"
+	HeaderPrevPosition = "Chartstream-Prev-Position"
 )
 
 // Subject is where an event is published:
@@ -64,6 +69,12 @@ func EncodeMessage(prefix string, e chartstream.Event) (*nats.Msg, error) {
 	return m, nil
 }
 
+// setPrevious records on m the cursor of the tenant's event before m's.
+func setPrevious(m *nats.Msg, prev eventstore.Cursor) {
+	m.Header.Set(HeaderPrevTxID, strconv.FormatInt(prev.TxID, 10))
+	m.Header.Set(HeaderPrevPosition, strconv.FormatInt(prev.Position, 10))
+}
+
 // DecodeMessage reads an event message published by the relay. The event's
 // PHI is still sealed; open it with the event store's Open.
 func DecodeMessage(data []byte) (chartstream.Event, error) {
@@ -79,10 +90,47 @@ func DecodeMessage(data []byte) (chartstream.Event, error) {
 
 // cursorOf reads the gap-free cursor from a message's headers.
 func cursorOf(h nats.Header) (eventstore.Cursor, bool) {
-	tx, err1 := strconv.ParseInt(strings.TrimSpace(h.Get(HeaderTxID)), 10, 64)
-	pos, err2 := strconv.ParseInt(strings.TrimSpace(h.Get(HeaderPosition)), 10, 64)
-	if err1 != nil || err2 != nil {
+	return cursorHeaders(h, HeaderTxID, HeaderPosition)
+}
+
+// cursorHeaders reads a cursor from two headers: decimal, non-negative.
+func cursorHeaders(h nats.Header, txid, position string) (eventstore.Cursor, bool) {
+	tx, err1 := strconv.ParseInt(h.Get(txid), 10, 64)
+	pos, err2 := strconv.ParseInt(h.Get(position), 10, 64)
+	if err1 != nil || err2 != nil || tx < 0 || pos < 0 {
 		return eventstore.Cursor{}, false
 	}
 	return eventstore.Cursor{TxID: tx, Position: pos}, true
+}
+
+// received is a message as the projector receives it.
+type received interface {
+	ackable
+	Headers() nats.Header
+	Metadata() (*jetstream.MsgMetadata, error)
+}
+
+// parseDelivery reads a message's tenant, cursor and predecessor. A message
+// without cursor headers (published by hand, or by an older relay) gives
+// them in its body; one with neither names no event the projector can
+// place and is an error.
+func parseDelivery(m received) (tenant string, d *delivery, err error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return "", nil, chartstream.Errorf(chartstream.EINVALID, "not a JetStream message")
+	}
+	d = &delivery{seq: meta.Sequence.Stream, msg: m}
+	h := m.Headers()
+	t, err := chartstream.ParseTenantID(h.Get(HeaderTenant))
+	c, ok := cursorOf(h)
+	if err != nil || !ok || c.Position == 0 {
+		e, decodeErr := DecodeMessage(m.Data())
+		if decodeErr != nil || e.Position == 0 {
+			return "", nil, chartstream.Errorf(chartstream.EINVALID, "the message names no event")
+		}
+		t, c = e.Tenant, eventstore.CursorOf(e)
+	}
+	d.cursor = c
+	d.prev, d.hasPrev = cursorHeaders(h, HeaderPrevTxID, HeaderPrevPosition)
+	return t.String(), d, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -15,8 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/internal/logging"
-	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/eventstore"
 )
 
 // Projection is a read model the projector keeps up to date
@@ -26,12 +24,6 @@ import (
 type Projection interface {
 	Name() string
 	Apply(ctx context.Context, tx pgx.Tx, e chartstream.Event) error
-}
-
-// EventOpener opens an event's sealed PHI and upcasts its payload: the
-// event store on the app role's pool.
-type EventOpener interface {
-	Open(ctx context.Context, e *chartstream.Event) error
 }
 
 // AppliedFn observes events the projector applied (benchmarks, metrics).
@@ -44,22 +36,38 @@ type ProjectorConfig struct {
 	// Consumer is the durable JetStream consumer. Default "projections".
 	Consumer string
 	// Lanes is how many tenants' events are applied concurrently; a
-	// tenant's events always go to the same lane, in order. Default 4.
+	// tenant's events are applied by one at a time, in order. Default 4.
 	Lanes int
-	// BatchSize caps the events of one tenant applied in one transaction.
+	// BatchSize caps the messages of one tenant handed to a lane at once.
 	// Default 200.
 	BatchSize int
+	// CatchUpPage caps the events applied in one transaction, also when
+	// they are read from the event store. Default 1000.
+	CatchUpPage int
 	// MaxAttempts is how often an event failing for an unknown reason is
-	// tried before it is dead-lettered. Default 5. Known-permanent failures
-	// are dead-lettered at once; an unreachable database is retried until
+	// tried before it is set aside. Default 5. Known-permanent failures
+	// are set aside at once; an unreachable database is retried until
 	// it is back.
 	MaxAttempts int
-	// DeadLetterStream holds events no projection could apply, on subjects
-	// chartstream.deadletter.<consumer>. Default "CLINICAL_DEADLETTER".
+	// DeadLetterStream holds copies of events set aside and messages
+	// that name no event, on subjects chartstream.deadletter.<consumer>.
+	// Default "CLINICAL_DEADLETTER".
 	DeadLetterStream string
 	// AckWait is how long JetStream waits for an ack before redelivering.
-	// Default 15s.
+	// Default 30s.
 	AckWait time.Duration
+	// MaxAckPending bounds the messages delivered and not yet acked.
+	// Default 10,000.
+	MaxAckPending int
+	// HoldFor is how long a tenant whose work fails keeps its messages
+	// before it releases them and catches up from the event store later,
+	// so that they do not fill MaxAckPending and stall other tenants.
+	// Default 10s; it must be under AckWait.
+	HoldFor time.Duration
+	// SweepInterval is how often the projector compares every tenant's
+	// checkpoint with the event store and catches up any tenant behind
+	// (see ProjectorDeps.Heads). Default 30s.
+	SweepInterval time.Duration
 	// LeaseRetry is how often a standby projector tries to become active.
 	// Default 1s.
 	LeaseRetry time.Duration
@@ -74,60 +82,101 @@ func (c *ProjectorConfig) setDefaults() {
 			*s = v
 		}
 	}
-	def(&c.Stream, "CLINICAL")
-	def(&c.SubjectPrefix, "clinical")
+	def(&c.Stream, DefaultStream)
+	def(&c.SubjectPrefix, DefaultSubjectPrefix)
 	def(&c.Consumer, "projections")
 	def(&c.DeadLetterStream, "CLINICAL_DEADLETTER")
 	for _, d := range []struct {
 		p *int
 		v int
-	}{{&c.Lanes, 4}, {&c.BatchSize, 200}, {&c.MaxAttempts, 5}} {
+	}{{&c.Lanes, 4}, {&c.BatchSize, 200}, {&c.CatchUpPage, 1000}, {&c.MaxAttempts, 5}, {&c.MaxAckPending, 10_000}} {
 		if *d.p == 0 {
 			*d.p = d.v
 		}
 	}
-	if c.AckWait == 0 {
-		c.AckWait = 15 * time.Second
-	}
-	if c.LeaseRetry == 0 {
-		c.LeaseRetry = time.Second
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&c.AckWait, 30 * time.Second}, {&c.HoldFor, 10 * time.Second}, {&c.SweepInterval, 30 * time.Second}, {&c.LeaseRetry, time.Second}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
 	}
 }
 
 // Validate reports every problem with the configuration.
 func (c ProjectorConfig) Validate() error {
 	var errs []error
-	if c.Lanes < 1 || c.BatchSize < 1 || c.MaxAttempts < 1 {
-		errs = append(errs, errors.New("projector: lanes, batch size and attempts must be positive"))
+	if c.Lanes < 1 || c.BatchSize < 1 || c.CatchUpPage < 1 || c.MaxAttempts < 1 || c.MaxAckPending < 1 {
+		errs = append(errs, errors.New("projector: lanes, batch size, catch-up page, attempts and max ack pending must be positive"))
+	}
+	if c.HoldFor >= c.AckWait {
+		errs = append(errs, errors.New("projector: hold time must be under the ack wait"))
 	}
 	return errors.Join(errs...)
 }
 
-// ProjectorDeps are the projector's collaborators; Applied is optional.
+// ProjectorDeps are the projector's collaborators; Heads and Applied are
+// optional.
 type ProjectorDeps struct {
-	JetStream   jetstream.JetStream
-	DB          *pgxpool.Pool
-	Events      EventOpener
+	JetStream jetstream.JetStream
+	// DB is the app role's pool: the read models, a tenant per
+	// transaction.
+	DB *pgxpool.Pool
+	// Sessions holds the lease: a pool in session mode (not PgBouncer's
+	// transaction mode), since the lease is a session's advisory lock.
+	// Default DB.
+	Sessions *pgxpool.Pool
+	// Events is the event store on the app role's pool: it opens the PHI
+	// of events and fills gaps in what JetStream delivered.
+	Events EventHistory
+	// Heads, when set, lists every tenant's newest event (a cross-tenant
+	// read: the event store on the relay role's pool), for the sweep that
+	// catches up tenants whose messages never came.
+	Heads       HeadSource
 	Projections []Projection
 	Logger      *slog.Logger
 	Applied     AppliedFn
 }
 
+// HeadSource lists each tenant's newest readable event.
+type HeadSource interface {
+	TenantHeads(ctx context.Context) (map[chartstream.TenantID]eventstore.Cursor, error)
+}
+
 // Projector consumes the clinical stream and applies every event to every
-// projection.
+// projection, exactly once and in each tenant's order.
 //
-// Order: one projector is active at a time (lease), and within it each
-// tenant's events go to one lane and are applied in stream order; tenants
-// are spread over lanes, so one tenant's burst or poison event delays only
-// its lane. Exactly-once effect: each projection's checkpoint advances in
-// the transaction that applies the event, and an event at or before the
-// checkpoint is skipped, so redelivery changes nothing. Poison: an event
-// that fails MaxAttempts times goes to the dead-letter stream, is logged by
-// id (never its content) and counted, and the lane moves on.
+// Order: one projector is active at a time (lease); within it, a tenant's
+// events are applied by one lane at a time, in the event store's order,
+// while other tenants proceed on other lanes (see schedule).
+//
+// Nothing skipped: the relay tells each message's predecessor in its
+// tenant. A message is applied from its body only when that predecessor is
+// the tenant's checkpoint; otherwise the gap is read from the event store,
+// the source of truth (see project.go). Messages at or before the
+// checkpoint (redeliveries, late ones) are done. A periodic sweep compares
+// every tenant's checkpoint with the store and catches up what no message
+// announced (Heads).
+//
+// Exactly-once effect: each projection's checkpoint advances in the
+// transaction that applies the events. Messages are acked after that
+// transaction commits, nakked when the projector stops or loses its lease.
+//
+// Failures: while the database is unreachable a tenant waits and retries;
+// an event that fails for a known-permanent reason, or MaxAttempts times
+// for an unknown one, is set aside (projection_dead_letters and the
+// dead-letter stream, logged by id, never its content) and the tenant goes
+// on. A tenant that cannot progress for HoldFor releases its messages and
+// is caught up from the event store once it can, so it never holds the
+// consumer's MaxAckPending against the other tenants.
 type Projector struct {
 	deps       ProjectorDeps
 	cfg        ProjectorConfig
 	deadLetter atomic.Int64
+
+	statesMu sync.Mutex
+	states   map[string]*tenantWork
 }
 
 // NewProjector returns a projector. It panics on a missing dependency.
@@ -135,29 +184,34 @@ func NewProjector(deps ProjectorDeps, cfg ProjectorConfig) (*Projector, error) {
 	if deps.JetStream == nil || deps.DB == nil || deps.Events == nil || deps.Logger == nil || len(deps.Projections) == 0 {
 		panic("workers: NewProjector with a nil dependency")
 	}
+	if deps.Sessions == nil {
+		deps.Sessions = deps.DB
+	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Projector{deps: deps, cfg: cfg}, nil
+	return &Projector{deps: deps, cfg: cfg, states: make(map[string]*tenantWork)}, nil
 }
 
-// DeadLettered is how many events were dead-lettered since start.
+// DeadLettered is how many events or messages were set aside since start.
 func (p *Projector) DeadLettered() int64 { return p.deadLetter.Load() }
 
-// Run projects until ctx is done.
+// Run projects until ctx is done. Of all projectors with the same Consumer,
+// across processes, one is active at a time.
 func (p *Projector) Run(ctx context.Context) error {
 	log := p.deps.Logger.With("worker", "projector", "consumer", p.cfg.Consumer)
-	lease{db: p.deps.DB, name: "projector." + p.cfg.Consumer, retry: p.cfg.LeaseRetry, log: log}.run(ctx, func(ctx context.Context) error {
+	lease{db: p.deps.Sessions, name: "projector." + p.cfg.Consumer, retry: p.cfg.LeaseRetry, log: log}.run(ctx, func(ctx context.Context) error {
 		return p.consume(ctx, log)
 	})
 	return nil
 }
 
-// consume reads the durable consumer and feeds the lanes until ctx ends.
+// consume reads the durable consumer into the schedule and runs the lanes
+// until ctx ends, then hands back (naks) what it still holds.
 func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
 	if _, err := p.deps.JetStream.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: p.cfg.DeadLetterStream, Subjects: []string{"chartstream.deadletter.>"},
+		Name: p.cfg.DeadLetterStream, Subjects: []string{deadLetterPrefix + ">"},
 		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
 	}); err != nil {
 		return fmt.Errorf("dead-letter stream: %w", err)
@@ -166,7 +220,7 @@ func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
 		Durable:        p.cfg.Consumer,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        p.cfg.AckWait,
-		MaxAckPending:  8 * p.cfg.BatchSize * p.cfg.Lanes,
+		MaxAckPending:  p.cfg.MaxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		FilterSubjects: p.filterSubjects(),
 	})
@@ -177,21 +231,35 @@ func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", p.cfg.Consumer, err)
 	}
-	go func() { <-ctx.Done(); msgs.Stop() }()
 
-	lanes := make([]chan jetstream.Msg, p.cfg.Lanes)
+	sched := newSchedule(p.cfg.BatchSize)
+	lanes, stopLanes := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for i := range lanes {
-		lanes[i] = make(chan jetstream.Msg, 2*p.cfg.BatchSize)
+	for range p.cfg.Lanes {
 		wg.Add(1)
-		go func() { defer wg.Done(); p.lane(ctx, log, lanes[i]) }()
+		go func() { defer wg.Done(); p.lane(lanes, log, sched) }()
 	}
-	defer func() {
-		for _, l := range lanes {
-			close(l)
-		}
-		wg.Wait()
-	}()
+	wg.Add(2)
+	go func() { defer wg.Done(); p.release(lanes, log, sched) }()
+	go func() { defer wg.Done(); p.sweep(lanes, log, sched) }()
+
+	err = p.dispatch(ctx, log, msgs, sched)
+	msgs.Stop()
+	stopLanes()
+	wg.Wait()
+	held := sched.close()
+	for _, d := range held {
+		_ = d.msg.Nak() // at once to whichever projector is active next
+	}
+	if len(held) > 0 {
+		log.Info("projector stopped; handed back held messages", "messages", len(held))
+	}
+	return err
+}
+
+// dispatch queues every message for its tenant, never waiting on one.
+func (p *Projector) dispatch(ctx context.Context, log *slog.Logger, msgs jetstream.MessagesContext, sched *schedule) error {
+	go func() { <-ctx.Done(); msgs.Stop() }()
 	for {
 		m, err := msgs.Next()
 		if err != nil {
@@ -200,7 +268,48 @@ func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
 			}
 			return fmt.Errorf("next message: %w", err)
 		}
-		lanes[laneOf(m.Headers().Get(HeaderTenant), len(lanes))] <- m
+		tenant, d, err := parseDelivery(m)
+		if err != nil {
+			p.deadLetterMsg(ctx, log, m, chartstream.Event{}, err)
+			continue
+		}
+		sched.push(tenant, d)
+	}
+}
+
+// lane applies the tenants the schedule hands it until ctx ends.
+func (p *Projector) lane(ctx context.Context, log *slog.Logger, sched *schedule) {
+	for {
+		j, ok := sched.next(ctx)
+		if !ok {
+			return
+		}
+		o := p.project(ctx, log, j)
+		for _, d := range j.items[:o.done] {
+			_ = d.msg.Ack() // a lost ack is a redelivery, which is done at once
+		}
+		sched.finish(j, o)
+	}
+}
+
+// release acks the messages of tenants stuck longer than HoldFor; the
+// schedule catches them up from the event store instead (see releaseStuck).
+func (p *Projector) release(ctx context.Context, log *slog.Logger, sched *schedule) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		released := sched.releaseStuck(p.cfg.HoldFor, p.cfg.MaxAckPending/4)
+		for _, d := range released {
+			_ = d.msg.Ack()
+		}
+		if len(released) > 0 {
+			log.Warn("released the messages of tenants that cannot progress; they catch up from the event store later", "messages", len(released))
+		}
 	}
 }
 
@@ -214,118 +323,4 @@ func (p *Projector) filterSubjects() []string {
 		subjects[i] = TenantSubjects(p.cfg.SubjectPrefix, t)
 	}
 	return subjects
-}
-
-func laneOf(tenant string, lanes int) int {
-	h := fnv.New32a()
-	h.Write([]byte(tenant))
-	return int(h.Sum32() % uint32(lanes))
-}
-
-// lane applies its messages in order, a tenant's consecutive events in one
-// transaction.
-func (p *Projector) lane(ctx context.Context, log *slog.Logger, in <-chan jetstream.Msg) {
-	batch := make([]jetstream.Msg, 0, p.cfg.BatchSize)
-	for m := range in {
-		batch = append(batch[:0], m)
-	drain:
-		for len(batch) < p.cfg.BatchSize {
-			select {
-			case m, ok := <-in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
-		for len(batch) > 0 && ctx.Err() == nil {
-			n := sameTenant(batch)
-			p.applyGroup(ctx, log, batch[:n])
-			batch = batch[n:]
-		}
-	}
-}
-
-// sameTenant is how many messages at the front of batch share a tenant.
-func sameTenant(batch []jetstream.Msg) int {
-	t := batch[0].Headers().Get(HeaderTenant)
-	n := 1
-	for n < len(batch) && batch[n].Headers().Get(HeaderTenant) == t {
-		n++
-	}
-	return n
-}
-
-// applyGroup applies one tenant's messages in one transaction; if that
-// fails, one by one with retries, dead-lettering what still fails.
-func (p *Projector) applyGroup(ctx context.Context, log *slog.Logger, msgs []jetstream.Msg) {
-	events := make([]chartstream.Event, 0, len(msgs))
-	for _, m := range msgs {
-		e, err := DecodeMessage(m.Data())
-		if err != nil {
-			p.deadLetterMsg(ctx, log, m, chartstream.Event{}, err)
-			continue
-		}
-		events = append(events, e)
-	}
-	if len(events) == len(msgs) && p.apply(ctx, events) == nil {
-		p.ackAll(msgs, events)
-		return
-	}
-	for _, m := range msgs {
-		e, err := DecodeMessage(m.Data())
-		if err != nil {
-			continue // dead-lettered above
-		}
-		backoff := 50 * time.Millisecond
-		for attempt := 1; ; attempt++ {
-			err = p.apply(ctx, []chartstream.Event{e})
-			if err == nil || ctx.Err() != nil {
-				break
-			}
-			// Parking an event lets the tenant's later events move the
-			// checkpoint past it, so only a failure that cannot heal is
-			// parked: at once when known to be permanent, after
-			// MaxAttempts when unknown. While the database is unreachable
-			// the lane waits and retries, however long it takes.
-			transient := postgres.Unavailable(err)
-			if permanent(err) || (!transient && attempt >= p.cfg.MaxAttempts) {
-				p.deadLetterMsg(ctx, log, m, e, err)
-				break
-			}
-			if attempt%20 == 0 {
-				log.Warn("event still failing; retrying", "event_id", e.ID.String(), "attempts", attempt, logging.Error(err))
-			}
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 5*time.Second)
-		}
-		if err == nil {
-			p.ackAll([]jetstream.Msg{m}, []chartstream.Event{e})
-		}
-	}
-}
-
-func (p *Projector) ackAll(msgs []jetstream.Msg, events []chartstream.Event) {
-	now := time.Now()
-	for i, m := range msgs {
-		_ = m.Ack() // a lost ack is a redelivery, which the checkpoint skips
-		if p.deps.Applied != nil {
-			p.deps.Applied(events[i], now)
-		}
-	}
-}
-
-// apply opens the events and applies them to every projection in one
-// transaction of their tenant, advancing each projection's checkpoint.
-func (p *Projector) apply(ctx context.Context, events []chartstream.Event) error {
-	for i := range events {
-		if err := p.deps.Events.Open(ctx, &events[i]); err != nil {
-			return err
-		}
-	}
-	return postgres.InTenantTx(ctx, p.deps.DB, events[0].Tenant, func(tx pgx.Tx) error {
-		return ApplyEvents(ctx, tx, p.deps.Projections, events)
-	})
 }

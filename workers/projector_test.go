@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -41,6 +40,8 @@ type projectorEnv struct {
 	store  *eventstore.Store
 	cfg    workers.ProjectorConfig
 	tenant chartstream.TenantID
+	// heads, when set, lets the projector sweep.
+	heads workers.HeadSource
 }
 
 func newProjectorEnv(t *testing.T) *projectorEnv {
@@ -62,8 +63,8 @@ func newProjectorEnv(t *testing.T) *projectorEnv {
 func (e *projectorEnv) start() *workers.Projector {
 	e.t.Helper()
 	p, err := workers.NewProjector(workers.ProjectorDeps{
-		JetStream: e.js, DB: testkit.MustAppPool(e.t), Events: e.store, Projections: allProjections,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		JetStream: e.js, DB: testkit.MustAppPool(e.t), Events: e.store, Heads: e.heads, Projections: allProjections,
+		Logger: slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, e.cfg)
 	if err != nil {
 		e.t.Fatal(err)
@@ -194,6 +195,20 @@ func (e *projectorEnv) checksum(schema string) string {
 		e.t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// liveSchema is the schema of the tenant's live copy of the read models.
+func (e *projectorEnv) liveSchema() string {
+	e.t.Helper()
+	ctx := testkit.Context(e.t)
+	var schema string
+	err := postgres.InTenantTx(ctx, testkit.MustAppPool(e.t), e.tenant, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT split_part(chartstream_read_models($1, false), ',', 1)`, e.tenant).Scan(&schema)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return schema
 }
 
 func (e *projectorEnv) dump(schema string) {

@@ -14,25 +14,6 @@ import (
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
-// RebuildProjection is a projection that can be rebuilt: it names the
-// tables it writes (projections/*.Projector).
-type RebuildProjection interface {
-	Projection
-	Tables() []string
-}
-
-// EventHistory is what a rebuild reads: the event store, not JetStream,
-// whose retention is limited.
-type EventHistory interface {
-	ReadAll(ctx context.Context, filter eventstore.Filter, after eventstore.Cursor, limit int) ([]chartstream.Event, eventstore.Cursor, error)
-	Open(ctx context.Context, e *chartstream.Event) error
-}
-
-// rebuildPage is how many events a rebuild replays per transaction: large
-// enough that per-transaction costs vanish, small enough that no
-// transaction holds the horizon back for long.
-const rebuildPage = 5000
-
 // RebuildProgressFn is told how many events were replayed so far.
 type RebuildProgressFn func(events int64)
 
@@ -40,160 +21,75 @@ type RebuildProgressFn func(events int64)
 type RebuildStats struct {
 	Events   int64
 	Duration time.Duration
+	// SetAside are the events some projection could not apply; the new
+	// read models lack them (see projection_dead_letters).
+	SetAside []SetAside
 }
 
 // Rebuild replays tenant's whole history from the event store into the
-// rebuild twins of projections (schema rebuild), then swaps the result in:
-// reads keep working on the live tables throughout and see the rebuilt
-// rows at once when the swap commits.
+// standby copy of its read models, then makes that the live copy: reads
+// keep working on the live copy throughout and see the rebuilt one at once
+// when the copies switch. Every projection given is replayed, and the
+// copies switch as a whole, so give them all.
 //
-// The swap locks the projections' checkpoints (so the live projector
-// waits for this tenant only), replays whatever committed meanwhile, and
-// replaces the tenant's live rows with the twins' in one transaction.
-func Rebuild(ctx context.Context, db *pgxpool.Pool, history EventHistory, projections []RebuildProjection, tenant chartstream.TenantID, progress RebuildProgressFn) (RebuildStats, error) {
+// The replay runs in short transactions while the live projector goes on.
+// Only for the last stretch is the tenant's live projection paused: the
+// standby catches up with what committed meanwhile and the copies switch in
+// one tiny transaction. Events a projection cannot apply are set aside and
+// reported, not fatal. Errors: ErrStandbyBusy when another rebuild or
+// verification of the tenant runs.
+func Rebuild(ctx context.Context, deps CopyDeps, projections []RebuildProjection, tenant chartstream.TenantID, progress RebuildProgressFn) (RebuildStats, error) {
 	start := time.Now()
 	var stats RebuildStats
-	applied := make([]Projection, len(projections))
-	for i, p := range projections {
-		applied[i] = p
-	}
-	// A failed earlier rebuild may have left rows and checkpoints behind.
-	err := postgres.InTenantTx(ctx, db, tenant, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM rebuild.projection_checkpoints WHERE tenant_id = $1`, tenant); err != nil {
-			return err
-		}
-		return forTwins(ctx, tx, projections, tenant, func(table string) string {
-			return "DELETE FROM rebuild." + table + " WHERE tenant_id = $1"
-		})
-	})
+	hold, err := holdStandby(ctx, deps.sessions(), tenant)
 	if err != nil {
-		return stats, fmt.Errorf("rebuild: clear twins: %w", err)
+		return stats, fmt.Errorf("rebuild: %w", err)
 	}
-	// Replay in pages, one transaction each, into the twins.
-	var cursor eventstore.Cursor
-	replay := func(tx pgx.Tx, limit int) (int, error) {
-		events, next, err := history.ReadAll(ctx, eventstore.Filter{Tenant: tenant}, cursor, limit)
-		if err != nil || len(events) == 0 {
-			return 0, err
-		}
-		for i := range events {
-			if err := history.Open(ctx, &events[i]); err != nil {
-				return 0, err
-			}
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL search_path = rebuild, public`); err != nil {
-			return 0, err
-		}
-		if err := ApplyEvents(ctx, tx, applied, events); err != nil {
-			return 0, err
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL search_path = public`); err != nil {
-			return 0, err
-		}
-		cursor = next
-		stats.Events += int64(len(events))
-		if progress != nil {
-			progress(stats.Events)
-		}
-		return len(events), nil
+	defer hold.release()
+	// A failed earlier run may have left rows in the standby copy.
+	if err := clearCopy(ctx, deps.DB, tenant, postgres.StandbyReadModels, projections); err != nil {
+		return stats, fmt.Errorf("rebuild: %w", err)
 	}
-	for {
-		var n int
-		err := postgres.InTenantTx(ctx, db, tenant, func(tx pgx.Tx) error {
-			var err error
-			n, err = replay(tx, rebuildPage)
-			return err
-		})
-		if err != nil {
-			return stats, fmt.Errorf("rebuild: replay: %w", err)
-		}
-		if n == 0 {
-			break
-		}
+	projs := projectionsOf(projections)
+	var r replayed
+	if err := replayStandby(ctx, deps, projs, tenant, nil, progress, &r); err != nil {
+		return stats, fmt.Errorf("rebuild: replay: %w", err)
 	}
-	err = postgres.InTenantTx(ctx, db, tenant, func(tx pgx.Tx) error {
-		return swap(ctx, tx, projections, tenant, &cursor, replay)
-	})
-	if err != nil {
-		return stats, fmt.Errorf("rebuild: swap: %w", err)
+	if err := hold.pause(ctx); err != nil {
+		return stats, fmt.Errorf("rebuild: %w", err)
 	}
-	stats.Duration = time.Since(start)
-	return stats, nil
-}
-
-// swap replaces the tenant's live rows with the rebuilt ones. It locks the
-// live checkpoints in the order the projector does (no deadlock), catches
-// the twins up with what committed since the replay, and refuses to swap in
-// a rebuild behind what the live projector already applied: those events
-// were acknowledged and would not come back.
-func swap(ctx context.Context, tx pgx.Tx, projections []RebuildProjection, tenant chartstream.TenantID, cursor *eventstore.Cursor, replay func(pgx.Tx, int) (int, error)) error {
-	var live eventstore.Cursor
-	for _, p := range projections {
-		var c eventstore.Cursor
-		err := tx.QueryRow(ctx, `SELECT txid, position FROM public.projection_checkpoints
-			WHERE tenant_id = $1 AND projection = $2 FOR UPDATE`, tenant, p.Name()).Scan(&c.TxID, &c.Position)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if c.After(live) {
-			live = c
-		}
+	if deps.whilePaused != nil {
+		deps.whilePaused()
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, err := replay(tx, rebuildPage)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		if !live.After(*cursor) {
-			break
-		}
-		// The live projector is ahead of what ReadAll can see yet: an older
-		// transaction still holds the horizon back. Wait for it.
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the event store's horizon stayed behind the live projector for 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := replayStandby(ctx, deps, projs, tenant, nil, progress, &r); err != nil {
+		return stats, fmt.Errorf("rebuild: replay: %w", err)
 	}
-	err := forTwins(ctx, tx, projections, tenant, func(table string) string {
-		return "DELETE FROM public." + table + " WHERE tenant_id = $1"
-	}, func(table string) string {
-		return "INSERT INTO public." + table + " SELECT * FROM rebuild." + table + " WHERE tenant_id = $1"
-	}, func(table string) string {
-		return "DELETE FROM rebuild." + table + " WHERE tenant_id = $1"
-	})
-	if err != nil {
+	if err := hold.alive(ctx); err != nil {
+		return stats, fmt.Errorf("rebuild: %w", err)
+	}
+	err = postgres.InTenantTx(ctx, deps.DB, tenant, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO read_model_copies AS c (tenant_id, live) VALUES ($1, 'rebuild')
+			ON CONFLICT (tenant_id) DO UPDATE SET live = CASE c.live WHEN 'public' THEN 'rebuild' ELSE 'public' END, switched_at = now()`, tenant)
 		return err
+	})
+	if err != nil {
+		return stats, fmt.Errorf("rebuild: switch copies: %w", err)
 	}
-	for _, p := range projections {
-		if _, err := tx.Exec(ctx, `INSERT INTO public.projection_checkpoints (tenant_id, projection, txid, position) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (tenant_id, projection) DO UPDATE SET txid = excluded.txid, position = excluded.position, updated_at = now()`,
-			tenant, p.Name(), cursor.TxID, cursor.Position); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM rebuild.projection_checkpoints WHERE tenant_id = $1 AND projection = $2`, tenant, p.Name()); err != nil {
-			return err
-		}
+	hold.resume(ctx)
+	stats.Events, stats.Duration = r.events, time.Since(start)
+	err = postgres.InReadModelTx(ctx, deps.DB, tenant, postgres.LiveReadModels, func(tx pgx.Tx) (err error) {
+		stats.SetAside, err = deadLetters(ctx, tx, tenant)
+		return err
+	})
+	if err != nil {
+		return stats, fmt.Errorf("rebuild: %w", err)
 	}
-	return nil
-}
-
-// forTwins runs, for every table of every projection, each statement the
-// functions build (table names come from code, never input).
-func forTwins(ctx context.Context, tx pgx.Tx, projections []RebuildProjection, tenant chartstream.TenantID, stmts ...func(table string) string) error {
-	for _, p := range projections {
-		for _, table := range p.Tables() {
-			for _, stmt := range stmts {
-				if _, err := tx.Exec(ctx, stmt(table), tenant); err != nil {
-					return fmt.Errorf("%s: %w", table, err)
-				}
-			}
-		}
+	// The old copy is the standby now; it is cleared so it takes no room
+	// (the next rebuild or verification would clear it anyway).
+	if err := clearCopy(ctx, deps.DB, tenant, postgres.StandbyReadModels, projections); err != nil {
+		return stats, fmt.Errorf("rebuild: %w", err)
 	}
-	return nil
+	return stats, nil
 }
 
 // ProjectionStatus is one projection's progress for one tenant.
@@ -211,7 +107,7 @@ type ProjectionStatus struct {
 // Status reports each projection's checkpoint and lag for tenant.
 func Status(ctx context.Context, db *pgxpool.Pool, projections []string, tenant chartstream.TenantID) ([]ProjectionStatus, error) {
 	var out []ProjectionStatus
-	err := postgres.InTenantTx(ctx, db, tenant, func(tx pgx.Tx) error {
+	err := postgres.InReadModelTx(ctx, db, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
 		for _, name := range projections {
 			s := ProjectionStatus{Tenant: tenant, Projection: name}
 			var c eventstore.Cursor

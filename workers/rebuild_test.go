@@ -1,11 +1,18 @@
 package workers_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chartstream/chartstream"
 
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
@@ -45,7 +52,8 @@ func TestRebuildEqualsLiveAndReadsKeepWorking(t *testing.T) {
 		}
 		return true
 	})
-	live := e.checksum("public")
+	before := e.liveSchema()
+	live := e.checksum(before)
 
 	// A reader polls the chart throughout the rebuild.
 	var misses, reads atomic.Int64
@@ -65,7 +73,7 @@ func TestRebuildEqualsLiveAndReadsKeepWorking(t *testing.T) {
 			reads.Add(1)
 		}
 	}()
-	stats, err := workers.Rebuild(ctx, pool, e.store, rebuildable, e.tenant, nil)
+	stats, err := workers.Rebuild(ctx, workers.CopyDeps{DB: pool, History: e.store}, rebuildable, e.tenant, nil)
 	close(stop)
 	<-done
 	if err != nil {
@@ -77,19 +85,86 @@ func TestRebuildEqualsLiveAndReadsKeepWorking(t *testing.T) {
 	if misses.Load() != 0 {
 		t.Errorf("%d of %d reads during the rebuild found no chart", misses.Load(), reads.Load())
 	}
-	if rebuilt := e.checksum("public"); rebuilt != live {
-		e.dump("public")
+	after := e.liveSchema()
+	if after == before {
+		t.Errorf("the live copy is still %s: the copies did not switch", after)
+	}
+	if rebuilt := e.checksum(after); rebuilt != live {
+		e.dump(after)
 		t.Errorf("read models after the rebuild (%s) differ from the live ones (%s)", rebuilt, live)
 	}
 	var leftover int
 	err = postgres.InTenantTx(ctx, pool, e.tenant, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM rebuild.patient_charts WHERE tenant_id = $1)
-			+ (SELECT count(*) FROM rebuild.projection_checkpoints WHERE tenant_id = $1)`, e.tenant).Scan(&leftover)
+		return tx.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %[1]s.patient_charts WHERE tenant_id = $1)
+			+ (SELECT count(*) FROM %[1]s.projection_checkpoints WHERE tenant_id = $1)`, before), e.tenant).Scan(&leftover)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if leftover != 0 {
-		t.Errorf("%d rows left in the rebuild twins", leftover)
+		t.Errorf("%d rows left in the standby copy", leftover)
+	}
+}
+
+// A rebuild holds no transaction open while it replays and catches up, so
+// the event store's horizon keeps moving and the relay keeps publishing
+// every other tenant's events, however long the rebuild takes.
+func TestRebuildKeepsTheRelayPublishing(t *testing.T) {
+	t.Parallel()
+	e := newRelayEnv(t)
+	var mu sync.Mutex
+	acked := map[uuid.UUID]time.Time{}
+	e.startRelay(func(p workers.PublishedParams) {
+		mu.Lock()
+		acked[p.Event.ID] = p.AckedAt
+		mu.Unlock()
+	}, nil)
+	ctx := testkit.Context(t)
+	rebuilt := testkit.MustTenant(t)
+	for range 20 {
+		ev := chartstream.NewEvent{Type: "test.happened", Payload: json.RawMessage(`{}`)}
+		if _, err := e.writer.Append(ctx, rebuilt, chartstream.StreamRef{Type: "patient", ID: uuid.New()}, chartstream.NoStream, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The test's tenant writes throughout the rebuild.
+	committed := map[uuid.UUID]time.Time{}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			ev := chartstream.NewEvent{ID: uuid.Must(uuid.NewV7()), Type: "test.happened", Payload: json.RawMessage(`{}`)}
+			if _, err := e.writer.Append(context.Background(), e.tenant, chartstream.StreamRef{Type: "patient", ID: uuid.New()}, chartstream.NoStream, ev); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			committed[ev.ID] = time.Now()
+			mu.Unlock()
+		}
+	}()
+	deps := workers.WhilePaused(workers.CopyDeps{DB: testkit.MustAppPool(t), History: e.writer}, func() { time.Sleep(2 * time.Second) })
+	if _, err := workers.Rebuild(ctx, deps, rebuildable, rebuilt, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	<-done
+	e.waitPublished(len(committed), 10*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	var worst time.Duration
+	for id, at := range committed {
+		if a, ok := acked[id]; ok && a.Sub(at) > worst {
+			worst = a.Sub(at)
+		}
+	}
+	if worst > time.Second {
+		t.Errorf("during the rebuild an event took %s from commit to JetStream", worst.Round(time.Millisecond))
 	}
 }

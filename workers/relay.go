@@ -18,6 +18,16 @@ import (
 	"github.com/chartstream/chartstream/internal/logging"
 )
 
+// The relay's defaults, which the projector and the verify commands share.
+const (
+	// DefaultStream is the JetStream stream of clinical events.
+	DefaultStream = "CLINICAL"
+	// DefaultSubjectPrefix starts every clinical event's subject.
+	DefaultSubjectPrefix = "clinical"
+	// DefaultRelayName names the relay's checkpoint and lease.
+	DefaultRelayName = "clinical"
+)
+
 // RelayConfig configures the relay.
 type RelayConfig struct {
 	// Name names the relay's checkpoint and lease. Default "clinical".
@@ -48,6 +58,10 @@ type RelayConfig struct {
 	// PollInterval is the longest the relay sleeps without a commit
 	// notification. Default 200ms.
 	PollInterval time.Duration
+	// AckTimeout bounds the wait for JetStream's acknowledgements of a
+	// batch; a lost one makes the relay start over from the stream's
+	// tail rather than wait until its lease is lost. Default 10s.
+	AckTimeout time.Duration
 }
 
 func (c *RelayConfig) setDefaults() {
@@ -56,9 +70,9 @@ func (c *RelayConfig) setDefaults() {
 			*s = v
 		}
 	}
-	def(&c.Name, "clinical")
-	def(&c.Stream, "CLINICAL")
-	def(&c.SubjectPrefix, "clinical")
+	def(&c.Name, DefaultRelayName)
+	def(&c.Stream, DefaultStream)
+	def(&c.SubjectPrefix, DefaultSubjectPrefix)
 	if c.Replicas == 0 {
 		c.Replicas = 1
 	}
@@ -83,6 +97,9 @@ func (c *RelayConfig) setDefaults() {
 	if c.PollInterval == 0 {
 		c.PollInterval = 200 * time.Millisecond
 	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 10 * time.Second
+	}
 }
 
 // Validate reports every problem with the configuration.
@@ -101,9 +118,11 @@ func (c RelayConfig) Validate() error {
 }
 
 // EventSource is what the relay needs from the event store: a gap-free
-// tail of every tenant's committed events.
+// tail of every tenant's committed events, and each tenant's event before
+// a given one.
 type EventSource interface {
 	Subscribe(ctx context.Context, filter eventstore.Filter, after eventstore.Cursor, opts eventstore.SubscribeOptions, fn eventstore.SubscribeFn) error
+	Previous(ctx context.Context, before map[chartstream.TenantID]eventstore.Cursor) (map[chartstream.TenantID]eventstore.Cursor, error)
 }
 
 // PublishedParams describe one event JetStream acknowledged.
@@ -121,8 +140,11 @@ type RelayDeps struct {
 	// Events reads every tenant's events: an event store on the relay
 	// role's pool.
 	Events EventSource
-	// DB is the relay role's pool, for the lease and the checkpoint.
+	// DB is the relay role's pool, for the checkpoint.
 	DB *pgxpool.Pool
+	// Sessions holds the lease and listens for commits: a pool in
+	// session mode (not PgBouncer's transaction mode). Default DB.
+	Sessions *pgxpool.Pool
 	// JetStream publishes. Its connection should not buffer while
 	// reconnecting (messaging.Connect does not), so a publish during an
 	// outage fails at once instead of overtaking an earlier one later.
@@ -134,19 +156,26 @@ type RelayDeps struct {
 // Relay publishes every committed event on JetStream exactly once, in the
 // event store's gap-free order, across crashes and outages.
 //
-// No dual write: the relay only reads what committed. Exactly once: each
-// message's Nats-Msg-Id is the event id, so JetStream drops an event
-// republished after a crash between publish and checkpoint; on start the
-// relay also resumes after the last event in the stream when that is ahead
-// of its checkpoint, which covers crashes longer than the duplicate window.
-// In order: events go out in cursor order and the relay stops at the first
-// failed acknowledgement, resuming from its checkpoint.
+// No dual write: the relay only reads what committed. In order and never
+// skipping: every message is published expecting the stream's last
+// sequence to be the one before it (Nats-Expected-Last-Sequence), with no
+// client retries, so JetStream stores a message only right after its
+// predecessor; a batch whose acknowledgement fails, times out or comes
+// back out of sequence is abandoned, and the relay starts over after the
+// last event the stream holds. That is safe because the stream only ever
+// holds a prefix of the gap-free order: resuming from its tail (or from
+// the checkpoint, when the stream was reset) never leaves an earlier event
+// out. Exactly once: nothing the stream holds is published again, and each
+// message's Nats-Msg-Id is the event id besides.
+//
+// Each message also names the tenant's previous event (HeaderPrevTxID,
+// HeaderPrevPosition), so a consumer can tell a missed event from the next
+// one.
 //
 // It publishes with nats.go's jetstream package rather than watermill-nats:
 // watermill's publisher waits for each acknowledgement in turn and sets its
-// own message ids, while the relay needs the event id as Nats-Msg-Id and
-// asynchronous publishing with a bounded number of acknowledgements in
-// flight for throughput.
+// own message ids, while the relay needs the event id as Nats-Msg-Id,
+// expected-sequence headers, and pipelined publishing for throughput.
 type Relay struct {
 	deps RelayDeps
 	cfg  RelayConfig
@@ -160,6 +189,9 @@ func NewRelay(deps RelayDeps, cfg RelayConfig) (*Relay, error) {
 	if deps.Events == nil || deps.DB == nil || deps.JetStream == nil || deps.Logger == nil {
 		panic("workers: NewRelay with a nil dependency")
 	}
+	if deps.Sessions == nil {
+		deps.Sessions = deps.DB
+	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -172,14 +204,14 @@ func NewRelay(deps RelayDeps, cfg RelayConfig) (*Relay, error) {
 // standbys and take over when it dies.
 func (r *Relay) Run(ctx context.Context) error {
 	log := r.deps.Logger.With("worker", "relay", "relay", r.cfg.Name)
-	lease{db: r.deps.DB, name: "relay." + r.cfg.Name, retry: r.cfg.LeaseRetry, log: log}.run(ctx, func(ctx context.Context) error {
+	lease{db: r.deps.Sessions, name: "relay." + r.cfg.Name, retry: r.cfg.LeaseRetry, log: log}.run(ctx, func(ctx context.Context) error {
 		backoff := 100 * time.Millisecond
 		for ctx.Err() == nil {
-			err := r.publishFromCheckpoint(ctx)
+			err := r.publishFromTail(ctx)
 			if ctx.Err() != nil {
 				return nil
 			}
-			log.Warn("relay publishing failed; will resume from checkpoint", logging.Error(err), "backoff", backoff.String())
+			log.Warn("relay publishing failed; will resume from the stream's tail", logging.Error(err), "backoff", backoff.String())
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, r.cfg.MaxBackoff)
 		}
@@ -188,9 +220,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-// publishFromCheckpoint makes sure the stream exists, finds where to
-// resume, and publishes until ctx ends or a publish fails.
-func (r *Relay) publishFromCheckpoint(ctx context.Context) error {
+// publishFromTail makes sure the stream exists, resumes after the last
+// event it holds (or the checkpoint, if that is later), and publishes
+// until ctx ends or a publish fails.
+func (r *Relay) publishFromTail(ctx context.Context) error {
 	stream, err := r.deps.JetStream.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        r.cfg.Stream,
 		Description: "chartstream clinical events, one message per committed event",
@@ -206,6 +239,10 @@ func (r *Relay) publishFromCheckpoint(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", r.cfg.Stream, err)
 	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", r.cfg.Stream, err)
+	}
 	cursor, err := r.checkpoint(ctx)
 	if err != nil {
 		return err
@@ -216,41 +253,98 @@ func (r *Relay) publishFromCheckpoint(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("last message of %s: %w", r.cfg.Stream, err)
 	default:
-		if c, ok := cursorOf(last.Header); ok && c.After(cursor) {
+		c, ok := cursorOf(last.Header)
+		if !ok {
+			return fmt.Errorf("the last message of %s (sequence %d) is not a relayed event", r.cfg.Stream, last.Sequence)
+		}
+		if c.After(cursor) {
 			cursor = c
 		}
 	}
+	pub := &publication{lastSeq: info.State.LastSeq, prev: make(map[chartstream.TenantID]eventstore.Cursor)}
 	return r.deps.Events.Subscribe(ctx, eventstore.Filter{}, cursor,
-		eventstore.SubscribeOptions{BatchSize: r.cfg.MaxInFlight, PollInterval: r.cfg.PollInterval}, r.publishBatch)
+		eventstore.SubscribeOptions{BatchSize: r.cfg.MaxInFlight, PollInterval: r.cfg.PollInterval, Listener: r.deps.Sessions},
+		func(ctx context.Context, events []chartstream.Event, next eventstore.Cursor) error {
+			return r.publishBatch(ctx, pub, events, next)
+		})
 }
 
-// publishBatch publishes a batch asynchronously, waits for every
-// acknowledgement in order, and only then moves the checkpoint.
-func (r *Relay) publishBatch(ctx context.Context, events []chartstream.Event, next eventstore.Cursor) error {
+// publication is what the relay knows of the stream while it publishes:
+// its last sequence, and the last event published for each tenant.
+type publication struct {
+	lastSeq uint64
+	prev    map[chartstream.TenantID]eventstore.Cursor
+}
+
+// publishBatch publishes a batch, pipelined, each message expecting its
+// predecessor's sequence, checks every acknowledgement in order, and only
+// then moves the checkpoint.
+func (r *Relay) publishBatch(ctx context.Context, pub *publication, events []chartstream.Event, next eventstore.Cursor) error {
+	if err := r.previous(ctx, pub, events); err != nil {
+		return err
+	}
 	futures := make([]jetstream.PubAckFuture, len(events))
 	for i, e := range events {
 		msg, err := EncodeMessage(r.cfg.SubjectPrefix, e)
 		if err != nil {
 			return err
 		}
-		if futures[i], err = r.deps.JetStream.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()), jetstream.WithStallWait(10*time.Second)); err != nil {
+		setPrevious(msg, pub.prev[e.Tenant])
+		pub.prev[e.Tenant] = eventstore.CursorOf(e)
+		futures[i], err = r.deps.JetStream.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()),
+			jetstream.WithExpectLastSequence(pub.lastSeq+uint64(i)), jetstream.WithRetryAttempts(0),
+			jetstream.WithStallWait(r.cfg.AckTimeout))
+		if err != nil {
 			return fmt.Errorf("publish event %s: %w", e.ID, err)
 		}
 	}
+	timeout := time.NewTimer(r.cfg.AckTimeout)
+	defer timeout.Stop()
 	for i, f := range futures {
 		select {
 		case ack := <-f.Ok():
+			if want := pub.lastSeq + uint64(i) + 1; ack.Sequence != want || ack.Duplicate {
+				return fmt.Errorf("event %s stored as sequence %d (duplicate %t), expected %d", events[i].ID, ack.Sequence, ack.Duplicate, want)
+			}
 			if r.deps.Published != nil {
 				r.deps.Published(PublishedParams{Event: events[i], Sequence: ack.Sequence, AckedAt: time.Now()})
 			}
 		case err := <-f.Err():
 			return fmt.Errorf("publish event %s: %w", events[i].ID, err)
+		case <-timeout.C:
+			return fmt.Errorf("no acknowledgement for event %s within %s", events[i].ID, r.cfg.AckTimeout)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	pub.lastSeq += uint64(len(events))
 	if r.afterPublish != nil {
 		r.afterPublish(events)
 	}
 	return r.saveCheckpoint(ctx, next)
+}
+
+// previous looks up, for the tenants of the batch this publication has not
+// published yet, the event before their first in the batch.
+func (r *Relay) previous(ctx context.Context, pub *publication, events []chartstream.Event) error {
+	firsts := make(map[chartstream.TenantID]eventstore.Cursor)
+	for _, e := range events {
+		if _, known := pub.prev[e.Tenant]; known {
+			continue
+		}
+		if _, seen := firsts[e.Tenant]; !seen {
+			firsts[e.Tenant] = eventstore.CursorOf(e)
+		}
+	}
+	if len(firsts) == 0 {
+		return nil
+	}
+	prevs, err := r.deps.Events.Previous(ctx, firsts)
+	if err != nil {
+		return fmt.Errorf("tenants' previous events: %w", err)
+	}
+	for t := range firsts {
+		pub.prev[t] = prevs[t] // the zero cursor before a tenant's first event
+	}
+	return nil
 }

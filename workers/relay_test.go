@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -104,6 +110,100 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 		t.Fatalf("an append failed while NATS was down: %v", err)
 	}
 	got := e.waitPublished(60, 15*time.Second)
+	e.assertExactlyOnceInOrder(got)
+}
+
+// NATS restarting while batches are in flight loses, reorders and
+// duplicates nothing: each message is stored only right after its
+// predecessor, and the relay resumes after what the stream holds.
+func TestRelayKeepsOrderThroughNATSRestartsMidBatch(t *testing.T) {
+	t.Parallel()
+	e := newRelayEnv(t)
+	e.startRelay(nil, nil)
+	ids := streams(8)
+	const writers, each = 8, 150
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				ev := chartstream.NewEvent{Type: "test.happened", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+				if _, err := e.writer.Append(context.Background(), e.tenant, chartstream.StreamRef{Type: "patient", ID: ids[w]}, chartstream.AnyVersion, ev); err != nil {
+					errs <- err
+					return
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	for range 3 {
+		time.Sleep(300 * time.Millisecond)
+		e.nats.Stop()
+		time.Sleep(100 * time.Millisecond)
+		e.nats.Start()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("an append failed: %v", err)
+	}
+	got := e.waitPublished(writers*each, 30*time.Second)
+	e.assertExactlyOnceInOrder(got)
+}
+
+// lossyJetStream is the real JetStream client but for one message of the
+// tenant's that it loses, as a publish answered "no responders" while a
+// stream's leader moves, or lost on the wire, is lost; the messages after
+// it still reach the server.
+type lossyJetStream struct {
+	jetstream.JetStream
+	tenant string
+	lose   int // the tenant's how-manieth message to lose
+	seen   atomic.Int64
+}
+
+func (j *lossyJetStream) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if m.Header.Get(workers.HeaderTenant) == j.tenant && j.seen.Add(1) == int64(j.lose) {
+		return lostPublish{m}, nil
+	}
+	return j.JetStream.PublishMsgAsync(m, opts...)
+}
+
+// lostPublish is a publish that failed.
+type lostPublish struct{ m *nats.Msg }
+
+func (l lostPublish) Ok() <-chan *jetstream.PubAck { return nil }
+func (l lostPublish) Err() <-chan error {
+	c := make(chan error, 1)
+	c <- nats.ErrNoResponders
+	return c
+}
+func (l lostPublish) Msg() *nats.Msg { return l.m }
+
+// A message that failed is published again before anything after it, even
+// when the messages after it reached the stream: each message expects its
+// predecessor's sequence, so those after a lost one are refused too, and
+// the relay resumes after the stream's tail.
+func TestRelayRepublishesALostMessageBeforeTheOnesAfterIt(t *testing.T) {
+	t.Parallel()
+	e := newRelayEnv(t)
+	js, err := jetstream.New(e.nats.MustConnect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startRelayOn(&lossyJetStream{JetStream: js, tenant: e.tenant.String(), lose: 5}, nil, nil)
+	// One append of many events: they go out in one batch.
+	id := uuid.New()
+	var batch []chartstream.NewEvent
+	for i := range 20 {
+		batch = append(batch, chartstream.NewEvent{Type: "test.happened", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+	}
+	if _, err := e.writer.Append(testkit.Context(t), e.tenant, chartstream.StreamRef{Type: "patient", ID: id}, chartstream.NoStream, batch...); err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitPublished(20, 10*time.Second)
 	e.assertExactlyOnceInOrder(got)
 }
 

@@ -219,7 +219,7 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 
 	// Phase 3: rebuild the tenant's read models from the event store.
 	rebar := newProgress(-1, "rebuild")
-	stats, err := workers.Rebuild(ctx, b.writerPool, b.writer, readModels(), tenant, func(n int64) { _ = rebar.Set64(n) })
+	stats, err := workers.Rebuild(ctx, workers.CopyDeps{DB: b.writerPool, History: b.writer}, readModels(), tenant, func(n int64) { _ = rebar.Set64(n) })
 	_ = rebar.Finish()
 	if err != nil {
 		return r, err

@@ -29,6 +29,12 @@ type Config struct {
 	// DatabaseRelayURL is the relay role's URL (DATABASE_RELAY_URL): it
 	// reads every tenant's events. Required for the workers.
 	DatabaseRelayURL string
+	// DatabaseSessionURL is the app role's URL in session mode
+	// (DATABASE_SESSION_URL), for what needs a session rather than a
+	// transaction: the workers' leases and the relay's LISTEN. Behind
+	// PgBouncer in transaction mode, point it at PostgreSQL directly or
+	// at a session-mode pool. Default DATABASE_URL.
+	DatabaseSessionURL string
 	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
 	PHIKeyFile string
 	// EventStore tunes the event store: AppendConcurrency is the append
@@ -94,6 +100,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:18080", "API listen address")
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
+	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
 	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
 	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", "CLINICAL", "JetStream stream the relay publishes to")
@@ -135,6 +142,12 @@ func (c Config) Validate(api, workers bool) error {
 	checkURL("DATABASE_URL", c.DatabaseURL)
 	if workers {
 		checkURL("DATABASE_RELAY_URL", c.DatabaseRelayURL)
+		if c.DatabaseSessionURL != "" {
+			checkURL("DATABASE_SESSION_URL", c.DatabaseSessionURL)
+		}
+		if !api && c.NATSURL == "" {
+			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))
+		}
 	}
 	if c.PHIKeyFile == "" {
 		errs = append(errs, errors.New("PHI_KEY_FILE is required"))

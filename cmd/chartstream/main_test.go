@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/internal/testkit"
+	"github.com/chartstream/chartstream/workers"
 )
 
 var generatedID = regexp.MustCompile(`^[0-9a-f]{24}$`)
@@ -123,7 +125,7 @@ func TestMainReadiness(t *testing.T) {
 
 func TestMainWorkersOnlyServesNoHTTP(t *testing.T) {
 	t.Parallel()
-	m := newTestMain(t, false, true, "")
+	m := newTestMain(t, false, true, testkit.Env(t, "NATS_URL"))
 	openMain(t, m)
 	if m.Addr() != nil {
 		t.Errorf("workers-only Main listens on %v", m.Addr())
@@ -145,6 +147,40 @@ func TestMainWorkersOnlyServesNoHTTP(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancellation")
 	}
+}
+
+// Workers in several processes must share one JetStream: the relay's lease
+// may land in one and the projector's in another. So `work` needs NATS_URL,
+// and an embedded NATS server runs only in a single `all`: a second worker
+// process of the same relay and projector is refused, whichever starts
+// second, with one line saying why.
+func TestWorkersRefuseEmbeddedNATSBesideOtherProcesses(t *testing.T) {
+	t.Parallel()
+	work := newTestMain(t, false, true, "")
+	if err := work.Open(testkit.Context(t)); err == nil || !strings.Contains(err.Error(), "NATS_URL is required") {
+		t.Errorf("work without NATS_URL: %v, want refused", err)
+	}
+	work.Close()
+
+	first := newTestMain(t, true, true, "")
+	if err := first.Open(testkit.Context(t)); err != nil {
+		first.Close()
+		t.Fatal(err)
+	}
+	for _, nats := range []struct{ name, url string }{{"embedded", ""}, {"external", testkit.Env(t, "NATS_URL")}} {
+		second := newTestMain(t, true, true, nats.url)
+		second.Config.Relay, second.Config.Projector = first.Config.Relay, first.Config.Projector
+		err := second.Open(testkit.Context(t))
+		second.Close()
+		if !errors.Is(err, workers.ErrTopology) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("a second all (%s NATS) beside an all with embedded NATS: %v, want one line refusing it", nats.name, err)
+		}
+	}
+	first.Close()
+	// Once it is gone, another may start.
+	again := newTestMain(t, true, true, "")
+	again.Config.Relay, again.Config.Projector = first.Config.Relay, first.Config.Projector
+	openMain(t, again)
 }
 
 // Cancelling Run's context stops new connections but lets a request in

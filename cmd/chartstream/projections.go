@@ -5,8 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spf13/cobra"
 
@@ -57,49 +63,120 @@ func newProjectionsCmd() *cobra.Command {
 		return ids, nil
 	}
 
+	// copies opens what working on the tenants' standby copies needs.
+	copies := func(ctx context.Context, appName string) (workers.CopyDeps, func(), error) {
+		if err := required([2]string{"DATABASE_URL", dbURL}); err != nil {
+			return workers.CopyDeps{}, nil, exitError{2, err}
+		}
+		store, pool, err := openStore(ctx, dbURL, keyFile, appName, commands.EventSpecs())
+		if err != nil {
+			return workers.CopyDeps{}, nil, exitError{2, err}
+		}
+		return workers.CopyDeps{DB: pool, History: store}, pool.Close, nil
+	}
+
 	rebuild := &cobra.Command{
-		Use:   "rebuild NAME|all",
-		Short: "Replay the event store into fresh read model tables and swap them in",
+		Use:   "rebuild [all]",
+		Short: "Replay the event store into the read models' standby copy and switch to it",
 		Long: `rebuild replays each tenant's history from the event store (not JetStream,
-whose retention is limited) into the rebuild twins of the projection's tables,
-then swaps them in per tenant in one short transaction. Reads keep working
-throughout; the live projector waits only for the tenant being swapped.`,
-		Args: cobra.ExactArgs(1),
+whose retention is limited) into the standby copy of its read models, in short
+transactions, then makes that copy the live one in one tiny transaction. Reads
+keep working on the live copy throughout, and the relay keeps publishing; the
+live projector pauses only for the tenant being switched, and only while the
+standby catches up its last events. Every read model is replayed: the copies
+switch as a whole.
+
+Events a projection cannot apply are set aside and listed, not fatal.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required([2]string{"DATABASE_URL", dbURL}); err != nil {
-				return err
-			}
-			chosen, err := chooseProjections(args[0])
-			if err != nil {
-				return err
+			if len(args) == 1 && args[0] != "all" {
+				return exitError{2, fmt.Errorf("a rebuild replays every read model of a tenant together (they switch as one copy): use %q or no argument", "all")}
 			}
 			ctx := cmd.Context()
 			ids, err := scope(ctx)
 			if err != nil {
-				return err
+				return exitError{2, err}
 			}
-			store, pool, err := openStore(ctx, dbURL, keyFile, "chartstream-rebuild", commands.EventSpecs())
+			deps, closeDeps, err := copies(ctx, "chartstream-rebuild")
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
+			defer closeDeps()
 			var total int64
 			start := time.Now()
 			for _, t := range ids {
 				bar := newProgress(-1, "rebuilding "+t.String()[:8])
-				stats, err := workers.Rebuild(ctx, pool, store, chosen, t, func(n int64) { _ = bar.Set64(n) })
+				stats, err := workers.Rebuild(ctx, deps, readModels(), t, func(n int64) { _ = bar.Set64(n) })
 				_ = bar.Finish()
 				if err != nil {
 					return fmt.Errorf("tenant %s: %w", t, err)
 				}
 				total += stats.Events
 				fmt.Fprintf(cmd.OutOrStdout(), "tenant %s: %d events in %s (%.0f events/s)\n", t, stats.Events, stats.Duration.Round(time.Millisecond), rate(stats.Events, stats.Duration))
+				for _, a := range stats.SetAside {
+					fmt.Fprintf(cmd.OutOrStdout(), "  set aside: event %s (%s, position %d) in %s: %s\n", a.EventID, a.EventType, a.Position, a.Projection, a.Reason)
+				}
 			}
 			elapsed := time.Since(start)
-			fmt.Fprintf(cmd.OutOrStdout(), "rebuilt %s for %d tenants: %d events in %s (%.0f events/s)\n", args[0], len(ids), total, elapsed.Round(time.Millisecond), rate(total, elapsed))
+			fmt.Fprintf(cmd.OutOrStdout(), "rebuilt the read models of %d tenants: %d events in %s (%.0f events/s)\n", len(ids), total, elapsed.Round(time.Millisecond), rate(total, elapsed))
 			return nil
 		},
 	}
+
+	var verifyJSON bool
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Replay the event store and compare it with the live read models, row by row",
+		Long: `verify replays each tenant's history from the event store into the standby copy
+of its read models, up to exactly where the live read models' checkpoints say
+they are, and compares the two copies row by row (a digest of each row's
+content). It trusts no checkpoint: a read model that missed an event its
+checkpoint claims shows as a missing or differing row.
+
+Exit status: 0 when every tenant's read models equal the replay; 1 naming each
+differing table and row key (ids only), and events set aside; 2 when the check
+could not run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			ids, err := scope(ctx)
+			if err != nil {
+				return exitError{2, err}
+			}
+			deps, closeDeps, err := copies(ctx, "chartstream-verify")
+			if err != nil {
+				return err
+			}
+			defer closeDeps()
+			if err := knownTenants(ctx, deps.DB, ids); err != nil {
+				return exitError{2, err}
+			}
+			var reports []workers.ProjectionReport
+			ok := true
+			for _, t := range ids {
+				bar := newProgress(-1, "verifying "+t.String()[:8])
+				r, err := workers.VerifyProjections(ctx, deps, readModels(), t, func(n int64) { _ = bar.Set64(n) })
+				_ = bar.Finish()
+				if err != nil {
+					return exitError{2, fmt.Errorf("tenant %s: %w", t, err)}
+				}
+				reports = append(reports, r)
+				ok = ok && r.OK()
+			}
+			if verifyJSON {
+				if err := json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"ok": ok, "tenants": reports}); err != nil {
+					return err
+				}
+			} else {
+				printProjectionReports(cmd.OutOrStdout(), reports)
+			}
+			if !ok {
+				return exitError{1, errors.New("the read models differ from the event store")}
+			}
+			return nil
+		},
+	}
+	verify.Flags().BoolVar(&verifyJSON, "json", false, "print one JSON object")
 
 	var asJSON bool
 	status := &cobra.Command{
@@ -144,28 +221,44 @@ throughout; the live projector waits only for the tenant being swapped.`,
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(rebuild, status)
+	cmd.AddCommand(rebuild, verify, status)
 	return cmd
 }
 
-// chooseProjections returns the named read model, or all of them.
-func chooseProjections(name string) ([]workers.RebuildProjection, error) {
-	var out, all []workers.RebuildProjection
-	var names []string
-	for _, p := range readModels() {
-		all = append(all, p)
-		names = append(names, p.Name())
-		if p.Name() == name {
-			out = append(out, p)
+// knownTenants fails with one line for the first id that names no tenant.
+func knownTenants(ctx context.Context, pool *pgxpool.Pool, ids []chartstream.TenantID) error {
+	dir := tenants.NewDirectory(pool)
+	for _, id := range ids {
+		if _, err := dir.Lookup(ctx, id); err != nil {
+			if chartstream.ErrorCode(err) == chartstream.ENOTFOUND {
+				return fmt.Errorf("unknown tenant %s", id)
+			}
+			return err
 		}
 	}
-	if name == "all" {
-		return all, nil
+	return nil
+}
+
+// printProjectionReports writes a line per tenant and one per difference.
+func printProjectionReports(w io.Writer, reports []workers.ProjectionReport) {
+	for _, r := range reports {
+		status := "OK"
+		if !r.OK() {
+			status = "DIFFERS"
+		}
+		fmt.Fprintf(w, "%s: tenant %s: %d rows compared with a replay of %d events, %d differences, %d events set aside\n",
+			status, r.Tenant, r.Rows, r.Events, r.Differences, len(r.SetAside))
+		for _, d := range r.Examples {
+			keys := make([]string, 0, len(d.Key))
+			for _, k := range slices.Sorted(maps.Keys(d.Key)) {
+				keys = append(keys, k+"="+d.Key[k])
+			}
+			fmt.Fprintf(w, "  %s row %s: %s\n", d.Table, strings.Join(keys, " "), d.Kind)
+		}
+		for _, a := range r.SetAside {
+			fmt.Fprintf(w, "  set aside: event %s (%s, position %d) in %s: %s\n", a.EventID, a.EventType, a.Position, a.Projection, a.Reason)
+		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("unknown projection %q: one of %v or all", name, names)
-	}
-	return out, nil
 }
 
 func rate(n int64, d time.Duration) float64 {

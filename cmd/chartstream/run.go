@@ -39,6 +39,10 @@ type Main struct {
 
 	pool      *pgxpool.Pool
 	relayPool *pgxpool.Pool
+	// sessions is the app role's session-mode pool: leases, LISTEN and
+	// the worker topology. It is pool unless DATABASE_SESSION_URL differs.
+	sessions  *pgxpool.Pool
+	topology  *workers.TopologyHold
 	nats      *messaging.Conn
 	redis     *redis.Client
 	server    *api.Server
@@ -69,6 +73,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream"}); err != nil {
 		return err
 	}
+	m.sessions = m.pool
+	if url := m.Config.DatabaseSessionURL; m.Workers && url != "" && url != m.Config.DatabaseURL {
+		if m.sessions, err = postgres.Connect(ctx, postgres.Config{URL: url, ApplicationName: "chartstream-sessions", MaxConns: 8}); err != nil {
+			return err
+		}
+	}
 	// The API process does not need NATS unless it was told where it is;
 	// workers need it, embedded if no URL is given.
 	if m.Workers || m.Config.NATSURL != "" {
@@ -91,6 +101,9 @@ func (m *Main) Open(ctx context.Context) error {
 
 func (m *Main) openWorkers(ctx context.Context) error {
 	var err error
+	if m.topology, err = workers.HoldTopology(ctx, m.sessions, workers.TopologyScope(m.Config.Relay, m.Config.Projector), m.nats.Embedded(), m.Logger); err != nil {
+		return err
+	}
 	if m.history, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", commands.EventSpecs()); err != nil {
 		return err
 	}
@@ -98,7 +111,7 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: m.history, DB: m.relayPool, JetStream: js, Logger: m.Logger}, m.Config.Relay); err != nil {
+	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js, Logger: m.Logger}, m.Config.Relay); err != nil {
 		return err
 	}
 	// Projectors open PHI and write read models as the app role, each
@@ -109,7 +122,8 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	}
 	m.Config.Projector.Stream, m.Config.Projector.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
 	m.projector, err = workers.NewProjector(workers.ProjectorDeps{
-		JetStream: js, DB: m.pool, Events: opener, Projections: liveProjections(), Logger: m.Logger,
+		JetStream: js, DB: m.pool, Sessions: m.sessions, Events: opener, Heads: m.history,
+		Projections: liveProjections(), Logger: m.Logger,
 	}, m.Config.Projector)
 	return err
 }
@@ -205,6 +219,18 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("chartstream running", "api", m.API, "workers", m.Workers, "addr", fmt.Sprint(m.Addr()))
 	var wg sync.WaitGroup
 	if m.relay != nil {
+		// Workers that lost their place in the topology to a process
+		// with another NATS stop, and so does the process.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-m.topology.Lost():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		wg.Add(2)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
@@ -227,6 +253,9 @@ func (m *Main) Close() {
 	if m.verifier != nil {
 		m.verifier.Close()
 	}
+	if m.topology != nil {
+		m.topology.Release()
+	}
 	if m.nats != nil {
 		m.nats.Close()
 	}
@@ -238,6 +267,9 @@ func (m *Main) Close() {
 	}
 	if m.relayPool != nil {
 		m.relayPool.Close()
+	}
+	if m.sessions != nil && m.sessions != m.pool {
+		m.sessions.Close()
 	}
 }
 

@@ -103,6 +103,9 @@ func StartEmbedded(storeDir string) (*server.Server, error) {
 	return srv, nil
 }
 
+// Embedded reports whether the server runs in this process.
+func (c *Conn) Embedded() bool { return c.embedded != nil }
+
 // Check reports whether the connection is usable (for /readyz).
 func (c *Conn) Check(context.Context) error {
 	if !c.IsConnected() {
