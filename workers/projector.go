@@ -39,7 +39,8 @@ type AppliedFn func(e chartstream.Event, at time.Time)
 
 // ProjectorConfig configures the projector.
 type ProjectorConfig struct {
-	// Stream and SubjectPrefix are the relay's (default CLINICAL, clinical).
+	// Stream and SubjectPrefix are the relay's (DefaultRelayStream,
+	// DefaultSubjectPrefix).
 	Stream, SubjectPrefix string
 	// Consumer is the durable JetStream consumer. Default "projections".
 	Consumer string
@@ -74,8 +75,8 @@ func (c *ProjectorConfig) setDefaults() {
 			*s = v
 		}
 	}
-	def(&c.Stream, "CLINICAL")
-	def(&c.SubjectPrefix, "clinical")
+	def(&c.Stream, DefaultRelayStream)
+	def(&c.SubjectPrefix, DefaultSubjectPrefix)
 	def(&c.Consumer, "projections")
 	def(&c.DeadLetterStream, "CLINICAL_DEADLETTER")
 	for _, d := range []struct {

@@ -18,13 +18,22 @@ import (
 	"github.com/chartstream/chartstream/internal/logging"
 )
 
+// Defaults of the relay's stream, shared by everything that reads it (the
+// projector, relay verification, the binary's flags).
+const (
+	// DefaultRelayStream is the JetStream stream the relay publishes to.
+	DefaultRelayStream = "CLINICAL"
+	// DefaultSubjectPrefix starts every event message's subject.
+	DefaultSubjectPrefix = "clinical"
+)
+
 // RelayConfig configures the relay.
 type RelayConfig struct {
 	// Name names the relay's checkpoint and lease. Default "clinical".
 	Name string
-	// Stream is the JetStream stream. Default "CLINICAL".
+	// Stream is the JetStream stream. Default DefaultRelayStream.
 	Stream string
-	// SubjectPrefix starts every subject. Default "clinical".
+	// SubjectPrefix starts every subject. Default DefaultSubjectPrefix.
 	SubjectPrefix string
 	// Replicas of the stream: 1 on a single node, 3 in a cluster. Default 1.
 	Replicas int
@@ -57,8 +66,8 @@ func (c *RelayConfig) setDefaults() {
 		}
 	}
 	def(&c.Name, "clinical")
-	def(&c.Stream, "CLINICAL")
-	def(&c.SubjectPrefix, "clinical")
+	def(&c.Stream, DefaultRelayStream)
+	def(&c.SubjectPrefix, DefaultSubjectPrefix)
 	if c.Replicas == 0 {
 		c.Replicas = 1
 	}
