@@ -103,7 +103,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
 	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
-	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", "CLINICAL", "JetStream stream the relay publishes to")
+	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", workers.DefaultStream, "JetStream stream the relay publishes to")
 	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
 	durationFlag(fs, &c.Relay.DuplicateWindow, "relay-duplicate-window", "RELAY_DUPLICATE_WINDOW", 10*time.Minute, "JetStream duplicate window")
 	durationFlag(fs, &c.Relay.MaxAge, "relay-max-age", "RELAY_MAX_AGE", 30*24*time.Hour, "stream retention by age")
