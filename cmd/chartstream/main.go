@@ -75,6 +75,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newBenchCmd(),
 		newProjectionsCmd(),
 		newPatientCmd(),
+		newChaosCmd(),
 	)
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
 	return root
