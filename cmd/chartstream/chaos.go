@@ -163,6 +163,9 @@ missing settings).`,
 				return exitError{2, err}
 			}
 			report, err := runChaos(cmd.Context(), cfg, cmd.ErrOrStderr())
+			if err != nil && cmd.Context().Err() != nil {
+				return exitError{2, errors.New("interrupted (the run's processes are stopped)")}
+			}
 			if err != nil {
 				return exitError{2, err}
 			}

@@ -141,9 +141,13 @@ func classify(acked []ackedCommand, obs observed) verdict {
 			v.Lost.Commands++
 			example("lost", "%s %s: absent from %s", c.Kind, c.ID, strings.Join(absent, ", "))
 		}
-		if storeFacts[f] > 1 || caused[causedBy{c.Key, c.Kind}] > 1 {
+		switch n, m := storeFacts[f], caused[causedBy{c.Key, c.Kind}]; {
+		case n > 1:
 			v.Duplicated.Store++
-			example("duplicated", "%s %s: recorded %d times in the event store (%d events from its command)", c.Kind, c.ID, storeFacts[f], caused[causedBy{c.Key, c.Kind}])
+			example("duplicated", "%s %s: recorded by %d events in the event store", c.Kind, c.ID, n)
+		case m > 1:
+			v.Duplicated.Store++
+			example("duplicated", "%s %s: its command (one Idempotency-Key) recorded %d of them in the event store", c.Kind, c.ID, m)
 		}
 		if obs.Rows[f] > 1 {
 			v.Duplicated.ReadModels++
