@@ -234,9 +234,21 @@ func findRepoFile(rel string) string {
 	return ""
 }
 
-// chaosRunDir is a fresh directory for one run's logs and JetStream store.
+// keptChaosRuns is how many earlier runs' directories a run keeps: a
+// five-minute run writes a few hundred MB of logs and JetStream store.
+const keptChaosRuns = 4
+
+// chaosRunDir is a fresh directory for one run's logs and JetStream store,
+// under localDir/chaos-runs; the oldest earlier runs' directories go.
 func chaosRunDir(localDir string, now time.Time) (string, error) {
-	dir := filepath.Join(localDir, "chaos-runs", now.UTC().Format("20060102T150405Z")+"-"+strconv.Itoa(os.Getpid()))
+	parent := filepath.Join(localDir, "chaos-runs")
+	if entries, err := os.ReadDir(parent); err == nil && len(entries) > keptChaosRuns {
+		// Names start with the UTC time, so they sort oldest first.
+		for _, e := range entries[:len(entries)-keptChaosRuns] {
+			_ = os.RemoveAll(filepath.Join(parent, e.Name()))
+		}
+	}
+	dir := filepath.Join(parent, now.UTC().Format("20060102T150405Z")+"-"+strconv.Itoa(os.Getpid()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("run directory: %w", err)
 	}

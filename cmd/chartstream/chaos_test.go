@@ -288,3 +288,29 @@ func TestChildEnv(t *testing.T) {
 		t.Errorf("childEnv = %q, want %q", got, want)
 	}
 }
+
+// A run keeps the latest keptChaosRuns earlier runs' directories.
+func TestChaosRunDirPrunes(t *testing.T) {
+	t.Parallel()
+	local := t.TempDir()
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var dirs []string
+	for i := range keptChaosRuns + 3 {
+		dir, err := chaosRunDir(local, start.Add(time.Duration(i)*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	entries, err := os.ReadDir(filepath.Join(local, "chaos-runs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, filepath.Join(local, "chaos-runs", e.Name()))
+	}
+	if want := dirs[len(dirs)-keptChaosRuns-1:]; !slices.Equal(got, want) {
+		t.Errorf("kept %q, want %q", got, want)
+	}
+}
