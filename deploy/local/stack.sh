@@ -86,7 +86,7 @@ install_nats() {
 		have=$("$LOCAL/bin/nats-server" --version 2>/dev/null | awk '{print $2}')
 		[ "v${have#v}" = "$want" ] && return 0
 	fi
-	log "building nats-server $want into .local/bin"
+	log "building nats-server $want into $LOCAL/bin"
 	mkdir -p "$LOCAL/bin"
 	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$want")
 }
@@ -275,7 +275,7 @@ up() {
 	"$LOCAL/bin/chartstream" migrate
 	set_role_passwords
 	"$LOCAL/bin/chartstream" dev init-keys
-	log "stack up; environment in .local/env"
+	log "stack up; environment in $LOCAL/env"
 }
 
 down() {
