@@ -37,6 +37,9 @@ type chaosConfig struct {
 	Settle time.Duration
 	// JSON prints the report as one JSON object instead of a table.
 	JSON bool
+	// NoFaults runs the load and the checks without injecting anything: a
+	// baseline that must pass, or the checks themselves are wrong.
+	NoFaults bool
 	// Binary is the chartstream binary run as serve and work. Default this
 	// executable.
 	Binary string
@@ -69,6 +72,7 @@ func (c *chaosConfig) flags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Clients, "clients", 16, "concurrent HTTP clients")
 	fs.DurationVar(&c.Settle, "settle", 60*time.Second, "after the load, give up waiting for the pipeline after this long without progress")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
+	fs.BoolVar(&c.NoFaults, "no-faults", false, "baseline: the same load and checks, no faults injected")
 	fs.StringVar(&c.Binary, "binary", "", "chartstream binary to run as serve and work (default this executable)")
 	fs.StringVar(&c.NATSServer, "nats-server", "", "nats-server binary (default $CS_LOCAL_DIR/bin/nats-server)")
 	fs.StringVar(&c.StackScript, "stack-script", "", "the local stack script (default "+stackScriptPath+" of this checkout)")

@@ -231,10 +231,10 @@ func (r *chaosReport) judge() {
 		fail("%d acknowledged commands lost", r.Lost.Commands)
 	}
 	if n := r.Duplicated.Total(); n > 0 {
-		fail("%d duplicates", n)
+		fail("%d duplicated", n)
 	}
 	if r.OutOfOrder > 0 {
-		fail("%d events out of order", r.OutOfOrder)
+		fail("%d out of order", r.OutOfOrder)
 	}
 	for _, f := range r.Faults {
 		if f.Error != "" {
@@ -261,6 +261,9 @@ func (r *chaosReport) write(w io.Writer, asJSON bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "chaos run: tenant %s, %.0fs, %d clients, logs in %s\n\n", r.Tenant, r.DurationSeconds, r.Clients, r.RunDir)
 	fmt.Fprintln(tw, "FAULT\tAT\tTARGET\tRESULT")
+	if len(r.Faults) == 0 {
+		fmt.Fprintln(tw, "(none)\t\t\t")
+	}
 	for _, f := range r.Faults {
 		fmt.Fprintf(tw, "%s\t%.1fs\t%s\t%s\n", f.Kind, f.AtSeconds, f.Target, strings.TrimSpace(faultOutcome(f)))
 	}

@@ -78,9 +78,15 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 
 	// The load and the faults, side by side for the duration.
 	schedule := faultSchedule(cfg.Duration)
+	if cfg.NoFaults {
+		schedule = nil
+	}
 	var plan []string
 	for _, f := range schedule {
 		plan = append(plan, fmt.Sprintf("%s at %.0f%% (%.1fs)", f.Kind, f.Fraction*100, f.At.Seconds()))
+	}
+	if len(plan) == 0 {
+		plan = []string{"none"}
 	}
 	r.logf("load: %d clients for %s; faults: %s", cfg.Clients, cfg.Duration, strings.Join(plan, ", "))
 	l := newLedger()
