@@ -55,7 +55,14 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 	}
 	r := &chaosRun{cfg: cfg, log: log, dir: dir, lease: newLeaseTracker()}
 	r.logf("run directory %s (children's logs: nats-server.log, serve-*.log, work-*.log)", dir)
-	defer r.stopAll()
+	var passed bool
+	defer func() {
+		r.stopAll()
+		if passed {
+			// The JetStream store is large and proves nothing more.
+			_ = os.RemoveAll(filepath.Join(dir, "nats-store"))
+		}
+	}()
 
 	admin, err := postgres.Connect(ctx, postgres.Config{URL: cfg.DatabaseAdminURL, MaxConns: 2, ApplicationName: "chartstream-chaos"})
 	if err != nil {
@@ -119,10 +126,7 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 	report.RelayVerify = r.verify(ctx, "relay", "verify", "--tenant", tenant.ID.String(), "--json")
 	report.ProjectionsVerify = r.verify(ctx, "projections", "verify", "--tenant", tenant.ID.String(), "--json")
 	report.judge()
-	if report.Pass {
-		// The JetStream store is large and proves nothing more.
-		_ = os.RemoveAll(filepath.Join(dir, "nats-store"))
-	}
+	passed = report.Pass
 	return report, nil
 }
 
@@ -228,7 +232,15 @@ func (r *chaosRun) settle(ctx context.Context, tenant chartstream.TenantID, acke
 	for {
 		obs, err := col.poll(ctx)
 		if err != nil {
-			return v, settleResult{}, err
+			// A failed read is no progress; it ends the wait like none.
+			if ctx.Err() != nil || time.Since(progressed) >= r.cfg.Settle {
+				return v, settleResult{}, err
+			}
+			r.logf("settling: %v; retrying", err)
+			if err := sleepCtx(ctx, settlePoll); err != nil {
+				return v, settleResult{}, err
+			}
+			continue
 		}
 		v = classify(acked, obs)
 		missing := v.Lost.Store + v.Lost.Stream + v.Lost.ReadModels
