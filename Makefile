@@ -5,7 +5,18 @@ LOCAL := $(CURDIR)/.local
 BIN := $(LOCAL)/bin/chartstream
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help build up down clean run test lint bench
+# make chaos restarts PostgreSQL and Redis, so it runs on a stack of its own
+# (state under .local/chaos, its own ports) that other tests never use.
+CHAOS_LOCAL := $(LOCAL)/chaos
+CHAOS_DURATION ?= 5m
+CHAOS_PG_PORT ?= 25432
+CHAOS_REDIS_PORT ?= 26379
+CHAOS_NATS_PORT ?= 24222
+CHAOS_HTTP_PORT ?= 28080
+CHAOS_STACK := CS_LOCAL_DIR=$(CHAOS_LOCAL) CS_PG_PORT=$(CHAOS_PG_PORT) CS_REDIS_PORT=$(CHAOS_REDIS_PORT) \
+	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT)
+
+.PHONY: help build up down clean run test lint bench chaos
 
 help: ## list targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,14 +31,25 @@ up: ## install what is missing, start PostgreSQL, Redis and NATS, migrate; write
 down: ## stop the local stack (data kept)
 	@deploy/local/stack.sh down
 
-clean: ## stop the stack and remove .local/
+clean: ## stop the stacks (also the chaos one) and remove .local/
+	@$(CHAOS_STACK) deploy/local/stack.sh clean
 	@deploy/local/stack.sh clean
 
 run: up ## bring everything up and run API + workers (chartstream all)
 	@deploy/local/run.sh
 
-test: up ## bring the stack up, then run every test against it
+test: up ## bring the stack up, run every test against it, then a 60 s chaos run
 	@set -a; . $(LOCAL)/env; set +a; go test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory chaos CHAOS_DURATION=60s
+
+# The chaos stack is brought up (stack.sh up also builds the binary into
+# .local/chaos/bin) and down again afterwards, pass or fail: it holds
+# PostgreSQL's memory, and its data stays for a look.
+chaos: ## fault-injection run on an isolated stack (CHAOS_DURATION, default 5m)
+	@$(CHAOS_STACK) deploy/local/stack.sh up
+	@set -a; . $(CHAOS_LOCAL)/env; set +a; $(CHAOS_STACK) $(CHAOS_LOCAL)/bin/chartstream chaos --duration $(CHAOS_DURATION) \
+		--nats-server $(CHAOS_LOCAL)/bin/nats-server --stack-script $(CURDIR)/deploy/local/stack.sh; \
+		status=$$?; $(CHAOS_STACK) deploy/local/stack.sh down; exit $$status
 
 lint: ## go vet and gofmt
 	go vet ./...

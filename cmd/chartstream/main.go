@@ -76,6 +76,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newProjectionsCmd(),
 		newPatientCmd(),
 		newRelayCmd(),
+		newChaosCmd(),
 	)
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
 	return root

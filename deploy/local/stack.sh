@@ -7,6 +7,14 @@
 #   deploy/local/stack.sh down    stop the services (data kept)
 #   deploy/local/stack.sh clean   stop and remove .local/
 #
+# Fault injection (chartstream chaos) on a running stack:
+#   deploy/local/stack.sh restart-postgres   fast restart; returns once it accepts connections
+#   deploy/local/stack.sh stop-redis         stop Redis (data kept)
+#   deploy/local/stack.sh start-redis        start Redis again
+#
+# The state directory (default .local/) can be overridden with CS_LOCAL_DIR:
+# make chaos runs an isolated stack under .local/chaos.
+#
 # Ports (loopback only) can be overridden: CS_PG_PORT, CS_REDIS_PORT,
 # CS_NATS_PORT, CS_HTTP_PORT.
 set -euo pipefail
@@ -78,7 +86,7 @@ install_nats() {
 		have=$("$LOCAL/bin/nats-server" --version 2>/dev/null | awk '{print $2}')
 		[ "v${have#v}" = "$want" ] && return 0
 	fi
-	log "building nats-server $want into .local/bin"
+	log "building nats-server $want into $LOCAL/bin"
 	mkdir -p "$LOCAL/bin"
 	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$want")
 }
@@ -182,6 +190,38 @@ start_redis() {
 	wait_port "$REDIS_PORT" Redis
 }
 
+# stop_redis stops Redis and waits until it has exited: with appendonly it
+# writes its data first, so idempotency keys survive.
+stop_redis() {
+	local pid i
+	[ -s "$LOCAL/redis/redis.pid" ] || { log "Redis not running"; return 0; }
+	pid=$(cat "$LOCAL/redis/redis.pid")
+	kill "$pid" 2>/dev/null || true
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && die "Redis (pid $pid) did not stop"
+	rm -f "$LOCAL/redis/redis.pid"
+	log "Redis stopped"
+}
+
+# restart_postgres restarts PostgreSQL in fast mode (open sessions are
+# terminated) and returns once it accepts connections again.
+restart_postgres() {
+	local bin dir i
+	bin=$(pg_bindir); dir=$(pg_dir)
+	[ -s "$dir/data/PG_VERSION" ] || die "no PostgreSQL data in $dir/data (run up first)"
+	log "restarting PostgreSQL on 127.0.0.1:$PG_PORT (fast)"
+	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -m fast -w -t 60 restart >/dev/null ||
+		{ tail -20 "$dir/postgres.log" >&2; die "PostgreSQL did not restart"; }
+	for i in $(seq 1 600); do
+		if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then return 0; fi
+		sleep 0.1
+	done
+	die "PostgreSQL does not accept connections on 127.0.0.1:$PG_PORT"
+}
+
 start_nats() {
 	mkdir -p "$LOCAL/nats"
 	if [ -s "$LOCAL/nats/nats.pid" ] && kill -0 "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null; then
@@ -235,14 +275,14 @@ up() {
 	"$LOCAL/bin/chartstream" migrate
 	set_role_passwords
 	"$LOCAL/bin/chartstream" dev init-keys
-	log "stack up; environment in .local/env"
+	log "stack up; environment in $LOCAL/env"
 }
 
 down() {
 	local dir f bin
 	dir=$(readlink -f "$LOCAL/pg" 2>/dev/null || echo "$LOCAL/pg")
 	if [ -s "$LOCAL/nats/nats.pid" ]; then kill "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null || true; rm -f "$LOCAL/nats/nats.pid"; fi
-	if [ -s "$LOCAL/redis/redis.pid" ]; then kill "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null || true; rm -f "$LOCAL/redis/redis.pid"; fi
+	stop_redis
 	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then
 		as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
@@ -261,5 +301,8 @@ case "${1:-}" in
 up) up ;;
 down) down ;;
 clean) clean ;;
-*) die "usage: $0 up|down|clean" ;;
+restart-postgres) restart_postgres ;;
+stop-redis) stop_redis ;;
+start-redis) start_redis ;;
+*) die "usage: $0 up|down|clean|restart-postgres|stop-redis|start-redis" ;;
 esac

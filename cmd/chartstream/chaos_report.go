@@ -1,0 +1,308 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/google/uuid"
+
+	"github.com/chartstream/chartstream/eventstore"
+)
+
+// maxExamples bounds the examples a report lists of each kind of problem
+// (lost, duplicated, out of order).
+const maxExamples = 5
+
+// lostTally counts acknowledged commands missing from where they must be.
+type lostTally struct {
+	// Commands is acknowledged commands absent from at least one place.
+	Commands int `json:"commands"`
+	// Store, Stream and ReadModels count the commands absent from each.
+	Store      int `json:"store"`
+	Stream     int `json:"stream"`
+	ReadModels int `json:"read_models"`
+}
+
+// duplicateTally counts facts recorded more than once.
+type duplicateTally struct {
+	// Store is acknowledged commands whose fact is recorded by more than
+	// one event, or that caused more than one such event (same
+	// correlation id): a retry that ran twice.
+	Store int `json:"store"`
+	// Stream is event ids that appear more than once in the tenant's
+	// stream.
+	Stream int `json:"stream"`
+	// ReadModels is acknowledged facts with more than one read model row.
+	ReadModels int `json:"read_models"`
+}
+
+// Total is every duplicate counted.
+func (d duplicateTally) Total() int { return d.Store + d.Stream + d.ReadModels }
+
+// kindTally is, for one kind of command, how many acknowledged commands
+// were found where.
+type kindTally struct {
+	Acknowledged int `json:"acknowledged"`
+	InStore      int `json:"in_store"`
+	Published    int `json:"published"`
+	Projected    int `json:"projected"`
+}
+
+// verdict classifies the acknowledged commands against what was observed.
+type verdict struct {
+	Kinds      map[commandKind]kindTally
+	Lost       lostTally
+	Duplicated duplicateTally
+	// OutOfOrder is stream messages that come after a message whose event
+	// follows theirs in the store's order (txid, position).
+	OutOfOrder int
+	// Examples names some of each kind of problem, by ids only.
+	Examples []string
+}
+
+// classify checks every acknowledged command against the store, the stream
+// and the read models, and the stream's order against the store's.
+func classify(acked []ackedCommand, obs observed) verdict {
+	v := verdict{Kinds: map[commandKind]kindTally{}}
+	listed := map[string]int{}
+	example := func(problem, format string, args ...any) {
+		if listed[problem] < maxExamples {
+			listed[problem]++
+			v.Examples = append(v.Examples, problem+": "+fmt.Sprintf(format, args...))
+		}
+	}
+	type causedBy struct {
+		key  string
+		kind commandKind
+	}
+	storeFacts, caused := map[fact]int{}, map[causedBy]int{}
+	storeCursor := make(map[uuid.UUID]eventstore.Cursor, len(obs.Store))
+	for _, e := range obs.Store {
+		storeCursor[e.ID] = e.Cursor
+		if e.Fact != (fact{}) {
+			storeFacts[e.Fact]++
+			caused[causedBy{e.Correlation, e.Fact.Kind}]++
+		}
+	}
+
+	streamFacts, delivered := map[fact]bool{}, map[uuid.UUID]int{}
+	var last eventstore.Cursor
+	for _, e := range obs.Stream {
+		delivered[e.ID]++
+		if delivered[e.ID] > 1 {
+			if delivered[e.ID] == 2 {
+				v.Duplicated.Stream++
+				example("duplicated", "event %s: more than once in the stream", e.ID)
+			}
+			continue
+		}
+		if e.Fact != (fact{}) {
+			streamFacts[e.Fact] = true
+		}
+		cursor, ok := storeCursor[e.ID]
+		if !ok {
+			cursor = e.Cursor
+		}
+		if cursor.After(last) {
+			last = cursor
+		} else {
+			v.OutOfOrder++
+			example("out of order", "event %s: in the stream after an event that follows it in the store", e.ID)
+		}
+	}
+
+	for _, c := range acked {
+		f := fact{c.Kind, c.ID}
+		t := v.Kinds[c.Kind]
+		t.Acknowledged++
+		var absent []string
+		if storeFacts[f] > 0 {
+			t.InStore++
+		} else {
+			v.Lost.Store++
+			absent = append(absent, "event store")
+		}
+		if streamFacts[f] {
+			t.Published++
+		} else {
+			v.Lost.Stream++
+			absent = append(absent, "stream")
+		}
+		if obs.Rows[f] > 0 {
+			t.Projected++
+		} else {
+			v.Lost.ReadModels++
+			absent = append(absent, "read model")
+		}
+		if len(absent) > 0 {
+			v.Lost.Commands++
+			example("lost", "%s %s: absent from %s", c.Kind, c.ID, strings.Join(absent, ", "))
+		}
+		switch n, m := storeFacts[f], caused[causedBy{c.Key, c.Kind}]; {
+		case n > 1:
+			v.Duplicated.Store++
+			example("duplicated", "%s %s: recorded by %d events in the event store", c.Kind, c.ID, n)
+		case m > 1:
+			v.Duplicated.Store++
+			example("duplicated", "%s %s: its command (one Idempotency-Key) recorded %d of them in the event store", c.Kind, c.ID, m)
+		}
+		if obs.Rows[f] > 1 {
+			v.Duplicated.ReadModels++
+			example("duplicated", "%s %s: %d read model rows", c.Kind, c.ID, obs.Rows[f])
+		}
+		v.Kinds[c.Kind] = t
+	}
+	return v
+}
+
+// commandRow is one line of the report's command table: the client's
+// outcomes and where the acknowledged commands were found.
+type commandRow struct {
+	Sent         int `json:"sent"`
+	Acknowledged int `json:"acknowledged"`
+	InStore      int `json:"in_store"`
+	Published    int `json:"published"`
+	Projected    int `json:"projected"`
+	Refused      int `json:"refused"`
+	GaveUp       int `json:"gave_up"`
+	Retries      int `json:"retries"`
+}
+
+func newCommandRow(o commandOutcomes, t kindTally) commandRow {
+	return commandRow{Sent: o.Sent, Acknowledged: o.Acknowledged, InStore: t.InStore, Published: t.Published,
+		Projected: t.Projected, Refused: o.Refused, GaveUp: o.GaveUp, Retries: o.Retries}
+}
+
+func (r commandRow) plus(o commandRow) commandRow {
+	return commandRow{Sent: r.Sent + o.Sent, Acknowledged: r.Acknowledged + o.Acknowledged, InStore: r.InStore + o.InStore,
+		Published: r.Published + o.Published, Projected: r.Projected + o.Projected, Refused: r.Refused + o.Refused,
+		GaveUp: r.GaveUp + o.GaveUp, Retries: r.Retries + o.Retries}
+}
+
+// verifyResult is the outcome of one of the verify subcommands.
+type verifyResult struct {
+	// Status is ok, discrepancies, error (it could not run) or not
+	// available (the binary has no such command).
+	Status   string `json:"status"`
+	ExitCode int    `json:"exit_code"`
+	// Detail is its last line on stderr, when it did not pass.
+	Detail string `json:"detail,omitempty"`
+	// Output is its JSON output, when it printed one.
+	Output json.RawMessage `json:"output,omitempty"`
+}
+
+// settleResult says how the wait for the pipeline ended.
+type settleResult struct {
+	Seconds float64 `json:"seconds"`
+	// CaughtUp is true when every acknowledged command became visible
+	// everywhere; false when the wait gave up without progress.
+	CaughtUp bool `json:"caught_up"`
+}
+
+// chaosReport is the outcome of a chaos run.
+type chaosReport struct {
+	Tenant            string                     `json:"tenant"`
+	DurationSeconds   float64                    `json:"duration_s"`
+	Clients           int                        `json:"clients"`
+	RunDir            string                     `json:"run_dir"`
+	Faults            []faultRecord              `json:"faults"`
+	Commands          map[commandKind]commandRow `json:"commands"`
+	Lost              lostTally                  `json:"lost"`
+	Duplicated        duplicateTally             `json:"duplicated"`
+	OutOfOrder        int                        `json:"out_of_order"`
+	Examples          []string                   `json:"examples,omitempty"`
+	Settle            settleResult               `json:"settle"`
+	RelayVerify       verifyResult               `json:"relay_verify"`
+	ProjectionsVerify verifyResult               `json:"projections_verify"`
+	// Failures names every reason the run failed; Pass is true when there
+	// is none.
+	Failures []string `json:"failures"`
+	Pass     bool     `json:"pass"`
+}
+
+// judge fills Failures and Pass.
+func (r *chaosReport) judge() {
+	r.Failures = []string{}
+	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
+	if r.Lost.Commands > 0 {
+		fail("%d acknowledged commands lost", r.Lost.Commands)
+	}
+	if n := r.Duplicated.Total(); n > 0 {
+		fail("%d duplicated", n)
+	}
+	if r.OutOfOrder > 0 {
+		fail("%d out of order", r.OutOfOrder)
+	}
+	for _, f := range r.Faults {
+		if f.Error != "" {
+			fail("fault %s not injected", f.Kind)
+		}
+	}
+	if r.RelayVerify.Status != verifyOK {
+		fail("relay verify %s", r.RelayVerify.Status)
+	}
+	if r.ProjectionsVerify.Status != verifyOK {
+		fail("projections verify %s", r.ProjectionsVerify.Status)
+	}
+	r.Pass = len(r.Failures) == 0
+}
+
+// failureSummary is the failures on one line.
+func (r *chaosReport) failureSummary() string { return strings.Join(r.Failures, "; ") }
+
+// write prints the report as a table or as one JSON object.
+func (r *chaosReport) write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(r)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "chaos run: tenant %s, %.0fs, %d clients, logs in %s\n\n", r.Tenant, r.DurationSeconds, r.Clients, r.RunDir)
+	fmt.Fprintln(tw, "FAULT\tAT\tTARGET\tRESULT")
+	if len(r.Faults) == 0 {
+		fmt.Fprintln(tw, "(none)\t\t\t")
+	}
+	for _, f := range r.Faults {
+		fmt.Fprintf(tw, "%s\t%.1fs\t%s\t%s\n", f.Kind, f.AtSeconds, f.Target, strings.TrimSpace(faultOutcome(f)))
+	}
+	fmt.Fprintln(tw, "\nCOMMAND\tSENT\tACKNOWLEDGED\tIN STORE\tPUBLISHED\tPROJECTED\tREFUSED\tGAVE UP\tRETRIES")
+	var total commandRow
+	for _, k := range commandKinds {
+		c := r.Commands[k]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", k, c.Sent, c.Acknowledged, c.InStore, c.Published, c.Projected, c.Refused, c.GaveUp, c.Retries)
+		total = total.plus(c)
+	}
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n\n", total.Sent, total.Acknowledged, total.InStore, total.Published, total.Projected, total.Refused, total.GaveUp, total.Retries)
+	fmt.Fprintf(tw, "lost\t%d\t(absent from event store %d, stream %d, read models %d)\n", r.Lost.Commands, r.Lost.Store, r.Lost.Stream, r.Lost.ReadModels)
+	fmt.Fprintf(tw, "duplicated\t%d\t(event store %d, stream %d, read models %d)\n", r.Duplicated.Total(), r.Duplicated.Store, r.Duplicated.Stream, r.Duplicated.ReadModels)
+	fmt.Fprintf(tw, "out of order\t%d\n", r.OutOfOrder)
+	settle := "caught up"
+	if !r.Settle.CaughtUp {
+		settle = "gave up: no progress"
+	}
+	fmt.Fprintf(tw, "settle\t%.1fs\t%s\n", r.Settle.Seconds, settle)
+	for _, v := range []struct {
+		name string
+		verifyResult
+	}{{"relay verify", r.RelayVerify}, {"projections verify", r.ProjectionsVerify}} {
+		detail := v.Status
+		if v.Detail != "" {
+			detail += ": " + v.Detail
+		}
+		fmt.Fprintf(tw, "%s\texit %d\t%s\n", v.name, v.ExitCode, detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, e := range r.Examples {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	if r.Pass {
+		_, err := fmt.Fprintln(w, "\nPASS")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\nFAIL: %s\n", r.failureSummary())
+	return err
+}
