@@ -8,18 +8,19 @@ import (
 // Error codes. The API maps each to one HTTP status (see api/problem.go);
 // everything that is not a *Error is EINTERNAL.
 const (
-	EINVALID       = "invalid"       // 400: malformed or invalid input
-	EUNAUTHORIZED  = "unauthorized"  // 401: missing or invalid credentials
-	EFORBIDDEN     = "forbidden"     // 403: role not allowed, tenant suspended
-	ENOTFOUND      = "not_found"     // 404: unknown id, or another tenant's id
-	ECONFLICT      = "conflict"      // 409: concurrency or invariant conflict
-	EPRECONDITION  = "precondition"  // 412: If-Match did not match
-	ETOOLARGE      = "too_large"     // 413: request or event over its limit
-	EUNSUPPORTED   = "unsupported"   // 415: wrong content type
-	EUNPROCESSABLE = "unprocessable" // 422: a domain rule was broken
-	ERATELIMITED   = "rate_limited"  // 429: over the tenant's rate limit
-	EUNAVAILABLE   = "unavailable"   // 503: a dependency is down
-	EINTERNAL      = "internal"      // 500: a bug or an unexpected failure
+	EINVALID       = "invalid"        // 400: malformed or invalid input
+	EUNAUTHORIZED  = "unauthorized"   // 401: missing or invalid credentials
+	EFORBIDDEN     = "forbidden"      // 403: role not allowed, tenant suspended
+	ENOTFOUND      = "not_found"      // 404: unknown id, or another tenant's id
+	ECONFLICT      = "conflict"       // 409: concurrency or invariant conflict
+	EPRECONDITION  = "precondition"   // 412: If-Match did not match
+	ETOOLARGE      = "too_large"      // 413: request or event over its limit
+	EUNSUPPORTED   = "unsupported"    // 415: wrong content type
+	EUNPROCESSABLE = "unprocessable"  // 422: a domain rule was broken
+	ERATELIMITED   = "rate_limited"   // 429: over the tenant's rate limit
+	EUNAVAILABLE   = "unavailable"    // 503: a dependency is down
+	ECOMMITUNKNOWN = "commit_unknown" // 503: a write's commit may or may not have happened; retry with the same Idempotency-Key
+	EINTERNAL      = "internal"       // 500: a bug or an unexpected failure
 )
 
 // Error is the platform's error value. Message is shown to API callers, so it

@@ -117,6 +117,45 @@ type UniqueClaim struct {
 	Value string
 }
 
+// Append is one stream's part of a write to the event store: the events to
+// append to it (none, to only check it) and the condition it must meet.
+// One write's appends commit together or not at all.
+type Append struct {
+	Stream StreamRef
+	// Expected is the version the stream must be at: NoStream for a new
+	// stream, a version, or AnyVersion for whatever version it is at.
+	Expected int64
+	// Unless refuses the write (ECONFLICT) when, after version Since, the
+	// stream gained an event of one of these types. With AnyVersion it
+	// lets a decision taken at version Since stand when other writers
+	// appended only events the decision does not depend on: the write
+	// conflicts on what matters, never on mere concurrency.
+	Since  int64
+	Unless []string
+	Events []NewEvent
+}
+
+// CommandResult is what a successful command returns.
+type CommandResult struct {
+	// ID is what the command created or changed: the patient, the
+	// observation, the order.
+	ID uuid.UUID `json:"id"`
+	// Version is the command's stream's version after it; an API caller
+	// sends it back as If-Match.
+	Version int64 `json:"version"`
+	// Position is the global position of the last event written, for
+	// read-your-writes waits on the read models.
+	Position int64 `json:"position"`
+}
+
+// RecordedEvent says where an event was recorded.
+type RecordedEvent struct {
+	ID       uuid.UUID
+	Stream   StreamRef
+	Version  int64
+	Position int64
+}
+
 // AppendResult is what a successful append returns.
 type AppendResult struct {
 	// Version is the stream's version after the append.

@@ -46,6 +46,7 @@ var problemTypes = map[string]struct {
 	chartstream.EUNPROCESSABLE: {http.StatusUnprocessableEntity, "Domain rule violated"},
 	chartstream.ERATELIMITED:   {http.StatusTooManyRequests, "Too many requests"},
 	chartstream.EUNAVAILABLE:   {http.StatusServiceUnavailable, "Service unavailable"},
+	chartstream.ECOMMITUNKNOWN: {http.StatusServiceUnavailable, "Commit outcome unknown"},
 	chartstream.EINTERNAL:      {http.StatusInternalServerError, "Internal error"},
 	codeMethodNotAllowed:       {http.StatusMethodNotAllowed, "Method not allowed"},
 }
@@ -124,6 +125,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.ErrorContext(ctx, "request failed", "status", p.Status, "route", c.Path(), logging.Error(err))
 		}
 		c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)
+		if p.Status == http.StatusServiceUnavailable && c.Response().Header().Get(echo.HeaderRetryAfter) == "" {
+			// A dependency is down or a commit's outcome is still
+			// unknown: either is worth a retry shortly.
+			c.Response().Header().Set(echo.HeaderRetryAfter, "1")
+		}
 		if c.Request().Method == http.MethodHead {
 			err = c.NoContent(p.Status)
 		} else {

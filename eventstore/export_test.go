@@ -1,8 +1,4 @@
 package eventstore
 
-// QueuedAppends reports how many appends wait for a flusher (tests only).
-func (s *Store) QueuedAppends() int {
-	s.appender.mu.Lock()
-	defer s.appender.mu.Unlock()
-	return len(s.appender.queue)
-}
+// QueuedAppends reports how many writes wait for a flusher (tests only).
+func (s *Store) QueuedAppends() int { return s.writes.Len() }

@@ -1,8 +1,10 @@
 // Package eventstore is chartstream's source of truth: an append-only,
 // hash-chained sequence of tenant-tagged clinical events in PostgreSQL.
 //
-// Appends are optimistic (expected version) and atomic, one network round
-// trip each; concurrent appends of a tenant share one (group.go). ReadAll
+// Appends are optimistic (expected version, or any version unless the
+// stream gained events the decision depends on) and atomic, also across
+// streams (Write), one network round trip each; concurrent appends of a
+// tenant share one (send.go). ReadAll
 // never skips an event even though transactions commit out of position
 // order: it reads in (transaction id, position) order and only below the
 // oldest transaction still running (see read.go). PHI fields
@@ -16,9 +18,12 @@ import (
 	"fmt"
 	"regexp"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/eventstore/internal/group"
 	"github.com/chartstream/chartstream/internal/phi"
 )
 
@@ -34,6 +39,10 @@ type Config struct {
 	AppendConcurrency int
 	// MaxAppendGroup caps the appends sharing one transaction. Default 64.
 	MaxAppendGroup int
+	// ResolveTimeout bounds learning the outcome of a write whose
+	// connection failed at the commit; after it the write reports
+	// ECOMMITUNKNOWN. Default 10s.
+	ResolveTimeout time.Duration
 	// KeyCache sizes the cache of unwrapped data keys (phi.DEKCacheConfig
 	// defaults: 10,000 keys, 5 minutes).
 	KeyCache phi.DEKCacheConfig
@@ -51,6 +60,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxAppendGroup == 0 {
 		c.MaxAppendGroup = 64
+	}
+	if c.ResolveTimeout == 0 {
+		c.ResolveTimeout = 10 * time.Second
 	}
 }
 
@@ -81,7 +93,7 @@ type Store struct {
 	keys     phi.KeyProvider
 	deks     *phi.DEKCache
 	cfg      Config
-	appender *appender
+	writes   *group.Queue[chartstream.TenantID, *write, []chartstream.AppendResult]
 
 	// wakeDue and waking coalesce commit notifications (see wake).
 	wakeDue, waking atomic.Bool
@@ -102,7 +114,7 @@ func New(pool *pgxpool.Pool, registry *Registry, keys phi.KeyProvider, cfg Confi
 		return nil, fmt.Errorf("eventstore: %w", err)
 	}
 	s := &Store{pool: pool, registry: registry, keys: keys, deks: deks, cfg: cfg}
-	s.appender = &appender{store: s, concurrency: cfg.AppendConcurrency, maxGroup: cfg.MaxAppendGroup, maxEvents: cfg.MaxEventsPerAppend}
+	s.writes = group.New(s.send, group.Config{Concurrency: cfg.AppendConcurrency, MaxRequests: cfg.MaxAppendGroup, MaxWeight: cfg.MaxEventsPerAppend})
 	return s, nil
 }
 
