@@ -23,6 +23,12 @@ const (
 	EINTERNAL      = "internal"       // 500: a bug or an unexpected failure
 )
 
+// ErrConcurrentWrite is the cause (errors.Is) of an ECONFLICT from a write
+// whose stream another writer changed first: a decision taken again on the
+// new events may succeed. Other conflicts (a unique value taken, an id
+// recorded) would not.
+var ErrConcurrentWrite = errors.New("another writer changed the stream first")
+
 // Error is the platform's error value. Message is shown to API callers, so it
 // must never contain PHI (names, birth dates, contact details, free text).
 type Error struct {

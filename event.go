@@ -33,6 +33,11 @@ type Metadata struct {
 	CausationID   string   `json:"causation_id,omitempty"`
 	RequestID     string   `json:"request_id,omitempty"`
 	Client        string   `json:"client,omitempty"`
+	// CommandID identifies a command that may be retried (a request with
+	// an Idempotency-Key): a UUID the ids of its events and of what it
+	// creates derive from, so a retry finds what the first attempt
+	// recorded instead of recording it again.
+	CommandID string `json:"command_id,omitempty"`
 }
 
 // EventSpec describes one event type to the event store. Aggregates declare
@@ -146,6 +151,17 @@ type CommandResult struct {
 	// Position is the global position of the last event written, for
 	// read-your-writes waits on the read models.
 	Position int64 `json:"position"`
+}
+
+// Snapshot is an aggregate's state at a version, so a long stream need not
+// be replayed from its start. State is the aggregate's own encoding; the
+// event store seals it like PHI, since state may hold PHI.
+type Snapshot struct {
+	Version int64
+	// SchemaVersion is the aggregate's state format: a loader that does
+	// not know it ignores the snapshot and replays.
+	SchemaVersion int
+	State         []byte
 }
 
 // RecordedEvent says where an event was recorded.

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,17 +16,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/internal/logging"
 )
-
-// CommandResult is the body of every successful command: the id of what
-// was created or changed, the stream's new version (also the ETag) and the
-// global position of the last event written.
-type CommandResult struct {
-	ID       uuid.UUID `json:"id"`
-	Version  int64     `json:"version"`
-	Position int64     `json:"position"`
-}
 
 // Response headers of commands.
 const (
@@ -61,7 +52,7 @@ func ParseConsistencyToken(token string) (int64, error) {
 
 // respond writes a command's result: 201 with Location for creations, 200
 // otherwise, the version as ETag, and the consistency token.
-func respond(c echo.Context, location string, r CommandResult) error {
+func respond(c echo.Context, location string, r chartstream.CommandResult) error {
 	h := c.Response().Header()
 	h.Set(headerETag, strconv.Quote(strconv.FormatInt(r.Version, 10)))
 	h.Set(HeaderConsistencyToken, ConsistencyToken(r.Position))
@@ -191,14 +182,16 @@ func metadata(c echo.Context, p chartstream.Principal) chartstream.Metadata {
 	for i, r := range p.Roles {
 		roles[i] = string(r)
 	}
-	return chartstream.Metadata{Actor: p.Subject, Roles: roles, CorrelationID: correlation, RequestID: requestID, Client: client}
+	return chartstream.Metadata{Actor: p.Subject, Roles: roles, CorrelationID: correlation, RequestID: requestID, Client: client,
+		CommandID: commandIDOf(req.Context())}
 }
 
 // location builds a resource path.
 func location(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
-// target is what a command on an existing aggregate takes from its request:
-// the caller, the event metadata, the :id path parameter and If-Match.
+// target is what a command takes from its request: the caller, the event
+// metadata, the :id path parameter (zero for routes without one) and
+// If-Match.
 type target struct {
 	caller
 	md       chartstream.Metadata
@@ -206,40 +199,32 @@ type target struct {
 	expected *int64
 }
 
-// onAggregate runs a command on the aggregate named by :id. created, when
-// set, makes it a creation: a Location built from the format with the path
-// id and the result's id (use %[2]s for the result's alone).
-func (s *Server) onAggregate(c echo.Context, created string, run func(context.Context, target) (CommandResult, error)) error {
-	id, err := pathID(c, "id")
-	if err != nil {
-		return err
+// command runs the command build makes of the request's target and
+// responds with its result. created, when set, makes it a creation: a
+// Location built from the format with the path id and the result's id (use
+// %[2]s for the result's alone).
+func (s *Server) command(c echo.Context, created string, build func(t target) commands.Command) error {
+	var t target
+	if c.Param("id") != "" {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		t.id = id
 	}
 	expected, err := ifMatch(c)
 	if err != nil {
 		return err
 	}
-	cl := callerOf(c)
-	res, err := run(c.Request().Context(), target{caller: cl, md: metadata(c, cl.Principal), id: id, expected: expected})
+	t.caller, t.expected = callerOf(c), expected
+	t.md = metadata(c, t.Principal)
+	res, err := s.deps.Commands.Run(c.Request().Context(), t.Tenant, t.md, build(t))
 	if err != nil {
 		return err
 	}
 	loc := ""
 	if created != "" {
-		loc = location(created, id, res.ID)
+		loc = location(created, t.id, res.ID)
 	}
 	return respond(c, loc, res)
-}
-
-// commandResult is the shape every command package's Result shares.
-type commandResult interface {
-	~struct {
-		ID       uuid.UUID
-		Version  int64
-		Position int64
-	}
-}
-
-// result converts a handler's Result into the API's CommandResult.
-func result[R commandResult](r R, err error) (CommandResult, error) {
-	return CommandResult(r), err
 }

@@ -1,12 +1,12 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/encounter"
 )
 
@@ -40,10 +40,8 @@ func (s *Server) startEncounter(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "/v1/encounters/%[2]s", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.startEncounter.Handle(ctx, t.Tenant, t.md, encounter.StartEncounter{
-			PatientID: t.id, Class: req.Class, Location: req.Location, Reason: req.Reason,
-		}))
+	return s.command(c, "/v1/encounters/%[2]s", func(t target) commands.Command {
+		return encounter.StartEncounter{PatientID: t.id, Class: req.Class, Location: req.Location, Reason: req.Reason}
 	})
 }
 
@@ -52,13 +50,13 @@ func (s *Server) transferPatient(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.transferPatient.Handle(ctx, t.Tenant, t.md, encounter.TransferPatient{EncounterID: t.id, Location: req.Location, ExpectedVersion: t.expected}))
+	return s.command(c, "", func(t target) commands.Command {
+		return encounter.TransferPatient{EncounterID: t.id, Location: req.Location, ExpectedVersion: t.expected}
 	})
 }
 
 func (s *Server) dischargePatient(c echo.Context) error {
-	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.dischargePatient.Handle(ctx, t.Tenant, t.md, encounter.DischargePatient{EncounterID: t.id, ExpectedVersion: t.expected}))
+	return s.command(c, "", func(t target) commands.Command {
+		return encounter.DischargePatient{EncounterID: t.id, ExpectedVersion: t.expected}
 	})
 }

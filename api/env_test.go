@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chartstream/chartstream"
@@ -78,6 +79,9 @@ func (b *lockedBuffer) String() string {
 type envConfig struct {
 	rate ratelimit.Config
 	log  io.Writer
+	// storePool and storeCfg, when set, are the event store's.
+	storePool *pgxpool.Pool
+	storeCfg  eventstore.Config
 }
 
 // envOption adjusts the environment newAPIEnvWith builds.
@@ -87,6 +91,12 @@ type envOption func(*envConfig)
 // environment's own and should be left alone).
 func withRateLimit(edit func(*ratelimit.Config)) envOption {
 	return func(c *envConfig) { edit(&c.rate) }
+}
+
+// withStore gives the event store a pool and configuration of the test's
+// (a pool through a testkit.PGProxy, say).
+func withStore(pool *pgxpool.Pool, cfg eventstore.Config) envOption {
+	return func(c *envConfig) { c.storePool, c.storeCfg = pool, cfg }
 }
 
 // withLog sends the server's log, at debug level, to w.
@@ -118,7 +128,11 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := eventstore.New(testkit.MustAppPool(t), reg, keys, eventstore.Config{})
+	pool := cfg.storePool
+	if pool == nil {
+		pool = testkit.MustAppPool(t)
+	}
+	store, err := eventstore.New(pool, reg, keys, cfg.storeCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +161,8 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		t.Fatal(err)
 	}
 	srv, err := api.NewServer(api.Deps{
-		Logger: logging.New(cfg.log, slog.LevelDebug),
-		Events: store, Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
+		Logger:   logging.New(cfg.log, slog.LevelDebug),
+		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
 		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t),
 	}, api.Config{Addr: "127.0.0.1:0"})
@@ -206,7 +220,7 @@ type reply struct {
 	Header  http.Header
 	Body    map[string]any
 	Raw     []byte
-	Result  api.CommandResult
+	Result  chartstream.CommandResult
 	Problem api.Problem
 }
 

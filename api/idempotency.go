@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream/internal/idempotency"
@@ -32,6 +33,13 @@ var replayedHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, head
 // Responses below 500 are kept, so a retry sees the same refusal; after a
 // 5xx a retry runs again. Without Redis a keyed command gets 503 rather
 // than risk running twice.
+//
+// Redis is the fast path, not the guarantee: the request also gets a
+// command id derived from the key and the request's fingerprint, which the
+// command's event ids derive from. A retry that runs again after its first
+// attempt committed (the process died before the response was kept, Redis
+// lost it, the commit's outcome was unknown) finds those events and returns
+// the first attempt's result: it is never recorded twice.
 func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		value := c.Request().Header.Get(headerIdempotencyKey)
@@ -51,7 +59,8 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		fp := fingerprint(req.Method, c.Path(), req.URL.Path, req.Header.Get(headerIfMatch), body)
 
-		ctx := req.Context()
+		ctx := withCommandID(req.Context(), commandID(key, fp))
+		c.SetRequest(req.WithContext(ctx))
 		prior, err := s.deps.Idempotency.Begin(ctx, key, fp)
 		if err != nil {
 			return err
@@ -99,6 +108,33 @@ func fingerprint(method, route, path, ifMatch string, body []byte) []byte {
 	}
 	h.Write(body)
 	return h.Sum(nil)
+}
+
+// commandNamespace makes command ids from idempotency keys (UUIDv5).
+var commandNamespace = uuid.MustParse("4c3f0a0e-6f0d-4d5e-9a57-2a9f7c1d2b11")
+
+// commandID is the id of the command a keyed request carries: the same for
+// the same tenant, user, key and request, another for anything else.
+func commandID(k idempotency.Key, fp []byte) uuid.UUID {
+	name := make([]byte, 0, 256)
+	for _, part := range []string{k.Tenant.String(), k.Subject, k.Value} {
+		name = append(append(name, part...), 0)
+	}
+	return uuid.NewSHA1(commandNamespace, append(name, fp...))
+}
+
+type commandIDKey struct{}
+
+func withCommandID(ctx context.Context, id uuid.UUID) context.Context {
+	return context.WithValue(ctx, commandIDKey{}, id)
+}
+
+// commandIDOf is the command id of a keyed request, "" without a key.
+func commandIDOf(ctx context.Context) string {
+	if id, ok := ctx.Value(commandIDKey{}).(uuid.UUID); ok {
+		return id.String()
+	}
+	return ""
 }
 
 // recorder keeps a copy of the response body for the idempotency store.

@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
 )
 
@@ -139,4 +142,51 @@ func TestIdempotentRetryReplaysARefusal(t *testing.T) {
 	e.wantEvents(c.tenant, before, "after the replay")
 	// Without the key the prescription now goes through.
 	e.do(http.MethodPost, orders, c.token, prescription("7980", "")).want(t, http.StatusCreated)
+}
+
+// The database goes away as a command commits: the answer is 503 with its
+// own problem type and Retry-After, since the outcome is unknown. A retry
+// with the same key, once the database is back, returns the original
+// outcome (the command had committed), and nothing is recorded twice.
+func TestCommitOutcomeUnknownThenARetryReturnsTheOriginalOutcome(t *testing.T) {
+	t.Parallel()
+	proxy, url := testkit.MustPGProxy(t, "DATABASE_URL")
+	pool, err := postgres.Connect(testkit.Context(t), postgres.Config{URL: url, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	var log lockedBuffer
+	e := newAPIEnvWith(t, withStore(pool, eventstore.Config{ResolveTimeout: 300 * time.Millisecond}), withLog(&log))
+	defer func() {
+		if t.Failed() {
+			t.Log(log.String())
+		}
+	}()
+	tenant, tok := e.newTenant(chartstream.RoleClinician)
+	id := e.do(http.MethodPost, "/v1/patients", tok, newPatient()).want(t, http.StatusCreated).Result.ID
+	path := "/v1/patients/" + id.String() + "/observations"
+	obs := map[string]any{"code": "8867-4", "system": "http://loinc.org", "value": 72, "unit": "/min", "effective_at": "2026-11-26T10:00:00Z"}
+	key := uuid.NewString()
+
+	proxy.CutAfterCommitAndRefuse()
+	first := e.do(http.MethodPost, path, tok, obs, "Idempotency-Key", key)
+	proxy.Refuse(false)
+	if first.Status != http.StatusServiceUnavailable || first.Problem.Type != "urn:chartstream:problem:commit-unknown" || first.Header.Get("Retry-After") == "" {
+		t.Fatalf("while the database is away: %d %s (Retry-After %q)", first.Status, first.Raw, first.Header.Get("Retry-After"))
+	}
+	var retry reply
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		retry = e.do(http.MethodPost, path, tok, obs, "Idempotency-Key", key)
+		if retry.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	retry.want(t, http.StatusCreated)
+	e.wantEvents(tenant, 2, "after the retry") // the registration and one observation
+	if again := e.do(http.MethodPost, path, tok, obs, "Idempotency-Key", key); again.Result != retry.Result {
+		t.Errorf("another retry %+v, the first retry %+v", again.Result, retry.Result)
+	}
 }

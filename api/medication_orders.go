@@ -1,12 +1,12 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/medicationorder"
 	"github.com/chartstream/chartstream/commands/patient"
 )
@@ -45,7 +45,7 @@ func (s *Server) prescribeMedication(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "/v1/medication-orders/%[2]s", func(ctx context.Context, t target) (CommandResult, error) {
+	return s.command(c, "/v1/medication-orders/%[2]s", func(t target) commands.Command {
 		cmd := medicationorder.PrescribeMedication{
 			PatientID: t.id, Medication: req.Medication.coding(), Dose: req.Dose, Route: req.Route, Frequency: req.Frequency,
 			Prescriber: t.Subject,
@@ -53,7 +53,7 @@ func (s *Server) prescribeMedication(c echo.Context) error {
 		if req.Override != nil {
 			cmd.Override = &medicationorder.Override{Reason: req.Override.Reason}
 		}
-		return result(s.cmd.prescribeMedication.Handle(ctx, t.Tenant, t.md, cmd))
+		return cmd
 	})
 }
 
@@ -62,7 +62,7 @@ func (s *Server) discontinueMedication(c echo.Context) error {
 	if err := decodeBody(c, &req, true); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.discontinueMedication.Handle(ctx, t.Tenant, t.md, medicationorder.DiscontinueMedication{OrderID: t.id, Reason: req.Reason, ExpectedVersion: t.expected}))
+	return s.command(c, "", func(t target) commands.Command {
+		return medicationorder.DiscontinueMedication{OrderID: t.id, Reason: req.Reason, ExpectedVersion: t.expected}
 	})
 }

@@ -1,13 +1,13 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
 )
 
@@ -112,14 +112,9 @@ func (s *Server) registerPatient(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	cl := callerOf(c)
-	res, err := s.cmd.registerPatient.Handle(c.Request().Context(), cl.Tenant, metadata(c, cl.Principal), patient.RegisterPatient{
-		MRN: req.MRN, Name: req.Name.name(), BirthDate: req.BirthDate, Sex: req.Sex, Contact: req.Contact.contact(),
+	return s.command(c, "/v1/patients/%[2]s", func(target) commands.Command {
+		return patient.RegisterPatient{MRN: req.MRN, Name: req.Name.name(), BirthDate: req.BirthDate, Sex: req.Sex, Contact: req.Contact.contact()}
 	})
-	if err != nil {
-		return err
-	}
-	return respond(c, location("/v1/patients/%s", res.ID), CommandResult(res))
 }
 
 func (s *Server) updateDemographics(c echo.Context) error {
@@ -127,7 +122,7 @@ func (s *Server) updateDemographics(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
+	return s.command(c, "", func(t target) commands.Command {
 		cmd := patient.UpdateDemographics{PatientID: t.id, BirthDate: req.BirthDate, Sex: req.Sex, ExpectedVersion: t.expected}
 		if req.Name != nil {
 			cmd.Name = ptr(req.Name.name())
@@ -135,7 +130,7 @@ func (s *Server) updateDemographics(c echo.Context) error {
 		if req.Contact != nil {
 			cmd.Contact = ptr(req.Contact.contact())
 		}
-		return result(s.cmd.updateDemographics.Handle(ctx, t.Tenant, t.md, cmd))
+		return cmd
 	})
 }
 
@@ -144,20 +139,18 @@ func (s *Server) recordAllergy(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "/v1/patients/%s/allergies/%s", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.recordAllergy.Handle(ctx, t.Tenant, t.md, patient.RecordAllergy{
-			PatientID: t.id, Substance: req.Substance.coding(), Criticality: req.Criticality, Reaction: req.Reaction, ExpectedVersion: t.expected,
-		}))
+	return s.command(c, "/v1/patients/%s/allergies/%s", func(t target) commands.Command {
+		return patient.RecordAllergy{PatientID: t.id, Substance: req.Substance.coding(), Criticality: req.Criticality, Reaction: req.Reaction, ExpectedVersion: t.expected}
 	})
 }
 
 func (s *Server) refuteAllergy(c echo.Context) error {
-	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
-		allergy, err := pathID(c, "aid")
-		if err != nil {
-			return CommandResult{}, err
-		}
-		return result(s.cmd.refuteAllergy.Handle(ctx, t.Tenant, t.md, patient.RefuteAllergy{PatientID: t.id, AllergyID: allergy, ExpectedVersion: t.expected}))
+	allergy, err := pathID(c, "aid")
+	if err != nil {
+		return err
+	}
+	return s.command(c, "", func(t target) commands.Command {
+		return patient.RefuteAllergy{PatientID: t.id, AllergyID: allergy, ExpectedVersion: t.expected}
 	})
 }
 
@@ -166,20 +159,18 @@ func (s *Server) diagnoseCondition(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "/v1/patients/%s/conditions/%s", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.diagnoseCondition.Handle(ctx, t.Tenant, t.md, patient.DiagnoseCondition{
-			PatientID: t.id, Code: req.Code, System: req.System, Display: req.Display, Onset: req.Onset, ExpectedVersion: t.expected,
-		}))
+	return s.command(c, "/v1/patients/%s/conditions/%s", func(t target) commands.Command {
+		return patient.DiagnoseCondition{PatientID: t.id, Code: req.Code, System: req.System, Display: req.Display, Onset: req.Onset, ExpectedVersion: t.expected}
 	})
 }
 
 func (s *Server) resolveCondition(c echo.Context) error {
-	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
-		condition, err := pathID(c, "cid")
-		if err != nil {
-			return CommandResult{}, err
-		}
-		return result(s.cmd.resolveCondition.Handle(ctx, t.Tenant, t.md, patient.ResolveCondition{PatientID: t.id, ConditionID: condition, ExpectedVersion: t.expected}))
+	condition, err := pathID(c, "cid")
+	if err != nil {
+		return err
+	}
+	return s.command(c, "", func(t target) commands.Command {
+		return patient.ResolveCondition{PatientID: t.id, ConditionID: condition, ExpectedVersion: t.expected}
 	})
 }
 
@@ -188,11 +179,9 @@ func (s *Server) recordObservation(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "/v1/patients/%s/observations/%s", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.recordObservation.Handle(ctx, t.Tenant, t.md, patient.RecordObservation{
-			PatientID: t.id, Code: req.Code, System: req.System, Value: req.Value, Unit: req.Unit, ValueCode: req.ValueCode,
-			EffectiveAt: req.EffectiveAt, EncounterID: req.EncounterID, ExpectedVersion: t.expected,
-		}))
+	return s.command(c, "/v1/patients/%s/observations/%s", func(t target) commands.Command {
+		return patient.RecordObservation{PatientID: t.id, Code: req.Code, System: req.System, Value: req.Value, Unit: req.Unit, ValueCode: req.ValueCode,
+			EffectiveAt: req.EffectiveAt, EncounterID: req.EncounterID, ExpectedVersion: t.expected}
 	})
 }
 
@@ -201,7 +190,7 @@ func (s *Server) recordDeath(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	return s.onAggregate(c, "", func(ctx context.Context, t target) (CommandResult, error) {
-		return result(s.cmd.recordDeath.Handle(ctx, t.Tenant, t.md, patient.RecordDeath{PatientID: t.id, DeceasedAt: req.DeceasedAt, ExpectedVersion: t.expected}))
+	return s.command(c, "", func(t target) commands.Command {
+		return patient.RecordDeath{PatientID: t.id, DeceasedAt: req.DeceasedAt, ExpectedVersion: t.expected}
 	})
 }

@@ -105,7 +105,7 @@ func openAPIDocument(routes []route) ([]byte, error) {
 			status = http.StatusCreated
 		}
 		if resp == nil {
-			resp = new(CommandResult)
+			resp = new(chartstream.CommandResult)
 		}
 		errBody, errType := any(new(Problem)), ProblemContentType
 		if rt.ContentType == FHIRContentType {

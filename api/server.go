@@ -19,9 +19,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/commands/encounter"
-	"github.com/chartstream/chartstream/commands/medicationorder"
-	"github.com/chartstream/chartstream/commands/patient"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/internal/logging"
 )
 
@@ -76,8 +74,8 @@ type Deps struct {
 	// Info adds informational fields to /readyz.
 	Info map[string]StatusFn
 
-	// Events is the event store the command handlers append to.
-	Events      EventStore
+	// Commands runs the clinical commands (commands.Commands, decorated).
+	Commands    commands.Runner
 	Tokens      TokenVerifier
 	Tenants     TenantDirectory
 	Revocations RevocationList
@@ -87,57 +85,15 @@ type Deps struct {
 	ReadModels *pgxpool.Pool
 }
 
-// EventStore is what the command handlers need of the event store.
-type EventStore interface {
-	ReadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) ([]chartstream.Event, error)
-	Append(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, expectedVersion int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error)
-}
-
 // Server is the HTTP server.
 type Server struct {
 	cfg     Config
 	deps    Deps
 	echo    *echo.Echo
 	http    *http.Server
-	cmd     commandHandlers
 	tenants *tenantCache
 	routes  []route
 	openAPI []byte
-}
-
-// commandHandlers are the clinical command handlers, one per command.
-type commandHandlers struct {
-	registerPatient       patient.RegisterPatientHandler
-	updateDemographics    patient.UpdateDemographicsHandler
-	recordAllergy         patient.RecordAllergyHandler
-	refuteAllergy         patient.RefuteAllergyHandler
-	diagnoseCondition     patient.DiagnoseConditionHandler
-	resolveCondition      patient.ResolveConditionHandler
-	recordObservation     patient.RecordObservationHandler
-	recordDeath           patient.RecordDeathHandler
-	startEncounter        encounter.StartEncounterHandler
-	transferPatient       encounter.TransferPatientHandler
-	dischargePatient      encounter.DischargePatientHandler
-	prescribeMedication   medicationorder.PrescribeMedicationHandler
-	discontinueMedication medicationorder.DiscontinueMedicationHandler
-}
-
-func newCommandHandlers(store EventStore) commandHandlers {
-	return commandHandlers{
-		registerPatient:       patient.NewRegisterPatientHandler(store),
-		updateDemographics:    patient.NewUpdateDemographicsHandler(store),
-		recordAllergy:         patient.NewRecordAllergyHandler(store),
-		refuteAllergy:         patient.NewRefuteAllergyHandler(store),
-		diagnoseCondition:     patient.NewDiagnoseConditionHandler(store),
-		resolveCondition:      patient.NewResolveConditionHandler(store),
-		recordObservation:     patient.NewRecordObservationHandler(store),
-		recordDeath:           patient.NewRecordDeathHandler(store),
-		startEncounter:        encounter.NewStartEncounterHandler(store),
-		transferPatient:       encounter.NewTransferPatientHandler(store),
-		dischargePatient:      encounter.NewDischargePatientHandler(store),
-		prescribeMedication:   medicationorder.NewPrescribeMedicationHandler(store),
-		discontinueMedication: medicationorder.NewDiscontinueMedicationHandler(store),
-	}
 }
 
 // NewServer builds the server and its routes. It panics on a nil logger (a
@@ -162,7 +118,7 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	if deps.Events != nil {
+	if deps.Commands != nil {
 		if err := s.clinicalRoutes(); err != nil {
 			return nil, err
 		}
@@ -182,7 +138,6 @@ func (s *Server) clinicalRoutes() error {
 	if s.deps.Tokens == nil || s.deps.Tenants == nil || s.deps.Revocations == nil || s.deps.Limits == nil || s.deps.Idempotency == nil || s.deps.ReadModels == nil {
 		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
 	}
-	s.cmd = newCommandHandlers(s.deps.Events)
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
 	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
 	for i := range s.routes {

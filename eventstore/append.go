@@ -179,9 +179,9 @@ func appendError(err error) error {
 	case postgres.IsConstraintError(err, postgres.UniqueViolation, "events_stream_version"),
 		postgres.IsConstraintError(err, postgres.CheckViolation, "events_version_contiguous"),
 		postgres.IsConstraintError(err, postgres.CheckViolation, "events_expected_version"):
-		return chartstream.Errorf(chartstream.ECONFLICT, "the stream is not at the expected version")
+		return &chartstream.Error{Code: chartstream.ECONFLICT, Message: "the stream is not at the expected version", Err: chartstream.ErrConcurrentWrite}
 	case postgres.IsConstraintError(err, postgres.CheckViolation, "events_changed_since"):
-		return chartstream.Errorf(chartstream.ECONFLICT, "the stream changed in a way the decision depends on")
+		return &chartstream.Error{Code: chartstream.ECONFLICT, Message: "the stream changed in a way the decision depends on", Err: chartstream.ErrConcurrentWrite}
 	case postgres.IsConstraintError(err, postgres.UniqueViolation, "unique_claims_pkey"):
 		return chartstream.Errorf(chartstream.ECONFLICT, "a unique value in this request is already in use")
 	case postgres.IsConstraintError(err, postgres.UniqueViolation, "events_event_id_key"):

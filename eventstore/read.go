@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -291,4 +292,46 @@ func (s *Store) TenantHeads(ctx context.Context) (map[chartstream.TenantID]Curso
 		return nil, fmt.Errorf("tenant heads: %w", err)
 	}
 	return out, nil
+}
+
+// streamPage is how many events Events reads per round trip.
+const streamPage = 500
+
+// Events yields the stream's events from fromVersion on, in version
+// order, PHI opened and payloads upcast, reading a page at a time: a
+// stream of any length is walked in constant memory. It stops at the first
+// error, which it yields.
+func (s *Store) Events(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) iter.Seq2[chartstream.Event, error] {
+	return func(yield func(chartstream.Event, error) bool) {
+		for from := max(fromVersion, 1); ; {
+			var page []chartstream.Event
+			err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+				rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events
+					WHERE tenant_id = $1 AND stream_id = $2 AND stream_type = $3 AND version >= $4 ORDER BY version LIMIT $5`,
+					tenant, stream.ID, stream.Type, from, streamPage)
+				if err != nil {
+					return err
+				}
+				page, _, err = collectEvents(rows)
+				return err
+			})
+			if err != nil {
+				yield(chartstream.Event{}, fmt.Errorf("read stream: %w", err))
+				return
+			}
+			for i := range page {
+				if err := s.Open(ctx, &page[i]); err != nil {
+					yield(chartstream.Event{}, err)
+					return
+				}
+				if !yield(page[i], nil) {
+					return
+				}
+			}
+			if len(page) < streamPage {
+				return
+			}
+			from = page[len(page)-1].Version + 1
+		}
+	}
 }

@@ -12,16 +12,8 @@ import (
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
-// Snapshot is an aggregate's state at a version, so long streams need not
-// be replayed from the start. State is opaque to the store and sealed under
-// the stream's data key, since aggregate state may hold PHI.
-type Snapshot struct {
-	Version int64
-	// SchemaVersion is the aggregate's own state format; a loader that
-	// does not know it should ignore the snapshot and replay.
-	SchemaVersion int
-	State         []byte
-}
+// Snapshot is an aggregate's state at a version (chartstream.Snapshot).
+type Snapshot = chartstream.Snapshot
 
 // SaveSnapshot stores snap for the stream unless a newer one is stored.
 func (s *Store) SaveSnapshot(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, snap Snapshot) error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/projections/chart"
@@ -25,13 +26,13 @@ func TestErasePatientPurgesReadModelsAndKeepsHistory(t *testing.T) {
 		return err == nil && c.FamilyName != nil && len(c.Allergies) == 1
 	})
 
-	erase := patient.NewErasePatientHandler(e.store, e.store)
+	erase := commands.New(e.store, nil)
 	md := chartstream.Metadata{Actor: "dpo-1"}
-	if _, err := erase.Handle(ctx, e.tenant, md, patient.ErasePatient{PatientID: id}); err != nil {
+	if _, err := erase.Run(ctx, e.tenant, md, patient.ErasePatient{PatientID: id}); err != nil {
 		t.Fatal(err)
 	}
 	// Run again, as after a failure between the event and the shredding.
-	if _, err := erase.Handle(ctx, e.tenant, md, patient.ErasePatient{PatientID: id}); err != nil {
+	if _, err := erase.Run(ctx, e.tenant, md, patient.ErasePatient{PatientID: id}); err != nil {
 		t.Fatalf("erasing again: %v", err)
 	}
 	e.publishAfter(patient.TypeErased)
@@ -64,7 +65,7 @@ func TestErasePatientPurgesReadModelsAndKeepsHistory(t *testing.T) {
 	if err != nil || report.Broken != nil {
 		t.Errorf("the chain does not verify after erasure: %+v %v", report.Broken, err)
 	}
-	_, err = patient.NewRecordObservationHandler(e.store).Handle(ctx, e.tenant, md, patient.RecordObservation{
+	_, err = commands.New(e.store, nil).Run(ctx, e.tenant, md, patient.RecordObservation{
 		PatientID: id, Code: "8867-4", System: patient.LOINC, Value: ptr(70.0), Unit: "/min", EffectiveAt: "2026-11-26T11:00:00Z"})
 	if chartstream.ErrorCode(err) != chartstream.EUNPROCESSABLE {
 		t.Errorf("a command after erasure: %v, want EUNPROCESSABLE", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/postgres"
@@ -43,9 +44,9 @@ func (e *projectorEnv) publishRelayed(events []chartstream.Event) {
 func (e *projectorEnv) observe(id uuid.UUID, n int) {
 	e.t.Helper()
 	ctx := testkit.Context(e.t)
-	record := patient.NewRecordObservationHandler(e.store)
+	record := commands.New(e.store, nil)
 	for i := range n {
-		_, err := record.Handle(ctx, e.tenant, chartstream.Metadata{Actor: "monitor"}, patient.RecordObservation{PatientID: id,
+		_, err := record.Run(ctx, e.tenant, chartstream.Metadata{Actor: "monitor"}, patient.RecordObservation{PatientID: id,
 			Code: "8867-4", System: patient.LOINC, Value: ptr(60.0 + float64(i)), Unit: "/min", EffectiveAt: "2026-11-26T10:00:00Z"})
 		if err != nil {
 			e.t.Fatal(err)

@@ -140,24 +140,24 @@ func (e *projectorEnv) publishEvents(events []chartstream.Event, dup bool) {
 func (e *projectorEnv) clinic() uuid.UUID {
 	e.t.Helper()
 	ctx, md := testkit.Context(e.t), chartstream.Metadata{Actor: "dr-test"}
-	p, err := patient.NewRegisterPatientHandler(e.store).Handle(ctx, e.tenant, md, patient.RegisterPatient{
+	p, err := commands.New(e.store, nil).Run(ctx, e.tenant, md, patient.RegisterPatient{
 		MRN: "MRN-" + uuid.NewString()[:6], Name: patient.HumanName{Family: "Lovelace", Given: []string{"Ada"}}, BirthDate: "1990-01-02", Sex: "female"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	steps := []func() error{
 		func() error {
-			_, err := patient.NewRecordAllergyHandler(e.store).Handle(ctx, e.tenant, md, patient.RecordAllergy{PatientID: p.ID,
+			_, err := commands.New(e.store, nil).Run(ctx, e.tenant, md, patient.RecordAllergy{PatientID: p.ID,
 				Substance: patient.Coding{Code: "7980", Display: "Penicillin G", System: patient.RxNorm}, Criticality: "high", Reaction: "hives"})
 			return err
 		},
 		func() error {
-			_, err := patient.NewRecordObservationHandler(e.store).Handle(ctx, e.tenant, md, patient.RecordObservation{PatientID: p.ID,
+			_, err := commands.New(e.store, nil).Run(ctx, e.tenant, md, patient.RecordObservation{PatientID: p.ID,
 				Code: "8867-4", System: patient.LOINC, Value: ptr(72.0), Unit: "/min", EffectiveAt: "2026-11-26T10:00:00Z"})
 			return err
 		},
 		func() error {
-			_, err := encounter.NewStartEncounterHandler(e.store).Handle(ctx, e.tenant, md, encounter.StartEncounter{PatientID: p.ID, Class: "inpatient", Location: "Ward 3B"})
+			_, err := commands.New(e.store, nil).Run(ctx, e.tenant, md, encounter.StartEncounter{PatientID: p.ID, Class: "inpatient", Location: "Ward 3B"})
 			return err
 		},
 	}
@@ -291,10 +291,10 @@ func TestBatchApplyEqualsOneByOne(t *testing.T) {
 	e := newProjectorEnv(t)
 	ctx, md := testkit.Context(t), chartstream.Metadata{Actor: "nurse-test"}
 	ids := []uuid.UUID{e.clinic(), e.clinic()}
-	record := patient.NewRecordObservationHandler(e.store)
+	record := commands.New(e.store, nil)
 	for i, at := range []string{"2026-11-26T12:00:00Z", "2026-11-26T09:00:00Z", "2026-11-26T12:00:00Z", "2026-11-26T15:30:00Z", "2026-11-26T08:00:00Z"} {
 		for _, code := range []string{"8867-4", "8310-5", "2345-7"} { // pulse, temperature (vitals), glucose (not)
-			_, err := record.Handle(ctx, e.tenant, md, patient.RecordObservation{PatientID: ids[i%2], Code: code, System: patient.LOINC,
+			_, err := record.Run(ctx, e.tenant, md, patient.RecordObservation{PatientID: ids[i%2], Code: code, System: patient.LOINC,
 				Value: ptr(36.6 + float64(i)/10), Unit: "1", EffectiveAt: at})
 			if err != nil {
 				t.Fatal(err)

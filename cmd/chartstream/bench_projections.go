@@ -127,9 +127,9 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 
 	md := chartstream.Metadata{Actor: "bench"}
 	ids := make([]uuid.UUID, patients)
-	register := patient.NewRegisterPatientHandler(b.writer)
+	cmds := commands.New(b.writer, nil)
 	for i := range ids {
-		res, err := register.Handle(ctx, tenant, md, patient.RegisterPatient{MRN: fmt.Sprintf("BENCH-%06d", i),
+		res, err := cmds.Run(ctx, tenant, md, patient.RegisterPatient{MRN: fmt.Sprintf("BENCH-%06d", i),
 			Name: patient.HumanName{Family: "Bench", Given: []string{"Patient"}}, BirthDate: "1970-01-01", Sex: "unknown"})
 		if err != nil {
 			return r, err
@@ -259,7 +259,7 @@ func benchChartReads(ctx context.Context, b *benchPipeline, redisURL string, ids
 	if err != nil {
 		return 0, 0, err
 	}
-	srv, err := api.NewServer(api.Deps{Logger: b.quiet, Events: b.writer, Tokens: verifier, Tenants: tenants.NewDirectory(b.writerPool),
+	srv, err := api.NewServer(api.Deps{Logger: b.quiet, Commands: commands.New(b.writer, nil), Tokens: verifier, Tenants: tenants.NewDirectory(b.writerPool),
 		Revocations: revocation.New(rdb, prefix+"revoked:"), Limits: limits, Idempotency: idem, ReadModels: b.writerPool},
 		api.Config{Addr: "127.0.0.1:0"})
 	if err != nil {

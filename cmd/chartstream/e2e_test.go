@@ -61,7 +61,7 @@ func TestEndToEndCommandToQuery(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("register: %d %s", resp.StatusCode, raw)
 	}
-	var created api.CommandResult
+	var created chartstream.CommandResult
 	_ = json.Unmarshal(raw, &created)
 	patientPath := "/v1/patients/" + created.ID.String()
 

@@ -46,7 +46,7 @@ Safe to run again after a failure.`,
 			}
 			defer pool.Close()
 			md := chartstream.Metadata{Actor: actor, Client: "chartstream-cli"}
-			res, err := patient.NewErasePatientHandler(store, store).Handle(cmd.Context(), tenant, md, patient.ErasePatient{PatientID: id})
+			res, err := commands.New(store, nil).Run(cmd.Context(), tenant, md, patient.ErasePatient{PatientID: id})
 			if err != nil {
 				return describe(err)
 			}

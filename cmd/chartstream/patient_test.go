@@ -19,7 +19,7 @@ func TestPatientEraseCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenant := testkit.MustTenant(t)
-	p, err := patient.NewRegisterPatientHandler(store).Handle(ctx, tenant, chartstream.Metadata{Actor: "dr-cli"}, patient.RegisterPatient{
+	p, err := commands.New(store, nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dr-cli"}, patient.RegisterPatient{
 		MRN: "CLI-1", Name: patient.HumanName{Family: "Lovelace"}, BirthDate: "1990-01-02", Sex: "female"})
 	if err != nil {
 		t.Fatal(err)

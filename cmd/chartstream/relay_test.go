@@ -89,7 +89,7 @@ func TestRelayVerifyCLIReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = patient.NewRegisterPatientHandler(store).Handle(ctx, tenant, chartstream.Metadata{Actor: "dr-relay"}, patient.RegisterPatient{
+	_, err = commands.New(store, nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dr-relay"}, patient.RegisterPatient{
 		MRN: "RELAY-1", Name: patient.HumanName{Family: "Lovelace"}, BirthDate: "1990-01-02", Sex: "female"})
 	if err != nil {
 		t.Fatal(err)

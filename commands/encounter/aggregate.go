@@ -1,15 +1,13 @@
 // Package encounter is the encounter aggregate: a patient's visit or stay,
 // from start through transfers to discharge. A new encounter needs a living,
-// registered patient, which it reads through patient.Load.
+// registered patient, which it consults (patient.Consult); every command
+// refuses an erased patient's encounter.
 package encounter
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // Status is where an encounter is in its life.
@@ -75,18 +73,6 @@ func (e *Encounter) inProgress() error {
 // Stream returns the reference of the encounter's stream.
 func Stream(id uuid.UUID) chartstream.StreamRef {
 	return chartstream.StreamRef{Type: StreamType, ID: id}
-}
-
-// read rehydrates an encounter that may not exist yet; it also returns the
-// version, to serve as a decision.LoadFn.
-func read(ctx context.Context, store EventStore, tenant chartstream.TenantID, id uuid.UUID) (*Encounter, int64, error) {
-	e := &Encounter{ID: id}
-	version, err := decision.Replay(ctx, store, tenant, Stream(id), Decode, e.apply)
-	if err != nil {
-		return nil, 0, err
-	}
-	e.Version = version
-	return e, version, nil
 }
 
 func errNotFound() error { return chartstream.Errorf(chartstream.ENOTFOUND, "encounter not found") }

@@ -61,40 +61,50 @@ func TestDecide(t *testing.T) {
 				return c.decide(e, p)
 			}, code: chartstream.EINVALID},
 
-		{name: "transfer", given: []Event{started},
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return TransferPatient{EncounterID: encounterID, Location: "Ward 7 bed 2"}.decide(e)
+		{name: "transfer", givenPatient: alive, given: []Event{started},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return TransferPatient{EncounterID: encounterID, Location: "Ward 7 bed 2"}.decide(e, p)
 			}, then: []Event{PatientTransferred{Location: "Ward 7 bed 2"}}},
-		{name: "transfer to where the patient is", given: []Event{started, PatientTransferred{Location: "Ward 7 bed 2"}},
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return TransferPatient{EncounterID: encounterID, Location: "Ward 7 bed 2"}.decide(e)
+		{name: "transfer to where the patient is", givenPatient: alive, given: []Event{started, PatientTransferred{Location: "Ward 7 bed 2"}},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return TransferPatient{EncounterID: encounterID, Location: "Ward 7 bed 2"}.decide(e, p)
 			}, code: chartstream.EUNPROCESSABLE},
-		{name: "transfer after discharge", given: []Event{started, EncounterDischarged{}},
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return TransferPatient{EncounterID: encounterID, Location: "Ward 7"}.decide(e)
+		{name: "transfer after discharge", givenPatient: alive, given: []Event{started, EncounterDischarged{}},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return TransferPatient{EncounterID: encounterID, Location: "Ward 7"}.decide(e, p)
 			}, code: chartstream.ECONFLICT},
 		{name: "transfer in an encounter never started",
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return TransferPatient{EncounterID: encounterID, Location: "Ward 7"}.decide(e)
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return TransferPatient{EncounterID: encounterID, Location: "Ward 7"}.decide(e, p)
 			}, code: chartstream.ENOTFOUND},
-		{name: "transfer nowhere", given: []Event{started},
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return TransferPatient{EncounterID: encounterID}.decide(e)
+		{name: "transfer nowhere", givenPatient: alive, given: []Event{started},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return TransferPatient{EncounterID: encounterID}.decide(e, p)
 			}, code: chartstream.EINVALID},
 
-		{name: "discharge", given: []Event{started, PatientTransferred{Location: "Ward 7"}},
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return DischargePatient{EncounterID: encounterID}.decide(e)
+		{name: "discharge", givenPatient: alive, given: []Event{started, PatientTransferred{Location: "Ward 7"}},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return DischargePatient{EncounterID: encounterID}.decide(e, p)
 			},
 			then: []Event{EncounterDischarged{}}},
-		{name: "discharge twice", given: []Event{started, EncounterDischarged{}},
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return DischargePatient{EncounterID: encounterID}.decide(e)
+		{name: "discharge twice", givenPatient: alive, given: []Event{started, EncounterDischarged{}},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return DischargePatient{EncounterID: encounterID}.decide(e, p)
 			},
 			code: chartstream.ECONFLICT},
+		{name: "transfer an erased patient", givenPatient: []patient.Event{registered, patient.PatientErased{}}, given: []Event{started},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return TransferPatient{EncounterID: encounterID, Location: "Ward 7"}.decide(e, p)
+			}, code: chartstream.EUNPROCESSABLE},
+		{name: "discharge an erased patient", givenPatient: []patient.Event{registered, patient.PatientErased{}}, given: []Event{started},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return DischargePatient{EncounterID: encounterID}.decide(e, p)
+			}, code: chartstream.EUNPROCESSABLE},
+		{name: "start an encounter for an erased patient", givenPatient: []patient.Event{registered, patient.PatientErased{}},
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) { return start().decide(e, p) }, code: chartstream.EUNPROCESSABLE},
 		{name: "discharge an encounter never started",
-			when: func(e *Encounter, _ *patient.Patient) ([]Event, error) {
-				return DischargePatient{EncounterID: encounterID}.decide(e)
+			when: func(e *Encounter, p *patient.Patient) ([]Event, error) {
+				return DischargePatient{EncounterID: encounterID}.decide(e, p)
 			},
 			code: chartstream.ENOTFOUND},
 	}

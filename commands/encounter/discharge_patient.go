@@ -6,6 +6,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/internal/decision"
+	"github.com/chartstream/chartstream/commands/patient"
 )
 
 // DischargePatient ends an in-progress encounter with the patient's
@@ -23,23 +25,23 @@ func (c DischargePatient) Validate() error { return nil }
 
 // decide discharges. Errors: ENOTFOUND for an encounter never started,
 // ECONFLICT for one already discharged.
-func (c DischargePatient) decide(e *Encounter) ([]Event, error) {
+func (c DischargePatient) decide(e *Encounter, p *patient.Patient) ([]Event, error) {
 	if err := e.inProgress(); err != nil {
 		return nil, err
+	}
+	if p.Erased() {
+		return nil, chartstream.Errorf(chartstream.EUNPROCESSABLE, "the patient's record was erased")
 	}
 	return []Event{EncounterDischarged{}}, nil
 }
 
-// DischargePatientHandler handles DischargePatient.
-type DischargePatientHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (DischargePatient) CommandName() string { return "encounter.discharge_patient" }
 
-// NewDischargePatientHandler returns a handler appending to store. It
-// panics on a nil store.
-func NewDischargePatientHandler(store EventStore) DischargePatientHandler {
-	return DischargePatientHandler{newHandler(store)}
-}
+// Target is the encounter's stream.
+func (c DischargePatient) Target() chartstream.StreamRef { return Stream(c.EncounterID) }
 
-// Handle discharges; Result.ID is the encounter id.
-func (h DischargePatientHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd DischargePatient) (Result, error) {
-	return h.change(ctx, tenant, md, cmd.EncounterID, cmd.ExpectedVersion, cmd)
+// Execute discharges; the result's ID is the encounter id.
+func (c DischargePatient) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	return change(ctx, env, tenant, md, c.EncounterID, c.ExpectedVersion, c)
 }

@@ -58,33 +58,23 @@ func (c StartEncounter) decide(e *Encounter, p *patient.Patient) ([]Event, error
 	return []Event{EncounterStarted{PatientID: c.PatientID, Class: c.Class, Location: c.Location, Reason: c.Reason}}, nil
 }
 
-// StartEncounterHandler handles StartEncounter.
-type StartEncounterHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (StartEncounter) CommandName() string { return "encounter.start" }
 
-// NewStartEncounterHandler returns a handler appending to store. It panics
-// on a nil store.
-func NewStartEncounterHandler(store EventStore) StartEncounterHandler {
-	return StartEncounterHandler{newHandler(store)}
-}
+// Target is the encounter's stream.
+func (c StartEncounter) Target() chartstream.StreamRef { return Stream(c.EncounterID) }
 
-// Handle starts the encounter; Result.ID is the encounter id. It never
-// retries: the only conflict on a new stream is an id already in use. A
-// death recorded between the patient read and the append is not seen; the
-// event store offers no multi-stream append to close that window.
-func (h StartEncounterHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd StartEncounter) (Result, error) {
-	if cmd.EncounterID == uuid.Nil {
-		cmd.EncounterID = uuid.New()
+// Execute starts the encounter; the result's ID is the encounter id. The
+// patient's death or erasure recorded meanwhile makes it decide again (and
+// refuse); its stream is new, so its only other conflict is an id in use.
+func (c StartEncounter) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	if c.EncounterID == uuid.Nil {
+		c.EncounterID = decision.NewID(md, "encounter")
 	}
-	if err := cmd.Validate(); err != nil {
-		return Result{}, err
+	if err := c.Validate(); err != nil {
+		return chartstream.CommandResult{}, err
 	}
-	load := func(ctx context.Context) (*Encounter, int64, error) {
-		return read(ctx, h.store, tenant, cmd.EncounterID)
-	}
-	consult := func(ctx context.Context) (*patient.Patient, error) {
-		return patient.Load(ctx, h.store, tenant, cmd.PatientID)
-	}
-	plan := decision.Plan{Stream: Stream(cmd.EncounterID), Metadata: md}
-	res, err := decision.RunWith(ctx, h.store, tenant, plan, load, consult, cmd.decide)
-	return result(cmd.EncounterID, res, err)
+	var p *patient.Patient
+	return encounters(env).Update(ctx, tenant, c.EncounterID, nil, md, func(e *Encounter) ([]Event, error) { return c.decide(e, p) },
+		decision.Consulting(patient.Consult(env, tenant, c.PatientID, &p, patient.TypeDeceased, patient.TypeErased)))
 }

@@ -7,70 +7,55 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/decision"
+	"github.com/chartstream/chartstream/commands/patient"
 )
 
-// EventStore is what encounter handlers need of the event store. Patient
-// streams are only read.
-type EventStore interface {
-	ReadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) ([]chartstream.Event, error)
-	Append(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, expectedVersion int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error)
+// kind describes the encounter aggregate to the runner. An encounter's
+// stream stays short (start, transfers, discharge): no snapshots.
+var kind = decision.Kind[*Encounter]{
+	StreamType: StreamType,
+	New:        func(id uuid.UUID) *Encounter { return &Encounter{ID: id} },
+	Apply: func(e *Encounter, ev chartstream.Event) error {
+		payload, err := Decode(ev)
+		if err != nil {
+			return err
+		}
+		e.apply(payload)
+		e.Version = ev.Version
+		return nil
+	},
 }
 
-// Result is what a handler returns after a successful append.
-type Result struct {
-	// ID is the encounter id.
-	ID uuid.UUID
-	// Version is the encounter stream's version after the append; the API
-	// returns it as the ETag for later If-Match.
-	Version int64
-	// Position is the global position of the last appended event, for
-	// read-your-writes waits on projections.
-	Position int64
+// encounters is the encounter repository on env's store.
+func encounters(env decision.Env) decision.Repository[*Encounter, Event] {
+	return decision.NewRepository[*Encounter, Event](env.Store, kind)
 }
 
 // command is a command on a started encounter.
 type command interface {
 	Validate() error
-	decide(e *Encounter) ([]Event, error)
+	decide(e *Encounter, p *patient.Patient) ([]Event, error)
 }
 
-// handler is what every encounter command handler holds.
-type handler struct {
-	store EventStore
-}
-
-func newHandler(store EventStore) handler {
-	if store == nil {
-		panic("encounter: nil EventStore")
-	}
-	return handler{store: store}
-}
-
-// change validates cmd, then loads the encounter, decides and appends,
-// deciding again on fresh state after a concurrent append unless the caller
-// pinned expected: each decision re-checks that the encounter is still in
-// progress, so the retry cannot transfer or discharge twice.
-func (h handler) change(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, id uuid.UUID, expected *int64, cmd command) (Result, error) {
+// change validates cmd, then runs it on the started encounter id, reading
+// its patient too: a command on an erased patient's encounter is refused,
+// and an erasure coming first makes the command decide again. A concurrent
+// discharge makes it decide again as well (it re-checks that the
+// encounter is in progress, so a retry cannot transfer or discharge twice).
+func change(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata, id uuid.UUID, expected *int64, cmd command) (chartstream.CommandResult, error) {
 	if err := cmd.Validate(); err != nil {
-		return Result{}, err
+		return chartstream.CommandResult{}, err
 	}
-	plan := decision.Plan{Stream: Stream(id), Metadata: md, ExpectedVersion: expected, Retry: true}
-	load := func(ctx context.Context) (*Encounter, int64, error) {
-		e, version, err := read(ctx, h.store, tenant, id)
-		// Not found before a stale If-Match: there is nothing to be stale.
-		if err == nil && !e.Started() {
-			err = errNotFound()
-		}
-		return e, version, err
-	}
-	res, err := decision.Run(ctx, h.store, tenant, plan, load, cmd.decide)
-	return result(id, res, err)
-}
-
-// result turns what decision.Run returned into the handler's result for id.
-func result(id uuid.UUID, res chartstream.AppendResult, err error) (Result, error) {
+	e, _, err := encounters(env).Load(ctx, tenant, id)
 	if err != nil {
-		return Result{}, err
+		return chartstream.CommandResult{}, err
 	}
-	return Result{ID: id, Version: res.Version, Position: decision.LastPosition(res)}, nil
+	// Not found before a stale If-Match: there is nothing to be stale.
+	if !e.Started() {
+		return chartstream.CommandResult{}, errNotFound()
+	}
+	var p *patient.Patient
+	return encounters(env).Update(ctx, tenant, id, expected, md, func(e *Encounter) ([]Event, error) { return cmd.decide(e, p) },
+		decision.DependsOn(TypeDischarged),
+		decision.Consulting(patient.Consult(env, tenant, e.PatientID, &p, patient.TypeErased)))
 }

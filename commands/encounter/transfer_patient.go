@@ -7,6 +7,8 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/check"
+	"github.com/chartstream/chartstream/commands/internal/decision"
+	"github.com/chartstream/chartstream/commands/patient"
 )
 
 // TransferPatient moves the patient of an in-progress encounter to another
@@ -30,12 +32,15 @@ func (c TransferPatient) Validate() error {
 // decide transfers the patient. Errors: EINVALID for bad input, ENOTFOUND
 // for an encounter never started, ECONFLICT for a discharged encounter,
 // EUNPROCESSABLE for a transfer to where the patient already is.
-func (c TransferPatient) decide(e *Encounter) ([]Event, error) {
+func (c TransferPatient) decide(e *Encounter, p *patient.Patient) ([]Event, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if err := e.inProgress(); err != nil {
 		return nil, err
+	}
+	if p.Erased() {
+		return nil, chartstream.Errorf(chartstream.EUNPROCESSABLE, "the patient's record was erased")
 	}
 	if e.Location == c.Location {
 		return nil, chartstream.Errorf(chartstream.EUNPROCESSABLE, "patient is already at this location")
@@ -43,16 +48,13 @@ func (c TransferPatient) decide(e *Encounter) ([]Event, error) {
 	return []Event{PatientTransferred{Location: c.Location}}, nil
 }
 
-// TransferPatientHandler handles TransferPatient.
-type TransferPatientHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (TransferPatient) CommandName() string { return "encounter.transfer_patient" }
 
-// NewTransferPatientHandler returns a handler appending to store. It panics
-// on a nil store.
-func NewTransferPatientHandler(store EventStore) TransferPatientHandler {
-	return TransferPatientHandler{newHandler(store)}
-}
+// Target is the encounter's stream.
+func (c TransferPatient) Target() chartstream.StreamRef { return Stream(c.EncounterID) }
 
-// Handle transfers the patient; Result.ID is the encounter id.
-func (h TransferPatientHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd TransferPatient) (Result, error) {
-	return h.change(ctx, tenant, md, cmd.EncounterID, cmd.ExpectedVersion, cmd)
+// Execute transfers the patient; the result's ID is the encounter id.
+func (c TransferPatient) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	return change(ctx, env, tenant, md, c.EncounterID, c.ExpectedVersion, c)
 }

@@ -1,16 +1,15 @@
 // Package medicationorder is the medication order aggregate: a
 // prescription, active until discontinued. A prescription needs a living,
 // registered patient and is checked against the patient's active allergies,
-// both read through patient.Load.
+// both consult the patient (patient.Consult): a prescription checks its
+// allergies and death atomically with its append, and neither acts on an
+// erased patient.
 package medicationorder
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/commands/internal/decision"
 	"github.com/chartstream/chartstream/commands/patient"
 )
 
@@ -60,16 +59,4 @@ func (o *MedicationOrder) apply(e Event) {
 // Stream returns the reference of the order's stream.
 func Stream(id uuid.UUID) chartstream.StreamRef {
 	return chartstream.StreamRef{Type: StreamType, ID: id}
-}
-
-// read rehydrates an order that may not exist yet; it also returns the
-// version, to serve as a decision.LoadFn.
-func read(ctx context.Context, store EventStore, tenant chartstream.TenantID, id uuid.UUID) (*MedicationOrder, int64, error) {
-	o := &MedicationOrder{ID: id}
-	version, err := decision.Replay(ctx, store, tenant, Stream(id), Decode, o.apply)
-	if err != nil {
-		return nil, 0, err
-	}
-	o.Version = version
-	return o, version, nil
 }

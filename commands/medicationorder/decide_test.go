@@ -78,9 +78,13 @@ func TestDecide(t *testing.T) {
 		{name: "prescribe without dose", givenPatient: []patient.Event{registered},
 			when: prescribing(func(c *PrescribeMedication) { c.Dose = "" }), code: chartstream.EINVALID},
 
-		{name: "discontinue", given: []Event{prescribed()}, when: discontinuing("rash"),
+		{name: "prescribe for an erased patient", givenPatient: []patient.Event{registered, patient.PatientErased{}},
+			when: prescribing(), code: chartstream.EUNPROCESSABLE},
+		{name: "discontinue for an erased patient", givenPatient: []patient.Event{registered, patient.PatientErased{}}, given: []Event{prescribed()},
+			when: discontinuing(""), code: chartstream.EUNPROCESSABLE},
+		{name: "discontinue", givenPatient: []patient.Event{registered}, given: []Event{prescribed()}, when: discontinuing("rash"),
 			then: []Event{MedicationDiscontinued{PatientID: patientID, Reason: "rash"}}},
-		{name: "discontinue twice", given: []Event{prescribed(), MedicationDiscontinued{PatientID: patientID}},
+		{name: "discontinue twice", givenPatient: []patient.Event{registered}, given: []Event{prescribed(), MedicationDiscontinued{PatientID: patientID}},
 			when: discontinuing(""), code: chartstream.ECONFLICT},
 		{name: "discontinue an order never prescribed", when: discontinuing(""), code: chartstream.ENOTFOUND},
 	}
@@ -109,8 +113,8 @@ func prescribing(changes ...func(*PrescribeMedication)) func(*MedicationOrder, *
 }
 
 func discontinuing(reason string) func(*MedicationOrder, *patient.Patient) ([]Event, error) {
-	return func(o *MedicationOrder, _ *patient.Patient) ([]Event, error) {
-		return DiscontinueMedication{OrderID: orderID, Reason: reason}.decide(o)
+	return func(o *MedicationOrder, p *patient.Patient) ([]Event, error) {
+		return DiscontinueMedication{OrderID: orderID, Reason: reason}.decide(o, p)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/check"
 	"github.com/chartstream/chartstream/commands/internal/decision"
+	"github.com/chartstream/chartstream/commands/patient"
 )
 
 // DiscontinueMedication stops an active medication order.
@@ -29,7 +30,7 @@ func (c DiscontinueMedication) Validate() error {
 
 // decide discontinues. Errors: EINVALID for bad input, ENOTFOUND for an
 // order never prescribed, ECONFLICT for one already discontinued.
-func (c DiscontinueMedication) decide(o *MedicationOrder) ([]Event, error) {
+func (c DiscontinueMedication) decide(o *MedicationOrder, p *patient.Patient) ([]Event, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -39,37 +40,34 @@ func (c DiscontinueMedication) decide(o *MedicationOrder) ([]Event, error) {
 	case StatusDiscontinued:
 		return nil, chartstream.Errorf(chartstream.ECONFLICT, "medication order is already discontinued")
 	}
+	if p.Erased() {
+		return nil, chartstream.Errorf(chartstream.EUNPROCESSABLE, "the patient's record was erased")
+	}
 	return []Event{MedicationDiscontinued{PatientID: o.PatientID, Reason: c.Reason}}, nil
 }
 
-// DiscontinueMedicationHandler handles DiscontinueMedication.
-type DiscontinueMedicationHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (DiscontinueMedication) CommandName() string { return "medication_order.discontinue" }
 
-// NewDiscontinueMedicationHandler returns a handler appending to store. It
-// panics on a nil store.
-func NewDiscontinueMedicationHandler(store EventStore) DiscontinueMedicationHandler {
-	return DiscontinueMedicationHandler{newHandler(store)}
-}
+// Target is the order's stream.
+func (c DiscontinueMedication) Target() chartstream.StreamRef { return Stream(c.OrderID) }
 
-// Handle discontinues; Result.ID is the order id. A concurrent append is
-// met by deciding again, which re-checks that the order is still active.
-func (h DiscontinueMedicationHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd DiscontinueMedication) (Result, error) {
-	if err := cmd.Validate(); err != nil {
-		return Result{}, err
+// Execute discontinues; the result's ID is the order id. A concurrent
+// discontinuation, or the patient's erasure, makes it decide again.
+func (c DiscontinueMedication) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	if err := c.Validate(); err != nil {
+		return chartstream.CommandResult{}, err
 	}
-	load := func(ctx context.Context) (*MedicationOrder, int64, error) {
-		o, version, err := read(ctx, h.store, tenant, cmd.OrderID)
-		// Not found before a stale If-Match: there is nothing to be stale.
-		if err == nil && !o.Prescribed() {
-			err = errNotFound()
-		}
-		return o, version, err
+	o, _, err := orders(env).Load(ctx, tenant, c.OrderID)
+	if err != nil {
+		return chartstream.CommandResult{}, err
 	}
-	plan := decision.Plan{Stream: Stream(cmd.OrderID), Metadata: md, ExpectedVersion: cmd.ExpectedVersion, Retry: true}
-	res, err := decision.Run(ctx, h.store, tenant, plan, load, cmd.decide)
-	return result(cmd.OrderID, res, err)
-}
-
-func errNotFound() error {
-	return chartstream.Errorf(chartstream.ENOTFOUND, "medication order not found")
+	// Not found before a stale If-Match: there is nothing to be stale.
+	if !o.Prescribed() {
+		return chartstream.CommandResult{}, errNotFound()
+	}
+	var p *patient.Patient
+	return orders(env).Update(ctx, tenant, c.OrderID, c.ExpectedVersion, md, func(o *MedicationOrder) ([]Event, error) { return c.decide(o, p) },
+		decision.DependsOn(TypeDiscontinued),
+		decision.Consulting(patient.Consult(env, tenant, o.PatientID, &p, patient.TypeErased)))
 }

@@ -85,33 +85,25 @@ func (c PrescribeMedication) decide(o *MedicationOrder, p *patient.Patient) ([]E
 	}}, nil
 }
 
-// PrescribeMedicationHandler handles PrescribeMedication.
-type PrescribeMedicationHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (PrescribeMedication) CommandName() string { return "medication_order.prescribe" }
 
-// NewPrescribeMedicationHandler returns a handler appending to store. It
-// panics on a nil store.
-func NewPrescribeMedicationHandler(store EventStore) PrescribeMedicationHandler {
-	return PrescribeMedicationHandler{newHandler(store)}
-}
+// Target is the order's stream.
+func (c PrescribeMedication) Target() chartstream.StreamRef { return Stream(c.OrderID) }
 
-// Handle prescribes; Result.ID is the order id. It never retries: the only
-// conflict on a new stream is an id already in use. An allergy or death
-// recorded between the patient read and the append is not seen; the event
-// store offers no multi-stream append to close that window.
-func (h PrescribeMedicationHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd PrescribeMedication) (Result, error) {
-	if cmd.OrderID == uuid.Nil {
-		cmd.OrderID = uuid.New()
+// Execute prescribes; the result's ID is the order id. The patient's
+// allergies and death are checked atomically with the append: an allergy,
+// its refutation, a death or an erasure recorded meanwhile makes it decide
+// again on the patient as it now is.
+func (c PrescribeMedication) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	if c.OrderID == uuid.Nil {
+		c.OrderID = decision.NewID(md, "medication_order")
 	}
-	if err := cmd.Validate(); err != nil {
-		return Result{}, err
+	if err := c.Validate(); err != nil {
+		return chartstream.CommandResult{}, err
 	}
-	load := func(ctx context.Context) (*MedicationOrder, int64, error) {
-		return read(ctx, h.store, tenant, cmd.OrderID)
-	}
-	consult := func(ctx context.Context) (*patient.Patient, error) {
-		return patient.Load(ctx, h.store, tenant, cmd.PatientID)
-	}
-	plan := decision.Plan{Stream: Stream(cmd.OrderID), Metadata: md}
-	res, err := decision.RunWith(ctx, h.store, tenant, plan, load, consult, cmd.decide)
-	return result(cmd.OrderID, res, err)
+	var p *patient.Patient
+	return orders(env).Update(ctx, tenant, c.OrderID, nil, md, func(o *MedicationOrder) ([]Event, error) { return c.decide(o, p) },
+		decision.Consulting(patient.Consult(env, tenant, c.PatientID, &p,
+			patient.TypeAllergyRecorded, patient.TypeAllergyRefuted, patient.TypeDeceased, patient.TypeErased)))
 }

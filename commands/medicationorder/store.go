@@ -1,49 +1,33 @@
 package medicationorder
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
-// EventStore is what medication order handlers need of the event store.
-// Patient streams are only read.
-type EventStore interface {
-	ReadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) ([]chartstream.Event, error)
-	Append(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, expectedVersion int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error)
+// kind describes the medication order aggregate to the runner. An order's
+// stream stays short (prescribed, discontinued): no snapshots.
+var kind = decision.Kind[*MedicationOrder]{
+	StreamType: StreamType,
+	New:        func(id uuid.UUID) *MedicationOrder { return &MedicationOrder{ID: id} },
+	Apply: func(o *MedicationOrder, e chartstream.Event) error {
+		payload, err := Decode(e)
+		if err != nil {
+			return err
+		}
+		o.apply(payload)
+		o.Version = e.Version
+		return nil
+	},
 }
 
-// Result is what a handler returns after a successful append.
-type Result struct {
-	// ID is the order id.
-	ID uuid.UUID
-	// Version is the order stream's version after the append; the API
-	// returns it as the ETag for later If-Match.
-	Version int64
-	// Position is the global position of the last appended event, for
-	// read-your-writes waits on projections.
-	Position int64
+// orders is the medication order repository on env's store.
+func orders(env decision.Env) decision.Repository[*MedicationOrder, Event] {
+	return decision.NewRepository[*MedicationOrder, Event](env.Store, kind)
 }
 
-// handler is what every medication order handler holds.
-type handler struct {
-	store EventStore
-}
-
-func newHandler(store EventStore) handler {
-	if store == nil {
-		panic("medicationorder: nil EventStore")
-	}
-	return handler{store: store}
-}
-
-// result turns what decision.Run returned into the handler's result for id.
-func result(id uuid.UUID, res chartstream.AppendResult, err error) (Result, error) {
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{ID: id, Version: res.Version, Position: decision.LastPosition(res)}, nil
+func errNotFound() error {
+	return chartstream.Errorf(chartstream.ENOTFOUND, "medication order not found")
 }

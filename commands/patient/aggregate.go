@@ -1,11 +1,12 @@
 // Package patient is the patient aggregate: registration, demographics,
 // allergies, conditions, observations and death. Each command has a pure
-// decision (command, current patient, now) -> events or error, and a handler
-// that loads the patient, decides and appends. Other aggregates that must
-// consult a patient (a new encounter, a prescription) use Load.
+// decision (command, current patient, now) -> events or error, run by the
+// commands' one runner (commands/internal/decision). Other aggregates that
+// must consult a patient (a new encounter, a prescription) use Consult.
 package patient
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,10 +35,9 @@ type Patient struct {
 	// Conditions holds every diagnosed condition, resolved ones included.
 	Conditions map[uuid.UUID]Condition
 
-	registered   bool
-	deceased     bool
-	erased       bool
-	observations map[uuid.UUID]bool
+	registered bool
+	deceased   bool
+	erased     bool
 }
 
 // Allergy is an allergy on the patient's record.
@@ -72,10 +72,9 @@ func Replay(id uuid.UUID, events ...Event) *Patient {
 
 func newPatient(id uuid.UUID) *Patient {
 	return &Patient{
-		ID:           id,
-		Allergies:    map[uuid.UUID]Allergy{},
-		Conditions:   map[uuid.UUID]Condition{},
-		observations: map[uuid.UUID]bool{},
+		ID:         id,
+		Allergies:  map[uuid.UUID]Allergy{},
+		Conditions: map[uuid.UUID]Condition{},
 	}
 }
 
@@ -148,11 +147,59 @@ func (p *Patient) apply(e Event) {
 		c.Resolved = true
 		p.Conditions[e.ConditionID] = c
 	case ObservationRecorded:
-		// Only the id is kept: no decision depends on past values, and a
-		// chart with years of vitals must stay cheap to rehydrate.
-		p.observations[e.ObservationID] = true
+		// Nothing is kept: no decision depends on past observations, so
+		// the state stays small however many the patient has.
 	case PatientDeceased:
 		p.deceased = true
 		p.DeceasedAt = e.DeceasedAt
 	}
+}
+
+// snapshotVersion is the format of encodeSnapshot: change it with the
+// format, and older snapshots are ignored (the history is replayed).
+const snapshotVersion = 1
+
+// snapshot is a patient's state as a snapshot stores it.
+type snapshot struct {
+	Version    int64       `json:"version"`
+	MRN        string      `json:"mrn,omitempty"`
+	Name       HumanName   `json:"name"`
+	BirthDate  string      `json:"birth_date,omitempty"`
+	Sex        Sex         `json:"sex,omitempty"`
+	Contact    Contact     `json:"contact"`
+	DeceasedAt time.Time   `json:"deceased_at"`
+	Allergies  []Allergy   `json:"allergies,omitempty"`
+	Conditions []Condition `json:"conditions,omitempty"`
+	Registered bool        `json:"registered"`
+	Deceased   bool        `json:"deceased"`
+	Erased     bool        `json:"erased"`
+}
+
+func encodeSnapshot(p *Patient) ([]byte, error) {
+	s := snapshot{Version: p.Version, MRN: p.MRN, Name: p.Name, BirthDate: p.BirthDate, Sex: p.Sex, Contact: p.Contact,
+		DeceasedAt: p.DeceasedAt, Registered: p.registered, Deceased: p.deceased, Erased: p.erased}
+	for _, a := range p.Allergies {
+		s.Allergies = append(s.Allergies, a)
+	}
+	for _, c := range p.Conditions {
+		s.Conditions = append(s.Conditions, c)
+	}
+	return json.Marshal(s)
+}
+
+func decodeSnapshot(id uuid.UUID, state []byte) (*Patient, error) {
+	var s snapshot
+	if err := json.Unmarshal(state, &s); err != nil {
+		return nil, err
+	}
+	p := newPatient(id)
+	p.Version, p.MRN, p.Name, p.BirthDate, p.Sex, p.Contact = s.Version, s.MRN, s.Name, s.BirthDate, s.Sex, s.Contact
+	p.DeceasedAt, p.registered, p.deceased, p.erased = s.DeceasedAt, s.Registered, s.Deceased, s.Erased
+	for _, a := range s.Allergies {
+		p.Allergies[a.ID] = a
+	}
+	for _, c := range s.Conditions {
+		p.Conditions[c.ID] = c
+	}
+	return p, nil
 }

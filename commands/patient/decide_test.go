@@ -171,8 +171,8 @@ func TestDecide(t *testing.T) {
 			code: chartstream.EINVALID, fields: []string{"system", "unit", "effective_at"}},
 		{name: "record an observation with a bad time", given: []Event{reg},
 			when: with(recordObservation(), func(c *RecordObservation) { c.EffectiveAt = "2025-03-14 09:15" }), code: chartstream.EINVALID, fields: []string{"effective_at"}},
-		{name: "record an observation twice", given: []Event{reg, ObservationRecorded{ObservationID: observationID}},
-			when: recordObservation(), code: chartstream.ECONFLICT},
+		{name: "record an observation for an erased record", given: []Event{reg, PatientErased{}},
+			when: recordObservation(), code: chartstream.EUNPROCESSABLE},
 		{name: "record an observation for an unknown patient", when: recordObservation(), code: chartstream.ENOTFOUND},
 
 		{name: "record a death", given: []Event{reg}, when: RecordDeath{PatientID: patientID, DeceasedAt: "2025-01-02T03:04:00Z"}, then: []Event{died}},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/check"
+	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // DiagnoseCondition adds a coded condition to the patient's problem list.
@@ -54,19 +55,16 @@ func (c DiagnoseCondition) decide(p *Patient, now time.Time) ([]Event, error) {
 	return []Event{ConditionDiagnosed{ConditionID: c.ConditionID, Code: c.Code, System: c.System, Display: c.Display, Onset: c.Onset}}, nil
 }
 
-// DiagnoseConditionHandler handles DiagnoseCondition.
-type DiagnoseConditionHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (DiagnoseCondition) CommandName() string { return "patient.diagnose_condition" }
 
-// NewDiagnoseConditionHandler returns a handler appending to store. It
-// panics on a nil store.
-func NewDiagnoseConditionHandler(store EventStore) DiagnoseConditionHandler {
-	return DiagnoseConditionHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c DiagnoseCondition) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle records the diagnosis; Result.ID is the condition id.
-func (h DiagnoseConditionHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd DiagnoseCondition) (Result, error) {
-	if cmd.ConditionID == uuid.Nil {
-		cmd.ConditionID = uuid.New()
+// Execute records the diagnosis; the result's ID is the condition id.
+func (c DiagnoseCondition) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	if c.ConditionID == uuid.Nil {
+		c.ConditionID = decision.NewID(md, "condition")
 	}
-	return h.change(ctx, tenant, md, cmd.PatientID, cmd.ExpectedVersion, cmd, cmd.ConditionID)
+	return change(ctx, env, tenant, md, c.PatientID, c.ExpectedVersion, c, c.ConditionID, TypeErased)
 }

@@ -39,56 +39,22 @@ func (c ErasePatient) decide(p *Patient, now time.Time) ([]Event, error) {
 	return []Event{PatientErased{ErasedAt: now.UTC()}}, nil
 }
 
-// Shredder destroys a data subject's key (the event store's ShredSubject).
-type Shredder interface {
-	ShredSubject(ctx context.Context, tenant chartstream.TenantID, subject uuid.UUID) error
-}
+// CommandName is the command's name in logs and metrics.
+func (ErasePatient) CommandName() string { return "patient.erase" }
 
-// ErasePatientHandler handles ErasePatient.
-type ErasePatientHandler struct {
-	handler
-	shredder Shredder
-}
+// Target is the patient's stream.
+func (c ErasePatient) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// NewErasePatientHandler returns a handler appending to store and
-// shredding with shredder. It panics on a nil dependency.
-func NewErasePatientHandler(store EventStore, shredder Shredder) ErasePatientHandler {
-	if shredder == nil {
-		panic("patient: nil Shredder")
-	}
-	return ErasePatientHandler{handler: newHandler(store), shredder: shredder}
-}
-
-// Handle records the erasure, then destroys the patient's data key. Run
+// Execute records the erasure, then destroys the patient's data key. Run
 // again after a failure between the two, it finds the record already
 // erased, appends nothing and shreds again: the key is gone at the end of
-// any successful run. Result.ID is the patient id.
-func (h ErasePatientHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd ErasePatient) (Result, error) {
-	now := h.now()
-	if err := cmd.Validate(now); err != nil {
-		return Result{}, err
-	}
-	p, err := read(ctx, h.store, tenant, cmd.PatientID)
+// any successful run. The result's ID is the patient id.
+func (c ErasePatient) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	res, err := change(ctx, env, tenant, md, c.PatientID, nil, c, c.PatientID, TypeErased)
 	if err != nil {
-		return Result{}, err
+		return res, err
 	}
-	events, err := cmd.decide(p, now)
-	if err != nil {
-		return Result{}, err
-	}
-	res := Result{ID: cmd.PatientID, Version: p.Version}
-	if len(events) > 0 {
-		toAppend, err := decision.Encode(md, events)
-		if err != nil {
-			return Result{}, err
-		}
-		appended, err := h.store.Append(ctx, tenant, Stream(cmd.PatientID), p.Version, toAppend...)
-		if err != nil {
-			return Result{}, err
-		}
-		res.Version, res.Position = appended.Version, appended.Positions[len(appended.Positions)-1]
-	}
-	if err := h.shredder.ShredSubject(ctx, tenant, cmd.PatientID); err != nil {
+	if err := env.Shredder.ShredSubject(ctx, tenant, c.PatientID); err != nil {
 		return res, fmt.Errorf("erase patient: destroy data key: %w", err)
 	}
 	return res, nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/check"
+	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // RecordAllergy adds an allergy or intolerance to the patient's record.
@@ -57,19 +58,16 @@ func (c RecordAllergy) decide(p *Patient, now time.Time) ([]Event, error) {
 	return []Event{AllergyRecorded{AllergyID: c.AllergyID, Substance: c.Substance, Criticality: c.Criticality, Reaction: c.Reaction}}, nil
 }
 
-// RecordAllergyHandler handles RecordAllergy.
-type RecordAllergyHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (RecordAllergy) CommandName() string { return "patient.record_allergy" }
 
-// NewRecordAllergyHandler returns a handler appending to store. It panics
-// on a nil store.
-func NewRecordAllergyHandler(store EventStore) RecordAllergyHandler {
-	return RecordAllergyHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c RecordAllergy) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle records the allergy; Result.ID is the allergy id.
-func (h RecordAllergyHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd RecordAllergy) (Result, error) {
-	if cmd.AllergyID == uuid.Nil {
-		cmd.AllergyID = uuid.New()
+// Execute records the allergy; the result's ID is the allergy id.
+func (c RecordAllergy) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	if c.AllergyID == uuid.Nil {
+		c.AllergyID = decision.NewID(md, "allergy")
 	}
-	return h.change(ctx, tenant, md, cmd.PatientID, cmd.ExpectedVersion, cmd, cmd.AllergyID)
+	return change(ctx, env, tenant, md, c.PatientID, c.ExpectedVersion, c, c.AllergyID, TypeErased)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/check"
+	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // RecordDeath records that a patient died. After it, no new encounter or
@@ -49,18 +50,15 @@ func (c RecordDeath) decide(p *Patient, now time.Time) ([]Event, error) {
 	return []Event{PatientDeceased{DeceasedAt: at}}, nil
 }
 
-// RecordDeathHandler handles RecordDeath.
-type RecordDeathHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (RecordDeath) CommandName() string { return "patient.record_death" }
 
-// NewRecordDeathHandler returns a handler appending to store. It panics on
-// a nil store.
-func NewRecordDeathHandler(store EventStore) RecordDeathHandler {
-	return RecordDeathHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c RecordDeath) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle records the death; Result.ID is the patient id.
-func (h RecordDeathHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd RecordDeath) (Result, error) {
-	return h.change(ctx, tenant, md, cmd.PatientID, cmd.ExpectedVersion, cmd, cmd.PatientID)
+// Execute records the death; the result's ID is the patient id.
+func (c RecordDeath) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	return change(ctx, env, tenant, md, c.PatientID, c.ExpectedVersion, c, c.PatientID, TypeErased, TypeDeceased, TypeDemographicsUpdated)
 }
 
 // diedBeforeBirth reports whether a death at deceasedAt is certainly before

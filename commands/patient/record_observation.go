@@ -8,6 +8,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/check"
+	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // maxUnit bounds a UCUM unit expression such as "mm[Hg]" or "kg/m2".
@@ -70,7 +71,9 @@ func (c RecordObservation) check(p *check.Problems, now time.Time) time.Time {
 }
 
 // decide records the observation. Errors: EINVALID for bad input, ENOTFOUND
-// for an unregistered patient, ECONFLICT when the observation id is taken.
+// for an unregistered patient, EUNPROCESSABLE for an erased record. The
+// observation's id is new (random, or derived from the command's id for a
+// retried request), so it needs no check against the past.
 // Observations after death are accepted: late lab results are real.
 func (c RecordObservation) decide(p *Patient, now time.Time) ([]Event, error) {
 	var problems check.Problems
@@ -84,9 +87,6 @@ func (c RecordObservation) decide(p *Patient, now time.Time) ([]Event, error) {
 	if err := registered(p); err != nil {
 		return nil, err
 	}
-	if p.observations[c.ObservationID] {
-		return nil, chartstream.Errorf(chartstream.ECONFLICT, "observation is already recorded")
-	}
 	return []Event{ObservationRecorded{
 		ObservationID: c.ObservationID,
 		Code:          c.Code,
@@ -99,21 +99,18 @@ func (c RecordObservation) decide(p *Patient, now time.Time) ([]Event, error) {
 	}}, nil
 }
 
-// RecordObservationHandler handles RecordObservation.
-type RecordObservationHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (RecordObservation) CommandName() string { return "patient.record_observation" }
 
-// NewRecordObservationHandler returns a handler appending to store. It
-// panics on a nil store.
-func NewRecordObservationHandler(store EventStore) RecordObservationHandler {
-	return RecordObservationHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c RecordObservation) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle records the observation; Result.ID is the observation id. Devices
-// and nurses record observations on the same patient concurrently, so a
-// concurrent append is met by deciding again (see handler.change).
-func (h RecordObservationHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd RecordObservation) (Result, error) {
-	if cmd.ObservationID == uuid.Nil {
-		cmd.ObservationID = uuid.New()
+// Execute records the observation; the result's ID is the observation
+// id. Monitors, nurses and lab feeds record observations on one patient at
+// once: only an erasure coming first changes the decision.
+func (c RecordObservation) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	if c.ObservationID == uuid.Nil {
+		c.ObservationID = decision.NewID(md, "observation")
 	}
-	return h.change(ctx, tenant, md, cmd.PatientID, cmd.ExpectedVersion, cmd, cmd.ObservationID)
+	return change(ctx, env, tenant, md, c.PatientID, c.ExpectedVersion, c, c.ObservationID, TypeErased)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // RefuteAllergy withdraws a recorded allergy that turned out not to exist,
@@ -38,16 +39,13 @@ func (c RefuteAllergy) decide(p *Patient, _ time.Time) ([]Event, error) {
 	return []Event{AllergyRefuted{AllergyID: c.AllergyID}}, nil
 }
 
-// RefuteAllergyHandler handles RefuteAllergy.
-type RefuteAllergyHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (RefuteAllergy) CommandName() string { return "patient.refute_allergy" }
 
-// NewRefuteAllergyHandler returns a handler appending to store. It panics
-// on a nil store.
-func NewRefuteAllergyHandler(store EventStore) RefuteAllergyHandler {
-	return RefuteAllergyHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c RefuteAllergy) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle refutes the allergy; Result.ID is the allergy id.
-func (h RefuteAllergyHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd RefuteAllergy) (Result, error) {
-	return h.change(ctx, tenant, md, cmd.PatientID, cmd.ExpectedVersion, cmd, cmd.AllergyID)
+// Execute refutes the allergy; the result's ID is the allergy id.
+func (c RefuteAllergy) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	return change(ctx, env, tenant, md, c.PatientID, c.ExpectedVersion, c, c.AllergyID, TypeErased, TypeAllergyRefuted)
 }

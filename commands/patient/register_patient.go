@@ -65,23 +65,24 @@ func (c RegisterPatient) decide(p *Patient, now time.Time) ([]Event, error) {
 	return []Event{PatientRegistered{MRN: c.MRN, Name: c.Name, BirthDate: c.BirthDate, Sex: c.Sex, Contact: c.Contact}}, nil
 }
 
-// RegisterPatientHandler handles RegisterPatient.
-type RegisterPatientHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (RegisterPatient) CommandName() string { return "patient.register_patient" }
 
-// NewRegisterPatientHandler returns a handler appending to store. It panics
-// on a nil store.
-func NewRegisterPatientHandler(store EventStore) RegisterPatientHandler {
-	return RegisterPatientHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c RegisterPatient) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle registers the patient; Result.ID is the patient id. It never
-// retries: a conflict means the patient or the MRN already exists.
-func (h RegisterPatientHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd RegisterPatient) (Result, error) {
-	if cmd.PatientID == uuid.Nil {
-		cmd.PatientID = uuid.New()
+// Execute registers the patient; the result's ID is the patient id. A
+// conflict means the patient or the MRN exists: it is the answer, so it is
+// never decided again.
+func (c RegisterPatient) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	now := env.Now()
+	if err := c.Validate(now); err != nil {
+		return chartstream.CommandResult{}, err
 	}
-	plan := decision.Plan{Stream: Stream(cmd.PatientID), Metadata: md}
-	return h.run(ctx, tenant, plan, read, cmd, cmd.PatientID)
+	if c.PatientID == uuid.Nil {
+		c.PatientID = decision.NewID(md, "patient")
+	}
+	return patients(env).Update(ctx, tenant, c.PatientID, nil, md, func(p *Patient) ([]Event, error) { return c.decide(p, now) })
 }
 
 func checkName(p *check.Problems, n HumanName) {

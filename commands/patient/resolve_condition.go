@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // ResolveCondition marks an active condition on the problem list resolved.
@@ -38,16 +39,13 @@ func (c ResolveCondition) decide(p *Patient, _ time.Time) ([]Event, error) {
 	return []Event{ConditionResolved{ConditionID: c.ConditionID}}, nil
 }
 
-// ResolveConditionHandler handles ResolveCondition.
-type ResolveConditionHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (ResolveCondition) CommandName() string { return "patient.resolve_condition" }
 
-// NewResolveConditionHandler returns a handler appending to store. It
-// panics on a nil store.
-func NewResolveConditionHandler(store EventStore) ResolveConditionHandler {
-	return ResolveConditionHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c ResolveCondition) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle resolves the condition; Result.ID is the condition id.
-func (h ResolveConditionHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd ResolveCondition) (Result, error) {
-	return h.change(ctx, tenant, md, cmd.PatientID, cmd.ExpectedVersion, cmd, cmd.ConditionID)
+// Execute resolves the condition; the result's ID is the condition id.
+func (c ResolveCondition) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	return change(ctx, env, tenant, md, c.PatientID, c.ExpectedVersion, c, c.ConditionID, TypeErased, TypeConditionResolved)
 }

@@ -10,41 +10,44 @@ import (
 	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
-// EventStore is what patient handlers need of the event store.
-type EventStore interface {
-	ReadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) ([]chartstream.Event, error)
-	Append(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, expectedVersion int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error)
-}
-
-// StreamReader is what Load needs: reading only, so that other aggregates
-// can consult a patient without being able to write to the patient's stream.
-type StreamReader interface {
-	ReadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) ([]chartstream.Event, error)
-}
-
-// Result is what a handler returns after a successful append.
-type Result struct {
-	// ID is the id of what the command created or changed: the patient, or
-	// the allergy, condition or observation.
-	ID uuid.UUID
-	// Version is the patient stream's version after the append; the API
-	// returns it as the ETag for later If-Match.
-	Version int64
-	// Position is the global position of the last appended event, for
-	// read-your-writes waits on projections.
-	Position int64
-}
-
 // Stream returns the reference of the patient's stream.
 func Stream(id uuid.UUID) chartstream.StreamRef {
 	return chartstream.StreamRef{Type: StreamType, ID: id}
 }
 
-// Load reads and rehydrates a registered patient. It returns ENOTFOUND for
-// a patient never registered in the tenant (another tenant's patient
+// snapshotEvery is how many events a patient's history may grow by before
+// a command saves a snapshot: an ICU patient with vitals every minute has
+// 10,000 events a week, and loading one stays a snapshot and at most this
+// many events.
+const snapshotEvery = 100
+
+// kind describes the patient aggregate to the runner.
+var kind = decision.Kind[*Patient]{
+	StreamType: StreamType,
+	New:        newPatient,
+	Apply: func(p *Patient, e chartstream.Event) error {
+		payload, err := Decode(e)
+		if err != nil {
+			return err
+		}
+		p.apply(payload)
+		p.Version = e.Version
+		return nil
+	},
+	Snapshots: &decision.Snapshots[*Patient]{Every: snapshotEvery, SchemaVersion: snapshotVersion, Encode: encodeSnapshot, Decode: decodeSnapshot},
+}
+
+// patients is the patient repository on env's store.
+func patients(env decision.Env) decision.Repository[*Patient, Event] {
+	return decision.NewRepository[*Patient, Event](env.Store, kind)
+}
+
+// Load reads a registered patient and the version read, for a command of
+// another aggregate that consults the patient. It returns ENOTFOUND for a
+// patient never registered in the tenant (another tenant's patient
 // included), and wrapped store or decoding errors otherwise.
-func Load(ctx context.Context, store StreamReader, tenant chartstream.TenantID, id uuid.UUID) (*Patient, error) {
-	p, err := read(ctx, store, tenant, id)
+func Load(ctx context.Context, env decision.Env, tenant chartstream.TenantID, id uuid.UUID) (*Patient, error) {
+	p, _, err := patients(env).Load(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -54,15 +57,19 @@ func Load(ctx context.Context, store StreamReader, tenant chartstream.TenantID, 
 	return p, nil
 }
 
-// read rehydrates a patient that may not be registered yet.
-func read(ctx context.Context, store StreamReader, tenant chartstream.TenantID, id uuid.UUID) (*Patient, error) {
-	p := newPatient(id)
-	version, err := decision.Replay(ctx, store, tenant, Stream(id), Decode, p.apply)
-	if err != nil {
-		return nil, err
+// Consult is a decision.ConsultFn for a command of another aggregate that
+// reads the patient (a prescription reads allergies): it loads the patient
+// into *into on every attempt, and the other aggregate's write then holds
+// only if no event of the types dependsOn came to the patient since.
+func Consult(env decision.Env, tenant chartstream.TenantID, id uuid.UUID, into **Patient, dependsOn ...string) decision.ConsultFn {
+	return func(ctx context.Context) (chartstream.Append, error) {
+		p, err := Load(ctx, env, tenant, id)
+		if err != nil {
+			return chartstream.Append{}, err
+		}
+		*into = p
+		return decision.Guard(Stream(id), p.Version, dependsOn...), nil
 	}
-	p.Version = version
-	return p, nil
 }
 
 func errNotFound() error { return chartstream.Errorf(chartstream.ENOTFOUND, "patient not found") }
@@ -73,55 +80,18 @@ type command interface {
 	decide(p *Patient, now time.Time) ([]Event, error)
 }
 
-// handler is what every patient command handler holds.
-type handler struct {
-	store EventStore
-	// now is the clock; tests replace it.
-	now func() time.Time
-}
-
-func newHandler(store EventStore) handler {
-	if store == nil {
-		panic("patient: nil EventStore")
-	}
-	return handler{store: store, now: time.Now}
-}
-
-// change runs cmd against the registered patient, deciding again on fresh
-// state after a concurrent append unless the caller pinned expected. That
-// retry is safe for every command on an existing patient: each decision
-// re-checks its rules against the state it is appended to, and the ids of
-// new allergies, conditions and observations are fixed before the first
-// attempt. The result carries resultID.
-func (h handler) change(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, patientID uuid.UUID, expected *int64, cmd command, resultID uuid.UUID) (Result, error) {
-	plan := decision.Plan{Stream: Stream(patientID), Metadata: md, ExpectedVersion: expected, Retry: true}
-	return h.run(ctx, tenant, plan, Load, cmd, resultID)
-}
-
-// run validates cmd before any I/O, then loads the patient with load,
-// decides and appends as plan says.
-func (h handler) run(ctx context.Context, tenant chartstream.TenantID, plan decision.Plan, load loadFn, cmd command, resultID uuid.UUID) (Result, error) {
-	now := h.now()
+// change validates cmd before any I/O, then runs it on the patient
+// through the runner, reporting resultID. dependsOn are the patient event
+// types whose arrival would change cmd's decision: only those make a
+// concurrent append matter.
+func change(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata, id uuid.UUID, expected *int64, cmd command, resultID uuid.UUID, dependsOn ...string) (chartstream.CommandResult, error) {
+	now := env.Now()
 	if err := cmd.Validate(now); err != nil {
-		return Result{}, err
+		return chartstream.CommandResult{}, err
 	}
-	loadState := func(ctx context.Context) (*Patient, int64, error) {
-		p, err := load(ctx, h.store, tenant, plan.Stream.ID)
-		if err != nil {
-			return nil, 0, err
-		}
-		return p, p.Version, nil
-	}
-	decide := func(p *Patient) ([]Event, error) { return cmd.decide(p, now) }
-	res, err := decision.Run(ctx, h.store, tenant, plan, loadState, decide)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{ID: resultID, Version: res.Version, Position: decision.LastPosition(res)}, nil
+	return patients(env).Update(ctx, tenant, id, expected, md, func(p *Patient) ([]Event, error) { return cmd.decide(p, now) },
+		decision.Reports(resultID), decision.DependsOn(dependsOn...))
 }
-
-// loadFn is Load, or read for a registration.
-type loadFn func(ctx context.Context, store StreamReader, tenant chartstream.TenantID, id uuid.UUID) (*Patient, error)
 
 // registered fails with ENOTFOUND unless the patient was registered (no
 // command acts on a patient the tenant does not know) and with

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/check"
+	"github.com/chartstream/chartstream/commands/internal/decision"
 )
 
 // UpdateDemographics corrects or changes some of a registered patient's
@@ -63,17 +64,14 @@ func (c UpdateDemographics) decide(p *Patient, now time.Time) ([]Event, error) {
 	return []Event{DemographicsUpdated{Name: c.Name, BirthDate: c.BirthDate, Sex: c.Sex, Contact: c.Contact}}, nil
 }
 
-// UpdateDemographicsHandler handles UpdateDemographics.
-type UpdateDemographicsHandler struct{ handler }
+// CommandName is the command's name in logs and metrics.
+func (UpdateDemographics) CommandName() string { return "patient.update_demographics" }
 
-// NewUpdateDemographicsHandler returns a handler appending to store. It
-// panics on a nil store.
-func NewUpdateDemographicsHandler(store EventStore) UpdateDemographicsHandler {
-	return UpdateDemographicsHandler{newHandler(store)}
-}
+// Target is the patient's stream.
+func (c UpdateDemographics) Target() chartstream.StreamRef { return Stream(c.PatientID) }
 
-// Handle updates the demographics; Result.ID is the patient id. Without
-// ExpectedVersion the last writer wins, field by field.
-func (h UpdateDemographicsHandler) Handle(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd UpdateDemographics) (Result, error) {
-	return h.change(ctx, tenant, md, cmd.PatientID, cmd.ExpectedVersion, cmd, cmd.PatientID)
+// Execute updates the demographics; the result's ID is the patient id.
+// Without ExpectedVersion the last writer wins, field by field.
+func (c UpdateDemographics) Execute(ctx context.Context, env decision.Env, tenant chartstream.TenantID, md chartstream.Metadata) (chartstream.CommandResult, error) {
+	return change(ctx, env, tenant, md, c.PatientID, c.ExpectedVersion, c, c.PatientID, TypeErased, TypeDeceased)
 }

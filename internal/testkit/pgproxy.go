@@ -11,9 +11,10 @@ import (
 )
 
 // PGProxy is a TCP proxy in front of PostgreSQL that loses answers the way
-// a network does: armed with CutAfterCommit, it lets the next statements a
-// client executes (the next Execute message, on any connection, and the
-// rest of that exchange) run and commit on the server, swallows everything
+// a network does: armed with CutAfterCommit, it lets the next pipelined
+// write (the next exchange of three or more statements up to a Sync, on any
+// connection: an event store append, whose statements are the tenant, the
+// stream locks and the insert) run and commit on the server, swallows what
 // the server answers, and cuts the connection once the server said it is
 // ready again (ReadyForQuery, after the commit). The client then cannot know
 // whether its commit happened. With Refuse, it also turns new connections
@@ -48,8 +49,8 @@ func MustPGProxy(tb testing.TB, envVar string) (*PGProxy, string) {
 	return p, u.String()
 }
 
-// CutAfterCommit arms the proxy for the next exchange that executes
-// statements (see PGProxy): arm it when nothing else runs on the pool.
+// CutAfterCommit arms the proxy for the next pipelined write (see
+// PGProxy).
 func (p *PGProxy) CutAfterCommit() { p.armed.Store(true) }
 
 // CutAfterCommitAndRefuse is CutAfterCommit, after which the database is
@@ -103,7 +104,7 @@ func (p *PGProxy) track(conns ...net.Conn) {
 }
 
 // clientToServer forwards the client's messages, marking the connection
-// for the cut when an armed proxy sees an Execute go by.
+// for the cut when an armed proxy sees a pipelined write go by.
 func (p *PGProxy) clientToServer(client, server net.Conn, cut *atomic.Bool) {
 	defer server.Close()
 	// The startup message has no type byte: a length, then the rest.
@@ -119,6 +120,7 @@ func (p *PGProxy) clientToServer(client, server net.Conn, cut *atomic.Bool) {
 		return
 	}
 	header := make([]byte, 5)
+	executes := 0
 	for {
 		if _, err := io.ReadFull(client, header); err != nil {
 			return
@@ -127,8 +129,14 @@ func (p *PGProxy) clientToServer(client, server net.Conn, cut *atomic.Bool) {
 		if _, err := io.ReadFull(client, body); err != nil {
 			return
 		}
-		if header[0] == 'E' && p.armed.CompareAndSwap(true, false) {
-			cut.Store(true)
+		switch header[0] {
+		case 'E':
+			executes++
+		case 'S':
+			if executes >= 3 && p.armed.CompareAndSwap(true, false) {
+				cut.Store(true)
+			}
+			executes = 0
 		}
 		if _, err := server.Write(append(header, body...)); err != nil {
 			return

@@ -1,8 +1,6 @@
 package decision
 
 import (
-	"context"
-	"errors"
 	"testing"
 
 	"github.com/google/uuid"
@@ -17,63 +15,36 @@ type noted struct {
 
 func (noted) EventType() string { return "test.noted" }
 
-// appender returns its scripted errors in turn, then succeeds.
-type appender struct {
-	errs  []error
-	calls int
-}
-
-func (a *appender) Append(_ context.Context, _ chartstream.TenantID, _ chartstream.StreamRef, expected int64, events ...chartstream.NewEvent) (chartstream.AppendResult, error) {
-	a.calls++
-	if len(a.errs) > 0 {
-		err := a.errs[0]
-		a.errs = a.errs[1:]
-		return chartstream.AppendResult{}, err
-	}
-	return chartstream.AppendResult{Version: expected + int64(len(events)), Positions: []int64{7}}, nil
-}
-
-func run(t *testing.T, store *appender, plan Plan, payloads ...noted) (chartstream.AppendResult, int, error) {
-	t.Helper()
-	loads := 0
-	load := func(context.Context) (struct{}, int64, error) { loads++; return struct{}{}, 3, nil }
-	decide := func(struct{}) ([]noted, error) { return payloads, nil }
-	res, err := Run(context.Background(), store, chartstream.NewTenantID(), plan, load, decide)
-	return res, loads, err
-}
-
-func TestRunRetriesOnlyConflicts(t *testing.T) {
-	t.Parallel()
-	plan := Plan{Stream: chartstream.StreamRef{Type: "test", ID: uuid.New()}, Retry: true}
-	conflict := chartstream.Errorf(chartstream.ECONFLICT, "moved on")
-
-	store := &appender{errs: []error{conflict}}
-	res, loads, err := run(t, store, plan, noted{})
-	if err != nil || loads != 2 || res.Version != 4 || LastPosition(res) != 7 {
-		t.Fatalf("after one conflict: %+v, %d loads, %v", res, loads, err)
-	}
-
-	down := chartstream.Errorf(chartstream.EUNAVAILABLE, "store down")
-	store = &appender{errs: []error{down}}
-	if _, loads, err := run(t, store, plan, noted{}); !errors.Is(err, down) || loads != 1 {
-		t.Fatalf("unavailable store: %d loads, %v", loads, err)
-	}
-}
-
-func TestRunAppendsNothingForNoEvents(t *testing.T) {
-	t.Parallel()
-	store := &appender{}
-	res, _, err := run(t, store, Plan{})
-	if err != nil || store.calls != 0 || res.Version != 3 {
-		t.Fatalf("%+v, %d appends, %v", res, store.calls, err)
-	}
-}
-
 func TestEncodeAttachesClaims(t *testing.T) {
 	t.Parallel()
-	events, err := Encode(chartstream.Metadata{Actor: "a"}, []claiming{{MRN: "1"}})
+	stream := chartstream.StreamRef{Type: "test", ID: uuid.New()}
+	events, err := Encode(chartstream.Metadata{Actor: "a"}, stream, []claiming{{MRN: "1"}})
 	if err != nil || len(events) != 1 || len(events[0].Claims) != 1 || events[0].Metadata.Actor != "a" || events[0].Type != "test.claimed" {
 		t.Fatalf("%+v, %v", events, err)
+	}
+	if events[0].ID != uuid.Nil {
+		t.Errorf("an event without a command id got id %s, want the store to choose", events[0].ID)
+	}
+}
+
+// A command id fixes its events' ids and its new ids, the same on every
+// attempt and different for another command or stream.
+func TestCommandIDsDeriveTheIDs(t *testing.T) {
+	t.Parallel()
+	md := chartstream.Metadata{CommandID: uuid.NewString()}
+	other := chartstream.Metadata{CommandID: uuid.NewString()}
+	stream := chartstream.StreamRef{Type: "test", ID: uuid.New()}
+	a, _ := Encode(md, stream, []claiming{{MRN: "1"}, {MRN: "2"}})
+	b, _ := Encode(md, stream, []claiming{{MRN: "1"}, {MRN: "2"}})
+	c, _ := Encode(other, stream, []claiming{{MRN: "1"}})
+	if a[0].ID == uuid.Nil || a[0].ID != b[0].ID || a[1].ID != b[1].ID || a[0].ID == a[1].ID || a[0].ID == c[0].ID {
+		t.Errorf("event ids %s %s / %s %s / %s", a[0].ID, a[1].ID, b[0].ID, b[1].ID, c[0].ID)
+	}
+	if NewID(md, "patient") != NewID(md, "patient") || NewID(md, "patient") == NewID(md, "order") || NewID(md, "x") == NewID(other, "x") {
+		t.Error("derived ids are not stable per command and name")
+	}
+	if NewID(chartstream.Metadata{}, "x") == NewID(chartstream.Metadata{}, "x") {
+		t.Error("ids without a command id repeat")
 	}
 }
 
