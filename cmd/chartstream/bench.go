@@ -93,7 +93,7 @@ through the store as the API makes them (concurrent appends share transactions,
 see APPEND_CONCURRENCY), alternating in one-second slices for --duration each
 with --writers concurrent writers; then reads every appended event back with
 ReadAll. With --json the last line is one JSON object.`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", dbURL}, [2]string{"DATABASE_ADMIN_URL", adminURL}); err != nil {
 				return err

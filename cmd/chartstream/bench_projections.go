@@ -56,7 +56,7 @@ and an API server on a loopback port, for a fresh bench tenant. Phase 1 register
 measures, per event, commit to applied in the read models. Phase 2 sends
 --requests GET /v1/patients/{id} and measures their latency. Phase 3 rebuilds
 the tenant's read models from the event store.`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", urls.db}, [2]string{"DATABASE_RELAY_URL", urls.relay},
 				[2]string{"DATABASE_ADMIN_URL", urls.admin}, [2]string{"REDIS_URL", redisURL}); err != nil {

@@ -39,7 +39,7 @@ event store's head. Phase 1 appends --rate events/s for --duration and measures,
 per event, the time from the append's commit to JetStream's acknowledgement.
 Phase 2 appends a backlog of --backlog events with the relay stopped, starts it
 and measures how fast it publishes them. Uses NATS_URL, or an embedded server.`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", dbURL}, [2]string{"DATABASE_RELAY_URL", relayURL}, [2]string{"DATABASE_ADMIN_URL", adminURL}); err != nil {
 				return err

@@ -162,7 +162,7 @@ Children's logs go to a run directory under $CS_LOCAL_DIR/chaos-runs.
 Exit status: 0 when nothing was lost, duplicated or reordered and both
 verifies pass, 1 otherwise, 2 when the run could not start (bad flags,
 missing settings).`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.setDefaults()
 			if err := cfg.Validate(); err != nil {

@@ -18,7 +18,7 @@ func newDevCmd() *cobra.Command {
 	initKeys := &cobra.Command{
 		Use:   "init-keys",
 		Short: "Create the dev PHI master key and JWT signing key if absent (never overwrites)",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"PHI_KEY_FILE", phiKeyFile}, [2]string{"JWT_DEV_KEY_FILE", jwtKeyFile}); err != nil {
 				return err

@@ -47,6 +47,17 @@ type exitError struct {
 func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
+// badInput makes an argument check's refusal bad input: one line and
+// exit 2.
+func badInput(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return exitError{2, err}
+		}
+		return nil
+	}
+}
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "chartstream",
@@ -78,6 +89,9 @@ Each subcommand's --help lists the variables it reads.`,
 		newRelayCmd(),
 		newChaosCmd(),
 	)
+	// A malformed or unknown flag is bad input: exit 2, like every
+	// other refusal of input, whichever subcommand it is given to.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{2, err} })
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
 	return root
 }

@@ -15,7 +15,7 @@ func newMigrateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the embedded database migrations (as the owner role)",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_ADMIN_URL", adminURL}); err != nil {
 				return err

@@ -26,7 +26,7 @@ naming the requesting operator), then destroys the patient's data key: the event
 stay and still verify, their PHI reads as erased, the read models drop it as the
 projector applies the erasure, and no further command may act on the patient.
 Safe to run again after a failure.`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", dbURL}, [2]string{"--tenant", tenantArg},
 				[2]string{"--patient", patientArg}, [2]string{"--actor", actor}); err != nil {

@@ -87,7 +87,7 @@ standby catches up its last events. Every read model is replayed: the copies
 switch as a whole.
 
 Events a projection cannot apply are set aside and listed, not fatal.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: badInput(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 && args[0] != "all" {
 				return exitError{2, fmt.Errorf("a rebuild replays every read model of a tenant together (they switch as one copy): use %q or no argument", "all")}
@@ -136,7 +136,7 @@ checkpoint claims shows as a missing or differing row.
 Exit status: 0 when every tenant's read models equal the replay; 1 naming each
 differing table and row key (ids only), and events set aside; 2 when the check
 could not run.`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			ids, err := scope(ctx)
@@ -182,7 +182,7 @@ could not run.`,
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Each projection's position and lag, per tenant",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", dbURL}); err != nil {
 				return err

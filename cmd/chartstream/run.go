@@ -288,7 +288,7 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP API",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runMain(cmd, m) },
 	}
 	m.Config.flags(cmd.Flags())
@@ -300,7 +300,7 @@ func newWorkCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "work",
 		Short: "Run the workers (relay and projectors)",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runMain(cmd, m) },
 	}
 	m.Config.flags(cmd.Flags())
@@ -312,7 +312,7 @@ func newAllCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "all",
 		Short: "Run the API and the workers in one process",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runMain(cmd, m) },
 	}
 	m.Config.flags(cmd.Flags())

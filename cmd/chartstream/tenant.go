@@ -37,7 +37,7 @@ func newTenantCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create --slug S --name N --tier T",
 		Short: "Create a tenant and print its id",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, done, err := admin(cmd)
 			if err != nil {
@@ -64,7 +64,7 @@ func newTenantCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tenants",
-		Args:  cobra.NoArgs,
+		Args:  badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, done, err := admin(cmd)
 			if err != nil {
@@ -92,7 +92,7 @@ func newTenantCmd() *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " ID|SLUG",
 			Short: short,
-			Args:  cobra.ExactArgs(1),
+			Args:  badInput(cobra.ExactArgs(1)),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				a, done, err := admin(cmd)
 				if err != nil {

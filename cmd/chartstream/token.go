@@ -28,7 +28,7 @@ func newTokenCmd() *cobra.Command {
 		Long: `token mints an ES256 JWT signed by the dev key that make up creates. The API
 accepts it only when told to (JWT_ALLOW_DEV_KEY=true, which make run sets);
 production verifies tokens from the identity provider's JWKS instead.`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"JWT_DEV_KEY_FILE", keyFile}, [2]string{"--tenant", tenantArg}, [2]string{"--sub", sub}); err != nil {
 				return err

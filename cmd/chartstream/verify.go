@@ -21,7 +21,7 @@ first event that does not hold.
 
 Exit status: 0 when every chain holds, 1 naming the first broken event (stream,
 version, event id), 2 when the check could not run.`,
-		Args: cobra.NoArgs,
+		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", dbURL}, [2]string{"--tenant", tenantArg}); err != nil {
 				return exitError{2, err}
