@@ -145,10 +145,10 @@ func (p *Projector) applyStep(ctx context.Context, tenant chartstream.TenantID, 
 		return nil
 	})
 	if err != nil {
-		// Nothing of the transaction counts, but the items found done
-		// before it are still done, and what it tried tells which
-		// events may have failed.
-		return step{consumed: st.consumed, applied: st.applied}, err
+		// Nothing of the transaction counts: no item is done (the next
+		// step finds again those applied before), and what it tried
+		// tells which events may have failed.
+		return step{applied: st.applied}, err
 	}
 	return st, nil
 }

@@ -3,11 +3,13 @@ package workers_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -17,7 +19,10 @@ import (
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
+	"github.com/chartstream/chartstream/projections/census"
 	"github.com/chartstream/chartstream/projections/chart"
+	"github.com/chartstream/chartstream/projections/observations"
+	"github.com/chartstream/chartstream/projections/orders"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -233,5 +238,43 @@ func TestProjectorDeadLettersForgedMessages(t *testing.T) {
 	c, err := chart.PatientChart(testkit.Context(t), testkit.MustAppPool(t), e.tenant, id)
 	if err != nil || len(c.Vitals) != 1 || len(c.Encounters) != 1 {
 		t.Errorf("the tenant's real events were not all projected: %+v, %v", c, err)
+	}
+}
+
+// flakyProjection fails once, when it applies the event failOn, with an
+// error a retry cures (a serialization failure), as a database under load
+// does.
+type flakyProjection struct {
+	workers.Projection
+	failOn uuid.UUID
+	failed atomic.Bool
+}
+
+func (f *flakyProjection) Apply(ctx context.Context, tx pgx.Tx, e chartstream.Event) error {
+	if e.ID == f.failOn && f.failed.CompareAndSwap(false, true) {
+		return &pgconn.PgError{Code: "40001", Message: "could not serialize access"}
+	}
+	return f.Projection.Apply(ctx, tx, e)
+}
+
+// A batch whose transaction fails is applied again, whole: none of its
+// messages counts as done until its events are in the read models. It
+// fails on the tenant's last event, so no later message's gap could make
+// up for a batch wrongly counted done; and there is no sweep here.
+func TestAFailedBatchLosesNoEvent(t *testing.T) {
+	t.Parallel()
+	e := newProjectorEnv(t)
+	id := e.clinic()
+	e.observe(id, 5)
+	events := e.committed()
+	e.projections = []workers.Projection{chart.Projector{}, &flakyProjection{Projection: observations.Projector{}, failOn: events[len(events)-1].ID},
+		census.Projector{}, orders.Projector{}}
+	e.publishRelayed(events)
+	p := e.start()
+	waitUntil(t, 10*time.Second, "every observation is projected after the failure", func() bool {
+		return observationRows(t, e.tenant) == 6
+	})
+	if p.DeadLettered() != 0 {
+		t.Errorf("%d events set aside for a failure a retry cures", p.DeadLettered())
 	}
 }

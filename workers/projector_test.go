@@ -42,6 +42,8 @@ type projectorEnv struct {
 	tenant chartstream.TenantID
 	// heads, when set, lets the projector sweep.
 	heads workers.HeadSource
+	// projections, when set, replace allProjections.
+	projections []workers.Projection
 }
 
 func newProjectorEnv(t *testing.T) *projectorEnv {
@@ -60,10 +62,17 @@ func newProjectorEnv(t *testing.T) *projectorEnv {
 	return e
 }
 
+func (e *projectorEnv) projectionsOrAll() []workers.Projection {
+	if e.projections != nil {
+		return e.projections
+	}
+	return allProjections
+}
+
 func (e *projectorEnv) start() *workers.Projector {
 	e.t.Helper()
 	p, err := workers.NewProjector(workers.ProjectorDeps{
-		JetStream: e.js, DB: testkit.MustAppPool(e.t), Events: e.store, Heads: e.heads, Projections: allProjections,
+		JetStream: e.js, DB: testkit.MustAppPool(e.t), Events: e.store, Heads: e.heads, Projections: e.projectionsOrAll(),
 		Logger: slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, e.cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/patient"
 
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
@@ -166,5 +167,41 @@ func TestRebuildKeepsTheRelayPublishing(t *testing.T) {
 	}
 	if worst > time.Second {
 		t.Errorf("during the rebuild an event took %s from commit to JetStream", worst.Round(time.Millisecond))
+	}
+}
+
+// An event a projection cannot apply (here a condition whose onset is no
+// date, appended straight to the store past the command's validation) is
+// set aside by the live projector and by a rebuild alike: reported, not
+// fatal, and the tenant's other events are applied.
+func TestRebuildReportsEventsSetAside(t *testing.T) {
+	t.Parallel()
+	e := newProjectorEnv(t)
+	id := e.clinic()
+	ctx := testkit.Context(t)
+	bad := chartstream.NewEvent{Type: patient.TypeConditionDiagnosed, Metadata: chartstream.Metadata{Actor: "import"},
+		Payload: json.RawMessage(fmt.Sprintf(`{"condition_id":%q,"code":"44054006","system":"http://snomed.info/sct","onset":"not-a-date"}`, uuid.New()))}
+	res, err := e.store.Append(ctx, e.tenant, patient.Stream(id), chartstream.AnyVersion, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.observe(id, 1) // after the bad one
+	p := e.start()
+	e.publish(false)
+	waitUntil(t, 15*time.Second, "the live projector sets the event aside and goes on", func() bool {
+		return p.DeadLettered() == 1 && observationRows(t, e.tenant) == 2
+	})
+	stats, err := workers.Rebuild(ctx, workers.CopyDeps{DB: testkit.MustAppPool(t), History: e.store}, rebuildable, e.tenant, nil)
+	if err != nil {
+		t.Fatalf("a rebuild with an event that cannot be applied: %v", err)
+	}
+	if len(stats.SetAside) != 1 || stats.SetAside[0].Position != res.Positions[0] || stats.SetAside[0].Projection != "chart" {
+		t.Fatalf("set aside %+v, want the condition for the chart", stats.SetAside)
+	}
+	if n := observationRows(t, e.tenant); n != 2 {
+		t.Errorf("after the rebuild: %d observations, want 2", n)
+	}
+	if r := e.verify(); r.OK() || len(r.SetAside) != 1 || r.Differences != 0 {
+		t.Errorf("verify after the rebuild: %+v, want only the event set aside", r)
 	}
 }
