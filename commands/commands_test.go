@@ -313,8 +313,17 @@ type countingStore struct {
 }
 
 func (c *countingStore) Events(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, from int64) iter.Seq2[chartstream.Event, error] {
+	return c.count(c.Store.Events(ctx, tenant, stream, from))
+}
+
+func (c *countingStore) LoadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, schema int) (chartstream.Snapshot, bool, iter.Seq2[chartstream.Event, error]) {
+	snap, ok, events := c.Store.LoadStream(ctx, tenant, stream, schema)
+	return snap, ok, c.count(events)
+}
+
+func (c *countingStore) count(events iter.Seq2[chartstream.Event, error]) iter.Seq2[chartstream.Event, error] {
 	return func(yield func(chartstream.Event, error) bool) {
-		for ev, err := range c.Store.Events(ctx, tenant, stream, from) {
+		for ev, err := range events {
 			c.mu.Lock()
 			c.read++
 			c.mu.Unlock()

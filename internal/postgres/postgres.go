@@ -105,14 +105,25 @@ func InTenantTx(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.Tena
 	if tenant.IsZero() {
 		return errors.New("postgres: InTenantTx without a tenant")
 	}
-	tx, err := pool.Begin(ctx)
+	return inTx(ctx, pool, tenantSQL(tenant), fn)
+}
+
+// tenantSQL sets the tenant for the transaction it runs in. The tenant is a
+// UUID in its canonical form (hex digits and hyphens), so writing it into
+// the statement is safe; it lets the setting travel with BEGIN.
+func tenantSQL(tenant chartstream.TenantID) string {
+	return "SELECT set_config('app.tenant_id', '" + tenant.String() + "', true)"
+}
+
+// inTx runs fn in a transaction begun, and set up by setup, in a single
+// round trip (BEGIN and setup as one simple-protocol query), and commits
+// when fn returns nil.
+func inTx(ctx context.Context, pool *pgxpool.Pool, setup string, fn func(pgx.Tx) error) error {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; " + setup})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", tenant.String()); err != nil {
-		return fmt.Errorf("set tenant: %w", err)
-	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -143,24 +154,30 @@ func InReadModelTx(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.T
 	if tenant.IsZero() {
 		return errors.New("postgres: InReadModelTx without a tenant")
 	}
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+	return inTx(ctx, pool, readModelSQL(tenant, which), fn)
+}
+
+// readModelSQL sets the tenant and the read models' copy.
+func readModelSQL(tenant chartstream.TenantID, which ReadModelCopy) string {
+	return tenantSQL(tenant) + "; SELECT set_config('search_path', chartstream_read_models('" + tenant.String() + "'::uuid, " +
+		fmt.Sprint(bool(which)) + "), true)"
+}
+
+// InReadModelBatch is InReadModelTx for hot reads: the settings and the
+// batch's queries go as one pipeline, one round trip (see InTenantBatch).
+func InReadModelBatch(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, which ReadModelCopy, b *pgx.Batch, read ReadBatchFn) error {
+	if tenant.IsZero() {
+		return errors.New("postgres: InReadModelBatch without a tenant")
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	b := &pgx.Batch{}
-	b.Queue("SELECT set_config('app.tenant_id', $1, true)", tenant.String())
-	b.Queue("SELECT set_config('search_path', chartstream_read_models($1, $2), true)", tenant, bool(which))
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("set tenant: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	full := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
+	full.Queue("SELECT set_config('search_path', chartstream_read_models($1, $2), true)", tenant, bool(which))
+	full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+	return InTenantBatch(ctx, pool, tenant, full, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("set read models: %w", err)
+		}
+		return read(br)
+	})
 }
 
 // SQLSTATE codes chartstream maps to domain errors.

@@ -5,18 +5,19 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 )
 
 // PGProxy is a TCP proxy in front of PostgreSQL that loses answers the way
-// a network does: armed with CutAfterCommit, it lets the next pipelined
-// write (the next exchange of three or more statements up to a Sync, on any
-// connection: an event store append, whose statements are the tenant, the
-// stream locks and the insert) run and commit on the server, swallows what
-// the server answers, and cuts the connection once the server said it is
-// ready again (ReadyForQuery, after the commit). The client then cannot know
+// a network does: armed with CutAfterCommit, it lets the next exchange that
+// inserts (on any connection, up to the server's ReadyForQuery: an event
+// store append) run and commit on the server, swallows what the server
+// answers, and cuts the connection once the server said it is ready again,
+// after the commit. While armed it holds every answer back until it knows
+// whether the exchange inserted. The client then cannot know
 // whether its commit happened. With Refuse, it also turns new connections
 // away and cuts the existing ones, as a database that is gone.
 type PGProxy struct {
@@ -49,7 +50,7 @@ func MustPGProxy(tb testing.TB, envVar string) (*PGProxy, string) {
 	return p, u.String()
 }
 
-// CutAfterCommit arms the proxy for the next pipelined write (see
+// CutAfterCommit arms the proxy for the next exchange that inserts (see
 // PGProxy).
 func (p *PGProxy) CutAfterCommit() { p.armed.Store(true) }
 
@@ -89,9 +90,8 @@ func (p *PGProxy) accept() {
 			continue
 		}
 		p.track(client, server)
-		var cut atomic.Bool
-		go p.clientToServer(client, server, &cut)
-		go p.serverToClient(server, client, &cut)
+		go p.clientToServer(client, server)
+		go p.serverToClient(server, client)
 	}
 }
 
@@ -103,74 +103,57 @@ func (p *PGProxy) track(conns ...net.Conn) {
 	}
 }
 
-// clientToServer forwards the client's messages, marking the connection
-// for the cut when an armed proxy sees a pipelined write go by.
-func (p *PGProxy) clientToServer(client, server net.Conn, cut *atomic.Bool) {
+// clientToServer forwards the client's bytes.
+func (p *PGProxy) clientToServer(client, server net.Conn) {
 	defer server.Close()
-	// The startup message has no type byte: a length, then the rest.
-	var length [4]byte
-	if _, err := io.ReadFull(client, length[:]); err != nil {
-		return
-	}
-	startup := make([]byte, int(binary.BigEndian.Uint32(length[:]))-4)
-	if _, err := io.ReadFull(client, startup); err != nil {
-		return
-	}
-	if _, err := server.Write(append(length[:], startup...)); err != nil {
-		return
-	}
-	header := make([]byte, 5)
-	executes := 0
-	for {
-		if _, err := io.ReadFull(client, header); err != nil {
-			return
-		}
-		body := make([]byte, int(binary.BigEndian.Uint32(header[1:]))-4)
-		if _, err := io.ReadFull(client, body); err != nil {
-			return
-		}
-		switch header[0] {
-		case 'E':
-			executes++
-		case 'S':
-			if executes >= 3 && p.armed.CompareAndSwap(true, false) {
-				cut.Store(true)
-			}
-			executes = 0
-		}
-		if _, err := server.Write(append(header, body...)); err != nil {
-			return
-		}
-	}
+	_, _ = io.Copy(server, client)
 }
 
-// serverToClient forwards the server's messages, or, on a connection
-// marked for the cut, swallows them up to ReadyForQuery and then closes
-// both ends.
-func (p *PGProxy) serverToClient(server, client net.Conn, cut *atomic.Bool) {
+// serverToClient forwards the server's messages. While the proxy is armed
+// it holds an exchange's messages back until ReadyForQuery: if one says a
+// row was inserted, the proxy takes the exchange as its cut, swallows it and
+// closes both ends; if not, it passes them on.
+func (p *PGProxy) serverToClient(server, client net.Conn) {
 	defer client.Close()
 	defer server.Close()
 	header := make([]byte, 5)
+	var held []byte
+	// started: the connection's start-up (authentication, which needs
+	// the client's answers) is over, at its first ReadyForQuery.
+	inserted, started := false, false
 	for {
 		if _, err := io.ReadFull(server, header); err != nil {
 			return
 		}
-		body := make([]byte, int(binary.BigEndian.Uint32(header[1:]))-4)
-		if _, err := io.ReadFull(server, body); err != nil {
+		msg := make([]byte, 5+int(binary.BigEndian.Uint32(header[1:]))-4)
+		copy(msg, header)
+		if _, err := io.ReadFull(server, msg[5:]); err != nil {
 			return
 		}
-		if cut.Load() {
-			if header[0] == 'Z' {
-				if p.goAway.CompareAndSwap(true, false) {
-					p.Refuse(true)
-				}
-				return // committed, and the client never hears of it
+		if !started || (!p.armed.Load() && len(held) == 0) {
+			started = started || msg[0] == 'Z'
+			if _, err := client.Write(msg); err != nil {
+				return
 			}
 			continue
 		}
-		if _, err := client.Write(append(header, body...)); err != nil {
+		held = append(held, msg...)
+		if msg[0] == 'C' && strings.HasPrefix(string(msg[5:]), "INSERT") {
+			inserted = true
+		}
+		if msg[0] != 'Z' {
+			continue
+		}
+		if inserted && p.armed.CompareAndSwap(true, false) {
+			if p.goAway.CompareAndSwap(true, false) {
+				p.Refuse(true)
+			}
+			return // committed, and the client never hears of it
+		}
+		if _, err := client.Write(held); err != nil {
 			return
 		}
+		held, inserted = nil, false
 	}
 }
 

@@ -109,25 +109,23 @@ const summaryColumns = `patient_id, mrn, family_name, given_names, to_char(birth
 // patient the tenant's chart does not know (another tenant's included).
 func PatientChart(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, id uuid.UUID) (Chart, error) {
 	var c Chart
-	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`SELECT `+summaryColumns+`, phone, email, version, updated_at
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+summaryColumns+`, phone, email, version, updated_at
 			FROM patient_charts WHERE tenant_id = $1 AND patient_id = $2`, tenant, id)
-		b.Queue(`SELECT allergy_id, substance_code, substance_display, substance_system, criticality, reaction,
+	b.Queue(`SELECT allergy_id, substance_code, substance_display, substance_system, criticality, reaction,
 			recorded_at FROM chart_allergies
 			WHERE tenant_id = $1 AND patient_id = $2 AND status = 'active' ORDER BY recorded_at, allergy_id`, tenant, id)
-		b.Queue(`SELECT condition_id, code, system, display, to_char(onset, 'YYYY-MM-DD') AS onset, recorded_at
+	b.Queue(`SELECT condition_id, code, system, display, to_char(onset, 'YYYY-MM-DD') AS onset, recorded_at
 			FROM chart_conditions
 			WHERE tenant_id = $1 AND patient_id = $2 AND status = 'active' ORDER BY recorded_at, condition_id`, tenant, id)
-		b.Queue(`SELECT order_id, code, display, system, dose, route, frequency, prescriber, prescribed_at
+	b.Queue(`SELECT order_id, code, display, system, dose, route, frequency, prescriber, prescribed_at
 			FROM medication_orders
 			WHERE tenant_id = $1 AND patient_id = $2 AND status = 'active' ORDER BY prescribed_at, order_id`, tenant, id)
-		b.Queue(`SELECT code, system, observation_id, value::float8 AS value, unit, value_code, effective_at
+	b.Queue(`SELECT code, system, observation_id, value::float8 AS value, unit, value_code, effective_at
 			FROM chart_vitals WHERE tenant_id = $1 AND patient_id = $2 ORDER BY code`, tenant, id)
-		b.Queue(`SELECT encounter_id, class, location, started_at FROM encounters
+	b.Queue(`SELECT encounter_id, class, location, started_at FROM encounters
 			WHERE tenant_id = $1 AND patient_id = $2 AND status = 'in-progress' ORDER BY started_at, encounter_id`, tenant, id)
-		br := tx.SendBatch(ctx, b)
-		defer br.Close()
+	err := postgres.InReadModelBatch(ctx, pool, tenant, postgres.LiveReadModels, b, func(br pgx.BatchResults) error {
 		var err error
 		if c, err = collectOne[Chart](br); err != nil {
 			return err
@@ -147,7 +145,7 @@ func PatientChart(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.Te
 		if c.Encounters, err = collect[Encounter](br); err != nil {
 			return err
 		}
-		return br.Close()
+		return nil
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Chart{}, chartstream.Errorf(chartstream.ENOTFOUND, "patient not found")

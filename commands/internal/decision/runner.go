@@ -28,10 +28,12 @@ type Shredder interface {
 
 // Store is what the runner needs of the event store.
 type Store interface {
+	// LoadStream returns the stream's latest snapshot in state format
+	// snapshotSchema (0: none) and the events after it.
+	LoadStream(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, snapshotSchema int) (chartstream.Snapshot, bool, iter.Seq2[chartstream.Event, error])
 	Events(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, fromVersion int64) iter.Seq2[chartstream.Event, error]
 	Write(ctx context.Context, tenant chartstream.TenantID, appends ...chartstream.Append) ([]chartstream.AppendResult, error)
 	Recorded(ctx context.Context, tenant chartstream.TenantID, ids []uuid.UUID) ([]chartstream.RecordedEvent, error)
-	LoadSnapshot(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef) (chartstream.Snapshot, bool, error)
 	SaveSnapshot(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, snap chartstream.Snapshot) error
 }
 
@@ -91,31 +93,36 @@ func (r Repository[A, E]) Load(ctx context.Context, tenant chartstream.TenantID,
 	return a, version, err
 }
 
-// load is Load, also saying how many events followed the snapshot.
+// load is Load, also saying how many events followed the snapshot. The
+// snapshot and the first events come in one round trip.
 func (r Repository[A, E]) load(ctx context.Context, tenant chartstream.TenantID, id uuid.UUID) (a A, version, replayed int64, err error) {
 	a, version = r.kind.New(id), chartstream.NoStream
 	stream := r.Stream(id)
-	if sn := r.kind.Snapshots; sn != nil {
-		snap, ok, err := r.store.LoadSnapshot(ctx, tenant, stream)
+	schema := 0
+	if r.kind.Snapshots != nil {
+		schema = r.kind.Snapshots.SchemaVersion
+	}
+	snap, ok, events := r.store.LoadStream(ctx, tenant, stream, schema)
+	if ok {
+		restored, err := r.kind.Snapshots.Decode(id, snap.State)
 		if err != nil {
-			return a, 0, 0, err
+			return a, 0, 0, fmt.Errorf("restore %s %s from its snapshot: %w", r.kind.StreamType, id, err)
 		}
-		if ok && snap.SchemaVersion == sn.SchemaVersion {
-			restored, err := sn.Decode(id, snap.State)
-			if err != nil {
-				return a, 0, 0, fmt.Errorf("restore %s %s from its snapshot: %w", r.kind.StreamType, id, err)
-			}
-			a, version = restored, snap.Version
-		}
+		a, version = restored, snap.Version
 	}
 	from := version
-	version, err = r.catchUp(ctx, tenant, stream, a, version)
+	version, err = r.fold(stream, a, version, events)
 	return a, version, version - from, err
 }
 
 // catchUp folds the stream's events after version into a.
 func (r Repository[A, E]) catchUp(ctx context.Context, tenant chartstream.TenantID, stream chartstream.StreamRef, a A, version int64) (int64, error) {
-	for e, err := range r.store.Events(ctx, tenant, stream, version+1) {
+	return r.fold(stream, a, version, r.store.Events(ctx, tenant, stream, version+1))
+}
+
+// fold folds events into a and returns the version of the last.
+func (r Repository[A, E]) fold(stream chartstream.StreamRef, a A, version int64, events iter.Seq2[chartstream.Event, error]) (int64, error) {
+	for e, err := range events {
 		if err != nil {
 			return version, fmt.Errorf("read %s stream %s: %w", stream.Type, stream.ID, err)
 		}
