@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
 )
 
@@ -58,7 +59,23 @@ type verdict struct {
 	OutOfOrder int
 	// Examples names some of each kind of problem, by ids only.
 	Examples []string
+	// Observations compares the tenant's observation events with its
+	// observation rows, acknowledged or not: the issue's measure.
+	Observations observationCount
 }
+
+// observationCount is the issue's comparison: the tenant's
+// patient.observation_recorded events in the event store and its rows in
+// the observations read model. Every command that committed counts, also
+// one whose client never learned it had (a process killed before it
+// answered), so the two must be equal whatever the ledger says.
+type observationCount struct {
+	Store     int `json:"store"`
+	ReadModel int `json:"read_model"`
+}
+
+// gap is how far apart the two counts are.
+func (o observationCount) gap() int { return max(o.Store-o.ReadModel, o.ReadModel-o.Store) }
 
 // classify checks every acknowledged command against the store, the stream
 // and the read models, and the stream's order against the store's.
@@ -79,6 +96,9 @@ func classify(acked []ackedCommand, obs observed) verdict {
 	storeCursor := make(map[uuid.UUID]eventstore.Cursor, len(obs.Store))
 	for _, e := range obs.Store {
 		storeCursor[e.ID] = e.Cursor
+		if e.Type == patient.TypeObservationRecorded {
+			v.Observations.Store++
+		}
 		if e.Fact != (fact{}) {
 			storeFacts[e.Fact]++
 			caused[causedBy{e.Correlation, e.Fact.Kind}]++
@@ -86,6 +106,12 @@ func classify(acked []ackedCommand, obs observed) verdict {
 	}
 
 	streamFacts, delivered := map[fact]bool{}, map[uuid.UUID]int{}
+	for f, n := range obs.Rows {
+		if f.Kind == kindObservation {
+			v.Observations.ReadModel += n
+		}
+	}
+
 	var last eventstore.Cursor
 	for _, e := range obs.Stream {
 		delivered[e.ID]++
@@ -122,9 +148,11 @@ func classify(acked []ackedCommand, obs observed) verdict {
 			v.Lost.Store++
 			absent = append(absent, "event store")
 		}
-		if streamFacts[f] {
+		switch {
+		case !obs.StreamRead:
+		case streamFacts[f]:
 			t.Published++
-		} else {
+		default:
 			v.Lost.Stream++
 			absent = append(absent, "stream")
 		}

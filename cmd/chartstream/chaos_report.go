@@ -48,25 +48,44 @@ type verifyResult struct {
 type settleResult struct {
 	Seconds float64 `json:"seconds"`
 	// CaughtUp is true when every acknowledged command became visible
-	// everywhere; false when the wait gave up without progress.
+	// everywhere; false when the wait gave up without progress, or
+	// TimedOut, when --settle after the load had passed (all-sigkill).
 	CaughtUp bool `json:"caught_up"`
+	TimedOut bool `json:"timed_out,omitempty"`
+}
+
+// paceResult is the rate a paced load aimed at and the one it achieved,
+// over the load's duration, in commands a second.
+type paceResult struct {
+	Target       float64 `json:"target_per_s"`
+	Sent         float64 `json:"sent_per_s"`
+	Acknowledged float64 `json:"acknowledged_per_s"`
 }
 
 // chaosReport is the outcome of a chaos run.
 type chaosReport struct {
-	Tenant            string                     `json:"tenant"`
-	DurationSeconds   float64                    `json:"duration_s"`
-	Clients           int                        `json:"clients"`
-	RunDir            string                     `json:"run_dir"`
-	Faults            []faultRecord              `json:"faults"`
-	Commands          map[commandKind]commandRow `json:"commands"`
-	Lost              lostTally                  `json:"lost"`
-	Duplicated        duplicateTally             `json:"duplicated"`
-	OutOfOrder        int                        `json:"out_of_order"`
-	Examples          []string                   `json:"examples,omitempty"`
-	Settle            settleResult               `json:"settle"`
-	RelayVerify       verifyResult               `json:"relay_verify"`
-	ProjectionsVerify verifyResult               `json:"projections_verify"`
+	Scenario        chaosScenario `json:"scenario"`
+	Tenant          string        `json:"tenant"`
+	DurationSeconds float64       `json:"duration_s"`
+	Clients         int           `json:"clients"`
+	RunDir          string        `json:"run_dir"`
+	// Pace is set when the load was paced (all-sigkill).
+	Pace   *paceResult   `json:"pace,omitempty"`
+	Faults []faultRecord `json:"faults"`
+	// StreamRead says where the stream was read from, when not live from
+	// the run's own nats-server.
+	StreamRead string                     `json:"stream_read,omitempty"`
+	Commands   map[commandKind]commandRow `json:"commands"`
+	Lost       lostTally                  `json:"lost"`
+	Duplicated duplicateTally             `json:"duplicated"`
+	OutOfOrder int                        `json:"out_of_order"`
+	// Observations is set when the scenario compares the counts
+	// (all-sigkill); they must be equal.
+	Observations      *observationCount `json:"observations,omitempty"`
+	Examples          []string          `json:"examples,omitempty"`
+	Settle            settleResult      `json:"settle"`
+	RelayVerify       verifyResult      `json:"relay_verify"`
+	ProjectionsVerify verifyResult      `json:"projections_verify"`
 	// Failures names every reason the run failed; Pass is true when there
 	// is none.
 	Failures []string `json:"failures"`
@@ -85,6 +104,9 @@ func (r *chaosReport) judge() {
 	}
 	if r.OutOfOrder > 0 {
 		fail("%d out of order", r.OutOfOrder)
+	}
+	if o := r.Observations; o != nil && o.gap() > 0 {
+		fail("observations: %d in the event store, %d in the read model", o.Store, o.ReadModel)
 	}
 	for _, f := range r.Faults {
 		if f.Error != "" {
@@ -109,7 +131,14 @@ func (r *chaosReport) write(w io.Writer, asJSON bool) error {
 		return json.NewEncoder(w).Encode(r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "chaos run: tenant %s, %.0fs, %d clients, logs in %s\n\n", r.Tenant, r.DurationSeconds, r.Clients, r.RunDir)
+	fmt.Fprintf(tw, "chaos run: scenario %s, tenant %s, %.0fs, %d clients, logs in %s\n", r.Scenario, r.Tenant, r.DurationSeconds, r.Clients, r.RunDir)
+	if p := r.Pace; p != nil {
+		fmt.Fprintf(tw, "pace: %.0f commands/s wanted, %.1f/s sent, %.1f/s acknowledged\n", p.Target, p.Sent, p.Acknowledged)
+	}
+	if r.StreamRead != "" {
+		fmt.Fprintf(tw, "stream: %s\n", r.StreamRead)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "FAULT\tAT\tTARGET\tRESULT")
 	if len(r.Faults) == 0 {
 		fmt.Fprintln(tw, "(none)\t\t\t")
@@ -129,7 +158,10 @@ func (r *chaosReport) write(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(tw, "duplicated\t%d\t(event store %d, stream %d, read models %d)\n", r.Duplicated.Total(), r.Duplicated.Store, r.Duplicated.Stream, r.Duplicated.ReadModels)
 	fmt.Fprintf(tw, "out of order\t%d\n", r.OutOfOrder)
 	settle := "caught up"
-	if !r.Settle.CaughtUp {
+	switch {
+	case r.Settle.TimedOut:
+		settle = "gave up: --settle after the load"
+	case !r.Settle.CaughtUp:
 		settle = "gave up: no progress"
 	}
 	fmt.Fprintf(tw, "settle\t%.1fs\t%s\n", r.Settle.Seconds, settle)
@@ -145,6 +177,9 @@ func (r *chaosReport) write(w io.Writer, asJSON bool) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if o := r.Observations; o != nil {
+		fmt.Fprintf(w, "observations: %d in the event store, %d in the read model\n", o.Store, o.ReadModel)
 	}
 	for _, e := range r.Examples {
 		fmt.Fprintf(w, "  %s\n", e)
