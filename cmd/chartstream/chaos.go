@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,13 +30,19 @@ const (
 // chaosConfig is the configuration of a chaos run. Each setting comes from
 // a flag or, for the stack's URLs and files, its environment variable.
 type chaosConfig struct {
+	// Scenario is what the run does: its processes, load and faults.
+	// Default mixed.
+	Scenario chaosScenario
 	// Duration is how long the load runs and the faults are spread over.
 	// Required; at least minChaosDuration.
 	Duration time.Duration
 	// Clients is the number of concurrent HTTP clients. Default 16.
 	Clients int
 	// Settle is how long the check waits after the load without the
-	// pipeline making progress before it reports. Default 60s.
+	// pipeline making progress before it reports; in all-sigkill, also
+	// how long after the load at the most, as the issue compared 45 s
+	// after it. Zero means the scenario's default: 60s, 45s for
+	// all-sigkill.
 	Settle time.Duration
 	// JSON prints the report as one JSON object instead of a table.
 	JSON bool
@@ -66,13 +73,55 @@ type chaosConfig struct {
 }
 
 // minChaosDuration keeps the faults of the schedule apart: the Redis
-// outage (5 s) must end before the load does (see faultSchedule).
+// outage (5 s) must end before the load does (see faultSchedule), and in
+// all-sigkill the second kill comes 15 s before the end (sigkillSchedule).
 const minChaosDuration = 30 * time.Second
 
+// defaultSettle is the mixed scenario's --settle.
+const defaultSettle = 60 * time.Second
+
+// chaosScenario names what a run does: its processes, load and faults. It
+// is a flag value that refuses names it does not know.
+type chaosScenario string
+
+// The scenarios.
+const (
+	// scenarioMixed runs nats-server, two serve and two work processes,
+	// the mixed clinical load and six kinds of fault (faultSchedule).
+	scenarioMixed chaosScenario = "mixed"
+	// scenarioAllSIGKILL is the issue's scenario: one `chartstream all`
+	// with embedded NATS, paced observations on 100 patients, SIGKILLed
+	// twice 6 s apart (chaos_sigkill.go).
+	scenarioAllSIGKILL chaosScenario = "all-sigkill"
+)
+
+// chaosScenarios are the scenarios --scenario accepts.
+var chaosScenarios = []chaosScenario{scenarioMixed, scenarioAllSIGKILL}
+
+func errUnknownScenario(name string) error {
+	return fmt.Errorf("unknown scenario %q (want mixed or all-sigkill)", name)
+}
+
+func (s *chaosScenario) String() string { return string(*s) }
+
+// Type names the flag's value in the help.
+func (s *chaosScenario) Type() string { return "scenario" }
+
+// Set accepts a known scenario's name only.
+func (s *chaosScenario) Set(v string) error {
+	if !slices.Contains(chaosScenarios, chaosScenario(v)) {
+		return errUnknownScenario(v)
+	}
+	*s = chaosScenario(v)
+	return nil
+}
+
 func (c *chaosConfig) flags(fs *pflag.FlagSet) {
+	c.Scenario = scenarioMixed
+	fs.Var(&c.Scenario, "scenario", "what to run: mixed or all-sigkill (see above)")
 	fs.DurationVar(&c.Duration, "duration", 5*time.Minute, "how long the load runs; faults are spread over it (at least 30s)")
 	fs.IntVar(&c.Clients, "clients", 16, "concurrent HTTP clients")
-	fs.DurationVar(&c.Settle, "settle", 60*time.Second, "after the load, give up waiting for the pipeline after this long without progress")
+	fs.DurationVar(&c.Settle, "settle", 0, "after the load, give up waiting for the pipeline after this long without progress,\nand in all-sigkill this long after the load at the most (default 60s, all-sigkill 45s)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	fs.BoolVar(&c.NoFaults, "no-faults", false, "baseline: the same load and checks, no faults injected")
 	fs.StringVar(&c.Binary, "binary", "", "chartstream binary to run as serve and work (default this executable)")
@@ -90,6 +139,15 @@ func (c *chaosConfig) flags(fs *pflag.FlagSet) {
 // setDefaults fills what the flags left empty from the process and the
 // stack's CS_* environment.
 func (c *chaosConfig) setDefaults() {
+	if c.Scenario == "" {
+		c.Scenario = scenarioMixed
+	}
+	if c.Settle == 0 {
+		c.Settle = defaultSettle
+		if c.Scenario == scenarioAllSIGKILL {
+			c.Settle = sigkillSettle
+		}
+	}
 	c.LocalDir = os.Getenv("CS_LOCAL_DIR")
 	c.PGPort, c.RedisPort = envOr("CS_PG_PORT", stackDefaultPGPort), envOr("CS_REDIS_PORT", stackDefaultRedisPort)
 	if c.Binary == "" {
@@ -106,14 +164,17 @@ func (c *chaosConfig) setDefaults() {
 // Validate reports every problem with the configuration, joined.
 func (c chaosConfig) Validate() error {
 	var errs []error
+	if !slices.Contains(chaosScenarios, c.Scenario) {
+		errs = append(errs, errUnknownScenario(string(c.Scenario)))
+	}
 	if c.Duration < minChaosDuration {
 		errs = append(errs, fmt.Errorf("--duration must be at least %s", minChaosDuration))
 	}
 	if c.Clients < 1 {
 		errs = append(errs, errors.New("--clients must be at least 1"))
 	}
-	if c.Settle <= 0 {
-		errs = append(errs, errors.New("--settle must be positive"))
+	if c.Settle < 0 {
+		errs = append(errs, errors.New("--settle must not be negative"))
 	}
 	for _, s := range [][2]string{
 		{"DATABASE_URL", c.DatabaseURL}, {"DATABASE_ADMIN_URL", c.DatabaseAdminURL}, {"DATABASE_RELAY_URL", c.DatabaseRelayURL},
@@ -145,23 +206,47 @@ func (c chaosConfig) Validate() error {
 func newChaosCmd() *cobra.Command {
 	var cfg chaosConfig
 	cmd := &cobra.Command{
-		Use:   "chaos --duration D [--json] [--clients N] [--settle D]",
+		Use:   "chaos [--scenario mixed|all-sigkill] --duration D [--json] [--clients N] [--settle D]",
 		Short: "Fault-injection run on the local stack: load, kills and restarts, then prove nothing was lost",
-		Long: `chaos starts its own nats-server, two "chartstream serve" and two "chartstream
-work" processes against the local stack named by CS_LOCAL_DIR, creates a fresh
-enterprise tenant and drives a clinical load (patients, observations,
-medication orders) through both APIs with idempotent retries. Meanwhile it
-SIGKILLs the worker holding the relay lease (twice), SIGKILLs an API process,
-restarts nats-server, fast-restarts PostgreSQL and stops Redis for 5 s, each
-restarted. After the load it waits for the pipeline to catch up and checks
-every acknowledged command against the event store, the JetStream stream and
-the read models, then runs "relay verify" and "projections verify".
+		Long: `chaos runs chartstream processes against the local stack named by
+CS_LOCAL_DIR, creates a fresh enterprise tenant, drives a clinical load through
+the API with idempotent retries and injects faults. After the load it waits
+for the pipeline to catch up and checks every acknowledged command against the
+event store, the JetStream stream and the read models, then runs "relay verify"
+and "projections verify".
+
+--scenario mixed (the default) starts its own nats-server, two "chartstream
+serve" and two "chartstream work" processes and sends patients, observations
+and medication orders through both APIs. Meanwhile it SIGKILLs the worker
+holding the relay lease (twice), SIGKILLs an API process, restarts
+nats-server, fast-restarts PostgreSQL and stops Redis for 5 s, each restarted.
+
+--scenario all-sigkill is the reported SIGKILL scenario: one "chartstream all"
+(API and workers in one process) with embedded NATS, as the issue ran it (no
+NATS_URL; its JetStream store in the run directory, so it survives the
+restarts). After registering 100 patients, the clients record observations
+only, on those patients, paced together to 450 a second (a token bucket; the
+report gives the rate achieved). A command whose outcome is unknown is retried
+with its key beside the client's next commands: the in-flight claim of an
+attempt whose process died holds its retries back for up to 60 s, and the
+pace must not stall meanwhile. "all" is SIGKILLed at 30 % of the duration
+and 6 s later, and started again at once each time; it counts as back when
+its /readyz answers. --settle defaults to 45 s and is also the most the check
+waits after the load; the report adds the issue's comparison, the tenant's
+patient.observation_recorded events in the event store against its rows in
+the observations read model, which must be equal. An embedded server listens
+on no port, so chaos cannot read the stream while "all" runs: the settle
+checks the store and the read models only; then chaos stops "all" and opens
+the JetStream store it left with --nats-server (the same nats-server version,
+built from go.mod) to check the stream and run "relay verify" against it.
+Running "all" with NATS_URL instead would check a topology the issue did not
+have.
 
 Children's logs go to a run directory under $CS_LOCAL_DIR/chaos-runs.
 
 Exit status: 0 when nothing was lost, duplicated or reordered and both
 verifies pass, 1 otherwise, 2 when the run could not start (bad flags,
-missing settings).`,
+an unknown scenario, missing settings).`,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.setDefaults()

@@ -35,6 +35,9 @@ type fact struct {
 // from the event store or from the stream.
 type chaosEvent struct {
 	ID uuid.UUID
+	// Type is the event's type; empty for a stream message whose body
+	// did not decode.
+	Type string
 	// Fact is the fact the event records; zero for other event types.
 	Fact fact
 	// Correlation is the correlation id: the load's Idempotency-Key.
@@ -49,6 +52,9 @@ type observed struct {
 	Store []chaosEvent
 	// Stream holds the tenant's stream messages in stream order.
 	Stream []chaosEvent
+	// StreamRead is false when the stream was not read (yet): all-sigkill
+	// reads it only after the run (see checkAfterAll).
+	StreamRead bool
 	// Rows counts the read model rows of each fact.
 	Rows map[fact]int
 }
@@ -73,13 +79,13 @@ func factOf(e chartstream.Event) fact {
 }
 
 func newChaosEvent(e chartstream.Event) chaosEvent {
-	return chaosEvent{ID: e.ID, Fact: factOf(e), Correlation: e.Metadata.CorrelationID, Cursor: eventstore.CursorOf(e)}
+	return chaosEvent{ID: e.ID, Type: e.Type, Fact: factOf(e), Correlation: e.Metadata.CorrelationID, Cursor: eventstore.CursorOf(e)}
 }
 
 // collector reads the tenant's events from the store (incrementally, as
-// the relay role), from the stream (an ordered consumer that keeps
-// running) and the read models (as the app role, in the tenant's
-// transaction).
+// the relay role), from the stream once it follows one (an ordered
+// consumer that keeps running) and the read models (as the app role, in
+// the tenant's transaction).
 type collector struct {
 	tenant chartstream.TenantID
 	store  *eventstore.Store
@@ -88,31 +94,60 @@ type collector struct {
 	cursor eventstore.Cursor
 	stored []chaosEvent
 
+	// stream is the JetStream stream followed; nil until follow.
+	stream   jetstream.Stream
 	mu       sync.Mutex
 	streamed []chaosEvent
 	consumed jetstream.ConsumeContext
 }
 
-// newCollector subscribes to the tenant's subjects of stream from the
-// first message.
-func newCollector(ctx context.Context, nc *nats.Conn, stream string, tenant chartstream.TenantID, store *eventstore.Store, app *pgxpool.Pool) (*collector, error) {
-	c := &collector{tenant: tenant, store: store, app: app}
+func newCollector(tenant chartstream.TenantID, store *eventstore.Store, app *pgxpool.Pool) *collector {
+	return &collector{tenant: tenant, store: store, app: app}
+}
+
+// follow subscribes to the tenant's subjects of stream from the first
+// message.
+func (c *collector) follow(ctx context.Context, nc *nats.Conn, stream string) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return fmt.Errorf("jetstream: %w", err)
 	}
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{workers.TenantSubjects(workers.DefaultSubjectPrefix, tenant)},
+	if c.stream, err = js.Stream(ctx, stream); err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	cons, err := c.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{c.subjects()},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ordered consumer on %s: %w", stream, err)
+		return fmt.Errorf("ordered consumer on %s: %w", stream, err)
 	}
 	c.consumed, err = cons.Consume(c.onMessage)
 	if err != nil {
-		return nil, fmt.Errorf("consume %s: %w", stream, err)
+		return fmt.Errorf("consume %s: %w", stream, err)
 	}
-	return c, nil
+	return nil
+}
+
+func (c *collector) subjects() string {
+	return workers.TenantSubjects(workers.DefaultSubjectPrefix, c.tenant)
+}
+
+// streamBehind is how many of the tenant's messages the stream holds
+// beyond those delivered so far: zero once a stream nothing publishes to
+// any more has been read to its end.
+func (c *collector) streamBehind(ctx context.Context) (int, error) {
+	info, err := c.stream.Info(ctx, jetstream.WithSubjectFilter(c.subjects()))
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	var total uint64
+	for _, n := range info.State.Subjects {
+		total += n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int(total) - len(c.streamed), nil
 }
 
 // onMessage records a stream message. Its id is the message id JetStream
@@ -165,7 +200,7 @@ func (c *collector) poll(ctx context.Context) (observed, error) {
 	c.mu.Lock()
 	streamed := append([]chaosEvent(nil), c.streamed...)
 	c.mu.Unlock()
-	return observed{Store: append([]chaosEvent(nil), c.stored...), Stream: streamed, Rows: rows}, nil
+	return observed{Store: append([]chaosEvent(nil), c.stored...), Stream: streamed, StreamRead: c.stream != nil, Rows: rows}, nil
 }
 
 // readModelQueries count each fact's rows in the read model that holds it.

@@ -27,6 +27,9 @@ const (
 	faultRestartPostgres faultKind = "restart-postgres"
 	// faultStopRedis stops Redis for redisOutage, then starts it.
 	faultStopRedis faultKind = "stop-redis"
+	// faultKillAll SIGKILLs the `chartstream all` process and starts it
+	// again at once (all-sigkill).
+	faultKillAll faultKind = "kill-all"
 )
 
 // Fault timings.
@@ -102,6 +105,8 @@ func (r *chaosRun) injectFaults(ctx context.Context, start time.Time, schedule [
 		case faultRestartPostgres:
 			rec.Target = "PostgreSQL (stack)"
 			err = r.stack(ctx, "restart-postgres")
+		case faultKillAll:
+			rec.Target, err = r.restartChild(ctx, r.all, false)
 		case faultStopRedis:
 			rec.Target = "Redis (stack)"
 			if err = r.stack(ctx, "stop-redis"); err == nil {
@@ -139,7 +144,8 @@ func (r *chaosRun) killActiveWorker(ctx context.Context) (string, error) {
 
 // restartChild SIGKILLs c (or, graceful, stops it with SIGTERM), waits
 // restartDelay and starts it again; a nats-server is waited for until it
-// accepts connections.
+// accepts connections. The `all` process is started again at once, as the
+// issue's supervisor did, and waited for until its /readyz answers.
 func (r *chaosRun) restartChild(ctx context.Context, c *child, graceful bool) (string, error) {
 	target := fmt.Sprintf("%s (pid %d)", c.name, c.pid())
 	if graceful {
@@ -147,14 +153,21 @@ func (r *chaosRun) restartChild(ctx context.Context, c *child, graceful bool) (s
 	} else {
 		c.kill()
 	}
-	if err := sleepCtx(ctx, restartDelay); err != nil {
-		return target, err
+	if c != r.all {
+		if err := sleepCtx(ctx, restartDelay); err != nil {
+			return target, err
+		}
 	}
 	if err := c.start(); err != nil {
 		return target, err
 	}
-	if c == r.nats {
+	switch c {
+	case r.nats:
 		return target, waitTCP(ctx, r.natsAddr, 30*time.Second)
+	case r.all:
+		if err := waitReady(ctx, r.allBase, startTimeout, c.exited); err != nil {
+			return target, fmt.Errorf("%w (see %s)", err, c.logPath)
+		}
 	}
 	return target, nil
 }

@@ -8,11 +8,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	tokenbucket "golang.org/x/time/rate"
 
 	"github.com/chartstream/chartstream/commands/patient"
 )
@@ -115,8 +117,24 @@ type loadCommand struct {
 	key     string
 }
 
+// loadPlan says what the clients send.
+type loadPlan struct {
+	// Patients, when set, are the patients the clients record
+	// observations on, and observations are all they send. Otherwise
+	// each client registers patients of its own and sends the mixed load.
+	Patients []uuid.UUID
+	// Pace, when set, paces the commands of all the clients together.
+	Pace *tokenbucket.Limiter
+	// RetriesAside, with Patients, retries a command of unknown outcome
+	// beside the client's next commands rather than before them (see
+	// loadClient.retry), so that a kill does not stall the pace. Not
+	// without Patients: a registration's retry would race the client to
+	// record its patient.
+	RetriesAside bool
+}
+
 // loadClient is one simulated clinical client: its own token (subject), a
-// preferred API process, and the patients it registered.
+// preferred API process, and the patients it registered or was given.
 type loadClient struct {
 	n        int
 	token    string
@@ -125,11 +143,19 @@ type loadClient struct {
 	ledger   *ledger
 	rng      *rand.Rand
 	patients []uuid.UUID
+	// observationsOnly, pace and retriesAside come from the loadPlan.
+	observationsOnly bool
+	pace             *tokenbucket.Limiter
+	retriesAside     bool
+	// aside runs the retries set aside.
+	aside sync.WaitGroup
 }
 
 // run sends commands until stop, then returns once its last command is
-// settled; ctx ends everything at once (interrupt).
+// settled, also those retried aside; ctx ends everything at once
+// (interrupt).
 func (c *loadClient) run(ctx context.Context, stop <-chan struct{}) {
+	defer c.aside.Wait()
 	for {
 		select {
 		case <-stop:
@@ -138,34 +164,53 @@ func (c *loadClient) run(ctx context.Context, stop <-chan struct{}) {
 			return
 		default:
 		}
+		// A command waits for its token; its retries do not: they are
+		// paced by their backoff, and the rate is of commands.
+		if c.pace != nil && c.pace.Wait(ctx) != nil {
+			return
+		}
 		c.send(ctx, c.next())
 	}
 }
 
 // next picks the next command: registrations first, then a mix of mostly
-// observations and some prescriptions on the client's own patients.
+// observations and some prescriptions on the client's own patients; or,
+// observations only, on the patients it was given.
 func (c *loadClient) next() loadCommand {
 	key := "chaos-" + uuid.NewString()
+	if c.observationsOnly {
+		return c.observation(key, c.patients[c.rng.IntN(len(c.patients))])
+	}
 	roll := c.rng.Float64()
 	if len(c.patients) == 0 || roll < 0.15 {
-		// Synthetic demographics; never printed or logged.
-		return loadCommand{kind: kindPatient, path: "/v1/patients", key: key, body: mustJSON(map[string]any{
-			"mrn":        "CHAOS-" + key[6:18],
-			"name":       map[string]any{"family": "Chaos", "given": []string{fmt.Sprintf("Client%d", c.n)}},
-			"birth_date": "1970-01-01",
-			"sex":        "unknown",
-		})}
+		return c.registration(key)
 	}
 	p := c.patients[c.rng.IntN(len(c.patients))]
 	if roll < 0.70 {
-		return loadCommand{kind: kindObservation, path: "/v1/patients/" + p.String() + "/observations", patient: p, key: key, body: mustJSON(map[string]any{
-			"code": "8867-4", "system": patient.LOINC, "value": 50 + c.rng.IntN(60), "unit": "/min",
-			"effective_at": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
-		})}
+		return c.observation(key, p)
 	}
 	return loadCommand{kind: kindOrder, path: "/v1/patients/" + p.String() + "/medication-orders", patient: p, key: key, body: mustJSON(map[string]any{
 		"medication": map[string]any{"code": "197361", "display": "Amlodipine 5 MG Oral Tablet", "system": patient.RxNorm},
 		"dose":       "5 mg", "route": "oral", "frequency": "daily",
+	})}
+}
+
+// registration registers a patient with synthetic demographics, never
+// printed or logged.
+func (c *loadClient) registration(key string) loadCommand {
+	return loadCommand{kind: kindPatient, path: "/v1/patients", key: key, body: mustJSON(map[string]any{
+		"mrn":        "CHAOS-" + key[6:18],
+		"name":       map[string]any{"family": "Chaos", "given": []string{fmt.Sprintf("Client%d", c.n)}},
+		"birth_date": "1970-01-01",
+		"sex":        "unknown",
+	})}
+}
+
+// observation records a heart rate for patient p.
+func (c *loadClient) observation(key string, p uuid.UUID) loadCommand {
+	return loadCommand{kind: kindObservation, path: "/v1/patients/" + p.String() + "/observations", patient: p, key: key, body: mustJSON(map[string]any{
+		"code": "8867-4", "system": patient.LOINC, "value": 50 + c.rng.IntN(60), "unit": "/min",
+		"effective_at": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
 	})}
 }
 
@@ -174,16 +219,33 @@ func (c *loadClient) next() loadCommand {
 // the other API process after a connection error or a 5xx.
 func (c *loadClient) send(ctx context.Context, cmd loadCommand) {
 	c.ledger.record(cmd.kind, func(o *commandOutcomes) { o.Sent++ })
-	deadline := time.Now().Add(commandRetryBudget)
-	server := c.n % len(c.servers)
-	unsure := false // an earlier attempt's outcome is unknown
-	for attempt := 1; ; attempt++ {
-		status, body, retryAfter, err := c.attempt(ctx, c.servers[server], cmd)
+	c.retry(ctx, cmd, &commandState{deadline: time.Now().Add(commandRetryBudget), server: c.n % len(c.servers)})
+}
+
+// commandState is how far one command's attempts have gone.
+type commandState struct {
+	deadline time.Time
+	server   int
+	attempt  int
+	// unsure is true once an attempt's outcome is unknown.
+	unsure bool
+}
+
+// retry makes cmd's attempts until its end. With retriesAside, the
+// attempts after the first of unknown outcome go on on a goroutine of
+// their own, and retry returns at once so that the client sends its next
+// command: the in-flight claim of an attempt whose process was killed
+// answers its retries 409 for up to 60 s, and the load went on at
+// its pace meanwhile.
+func (c *loadClient) retry(ctx context.Context, cmd loadCommand, s *commandState) {
+	for {
+		s.attempt++
+		status, body, retryAfter, err := c.attempt(ctx, c.servers[s.server], cmd)
 		switch {
 		case err == nil && status >= 200 && status < 300:
 			c.acknowledge(cmd, body)
 			return
-		case err == nil && !retryable(status, unsure):
+		case err == nil && !retryable(status, s.unsure):
 			c.ledger.record(cmd.kind, func(o *commandOutcomes) { o.Refused++ })
 			return
 		}
@@ -191,23 +253,39 @@ func (c *loadClient) send(ctx context.Context, cmd loadCommand) {
 			return
 		}
 		if err != nil || status >= 500 {
-			unsure = true
-			server = (server + 1) % len(c.servers)
+			first := !s.unsure
+			s.unsure = true
+			s.server = (s.server + 1) % len(c.servers)
+			if first && c.retriesAside {
+				c.aside.Go(func() {
+					if c.backoff(ctx, cmd, s, retryAfter) {
+						c.retry(ctx, cmd, s)
+					}
+				})
+				return
+			}
 		}
-		wait := min(backoffBase<<min(attempt-1, 5), backoffMax)
-		wait = wait/2 + time.Duration(c.rng.Int64N(int64(wait/2)+1))
-		if retryAfter > wait {
-			wait = min(retryAfter, retryAfterMax)
-		}
-		if time.Now().Add(wait).After(deadline) {
-			c.ledger.record(cmd.kind, func(o *commandOutcomes) { o.GaveUp++ })
-			return
-		}
-		c.ledger.record(cmd.kind, func(o *commandOutcomes) { o.Retries++ })
-		if sleepCtx(ctx, wait) != nil {
+		if !c.backoff(ctx, cmd, s, retryAfter) {
 			return
 		}
 	}
+}
+
+// backoff waits before cmd's next attempt, and reports false when the
+// retry budget does not allow one (the command is given up) or ctx ended.
+func (c *loadClient) backoff(ctx context.Context, cmd loadCommand, s *commandState, retryAfter time.Duration) bool {
+	wait := min(backoffBase<<min(s.attempt-1, 5), backoffMax)
+	// The package's generator: retries aside run beside the client's own.
+	wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+	if retryAfter > wait {
+		wait = min(retryAfter, retryAfterMax)
+	}
+	if time.Now().Add(wait).After(s.deadline) {
+		c.ledger.record(cmd.kind, func(o *commandOutcomes) { o.GaveUp++ })
+		return false
+	}
+	c.ledger.record(cmd.kind, func(o *commandOutcomes) { o.Retries++ })
+	return sleepCtx(ctx, wait) == nil
 }
 
 // retryable reports whether a response status is worth a retry with the
@@ -265,18 +343,31 @@ func (c *loadClient) acknowledge(cmd loadCommand, body []byte) {
 	c.ledger.ack(a)
 }
 
-// runLoad runs n clients against servers until stop is closed, and
-// returns when every client's last command has settled.
-func runLoad(ctx context.Context, stop <-chan struct{}, servers, tokens []string, l *ledger) {
-	transport := &http.Transport{MaxIdleConns: 2 * len(tokens), MaxIdleConnsPerHost: len(tokens), IdleConnTimeout: 90 * time.Second}
-	defer transport.CloseIdleConnections()
-	httpClient := &http.Client{Transport: transport}
+// runLoad runs a client per token against servers, as plan says, until
+// stop is closed, and returns when every client's last command has
+// settled.
+func runLoad(ctx context.Context, stop <-chan struct{}, servers, tokens []string, l *ledger, plan loadPlan) {
+	clients, done := newLoadClients(servers, tokens, l, plan)
+	defer done()
 	var wg sync.WaitGroup
-	for i, tok := range tokens {
-		c := &loadClient{n: i, token: tok, servers: servers, http: httpClient, ledger: l, rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))}
+	for _, c := range clients {
 		wg.Go(func() { c.run(ctx, stop) })
 	}
 	wg.Wait()
+}
+
+// newLoadClients returns a client per token, sharing one HTTP transport
+// that done closes.
+func newLoadClients(servers, tokens []string, l *ledger, plan loadPlan) ([]*loadClient, func()) {
+	transport := &http.Transport{MaxIdleConns: 2 * len(tokens), MaxIdleConnsPerHost: len(tokens), IdleConnTimeout: 90 * time.Second}
+	httpClient := &http.Client{Transport: transport}
+	clients := make([]*loadClient, len(tokens))
+	for i, tok := range tokens {
+		clients[i] = &loadClient{n: i, token: tok, servers: servers, http: httpClient, ledger: l, rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))),
+			patients: slices.Clone(plan.Patients), observationsOnly: len(plan.Patients) > 0, pace: plan.Pace,
+			retriesAside: plan.RetriesAside && len(plan.Patients) > 0}
+	}
+	return clients, transport.CloseIdleConnections
 }
 
 // mustJSON encodes a request body built from literals.

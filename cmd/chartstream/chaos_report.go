@@ -6,157 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/google/uuid"
-
-	"github.com/chartstream/chartstream/eventstore"
 )
-
-// maxExamples bounds the examples a report lists of each kind of problem
-// (lost, duplicated, out of order).
-const maxExamples = 5
-
-// lostTally counts acknowledged commands missing from where they must be.
-type lostTally struct {
-	// Commands is acknowledged commands absent from at least one place.
-	Commands int `json:"commands"`
-	// Store, Stream and ReadModels count the commands absent from each.
-	Store      int `json:"store"`
-	Stream     int `json:"stream"`
-	ReadModels int `json:"read_models"`
-}
-
-// duplicateTally counts facts recorded more than once.
-type duplicateTally struct {
-	// Store is acknowledged commands whose fact is recorded by more than
-	// one event, or that caused more than one such event (same
-	// correlation id): a retry that ran twice.
-	Store int `json:"store"`
-	// Stream is event ids that appear more than once in the tenant's
-	// stream.
-	Stream int `json:"stream"`
-	// ReadModels is acknowledged facts with more than one read model row.
-	ReadModels int `json:"read_models"`
-}
-
-// Total is every duplicate counted.
-func (d duplicateTally) Total() int { return d.Store + d.Stream + d.ReadModels }
-
-// kindTally is, for one kind of command, how many acknowledged commands
-// were found where.
-type kindTally struct {
-	Acknowledged int `json:"acknowledged"`
-	InStore      int `json:"in_store"`
-	Published    int `json:"published"`
-	Projected    int `json:"projected"`
-}
-
-// verdict classifies the acknowledged commands against what was observed.
-type verdict struct {
-	Kinds      map[commandKind]kindTally
-	Lost       lostTally
-	Duplicated duplicateTally
-	// OutOfOrder is stream messages that come after a message whose event
-	// follows theirs in the store's order (txid, position).
-	OutOfOrder int
-	// Examples names some of each kind of problem, by ids only.
-	Examples []string
-}
-
-// classify checks every acknowledged command against the store, the stream
-// and the read models, and the stream's order against the store's.
-func classify(acked []ackedCommand, obs observed) verdict {
-	v := verdict{Kinds: map[commandKind]kindTally{}}
-	listed := map[string]int{}
-	example := func(problem, format string, args ...any) {
-		if listed[problem] < maxExamples {
-			listed[problem]++
-			v.Examples = append(v.Examples, problem+": "+fmt.Sprintf(format, args...))
-		}
-	}
-	type causedBy struct {
-		key  string
-		kind commandKind
-	}
-	storeFacts, caused := map[fact]int{}, map[causedBy]int{}
-	storeCursor := make(map[uuid.UUID]eventstore.Cursor, len(obs.Store))
-	for _, e := range obs.Store {
-		storeCursor[e.ID] = e.Cursor
-		if e.Fact != (fact{}) {
-			storeFacts[e.Fact]++
-			caused[causedBy{e.Correlation, e.Fact.Kind}]++
-		}
-	}
-
-	streamFacts, delivered := map[fact]bool{}, map[uuid.UUID]int{}
-	var last eventstore.Cursor
-	for _, e := range obs.Stream {
-		delivered[e.ID]++
-		if delivered[e.ID] > 1 {
-			if delivered[e.ID] == 2 {
-				v.Duplicated.Stream++
-				example("duplicated", "event %s: more than once in the stream", e.ID)
-			}
-			continue
-		}
-		if e.Fact != (fact{}) {
-			streamFacts[e.Fact] = true
-		}
-		cursor, ok := storeCursor[e.ID]
-		if !ok {
-			cursor = e.Cursor
-		}
-		if cursor.After(last) {
-			last = cursor
-		} else {
-			v.OutOfOrder++
-			example("out of order", "event %s: in the stream after an event that follows it in the store", e.ID)
-		}
-	}
-
-	for _, c := range acked {
-		f := fact{c.Kind, c.ID}
-		t := v.Kinds[c.Kind]
-		t.Acknowledged++
-		var absent []string
-		if storeFacts[f] > 0 {
-			t.InStore++
-		} else {
-			v.Lost.Store++
-			absent = append(absent, "event store")
-		}
-		if streamFacts[f] {
-			t.Published++
-		} else {
-			v.Lost.Stream++
-			absent = append(absent, "stream")
-		}
-		if obs.Rows[f] > 0 {
-			t.Projected++
-		} else {
-			v.Lost.ReadModels++
-			absent = append(absent, "read model")
-		}
-		if len(absent) > 0 {
-			v.Lost.Commands++
-			example("lost", "%s %s: absent from %s", c.Kind, c.ID, strings.Join(absent, ", "))
-		}
-		switch n, m := storeFacts[f], caused[causedBy{c.Key, c.Kind}]; {
-		case n > 1:
-			v.Duplicated.Store++
-			example("duplicated", "%s %s: recorded by %d events in the event store", c.Kind, c.ID, n)
-		case m > 1:
-			v.Duplicated.Store++
-			example("duplicated", "%s %s: its command (one Idempotency-Key) recorded %d of them in the event store", c.Kind, c.ID, m)
-		}
-		if obs.Rows[f] > 1 {
-			v.Duplicated.ReadModels++
-			example("duplicated", "%s %s: %d read model rows", c.Kind, c.ID, obs.Rows[f])
-		}
-		v.Kinds[c.Kind] = t
-	}
-	return v
-}
 
 // commandRow is one line of the report's command table: the client's
 // outcomes and where the acknowledged commands were found.
@@ -198,25 +48,44 @@ type verifyResult struct {
 type settleResult struct {
 	Seconds float64 `json:"seconds"`
 	// CaughtUp is true when every acknowledged command became visible
-	// everywhere; false when the wait gave up without progress.
+	// everywhere; false when the wait gave up without progress, or
+	// TimedOut, when --settle after the load had passed (all-sigkill).
 	CaughtUp bool `json:"caught_up"`
+	TimedOut bool `json:"timed_out,omitempty"`
+}
+
+// paceResult is the rate a paced load aimed at and the one it achieved,
+// over the load's duration, in commands a second.
+type paceResult struct {
+	Target       float64 `json:"target_per_s"`
+	Sent         float64 `json:"sent_per_s"`
+	Acknowledged float64 `json:"acknowledged_per_s"`
 }
 
 // chaosReport is the outcome of a chaos run.
 type chaosReport struct {
-	Tenant            string                     `json:"tenant"`
-	DurationSeconds   float64                    `json:"duration_s"`
-	Clients           int                        `json:"clients"`
-	RunDir            string                     `json:"run_dir"`
-	Faults            []faultRecord              `json:"faults"`
-	Commands          map[commandKind]commandRow `json:"commands"`
-	Lost              lostTally                  `json:"lost"`
-	Duplicated        duplicateTally             `json:"duplicated"`
-	OutOfOrder        int                        `json:"out_of_order"`
-	Examples          []string                   `json:"examples,omitempty"`
-	Settle            settleResult               `json:"settle"`
-	RelayVerify       verifyResult               `json:"relay_verify"`
-	ProjectionsVerify verifyResult               `json:"projections_verify"`
+	Scenario        chaosScenario `json:"scenario"`
+	Tenant          string        `json:"tenant"`
+	DurationSeconds float64       `json:"duration_s"`
+	Clients         int           `json:"clients"`
+	RunDir          string        `json:"run_dir"`
+	// Pace is set when the load was paced (all-sigkill).
+	Pace   *paceResult   `json:"pace,omitempty"`
+	Faults []faultRecord `json:"faults"`
+	// StreamRead says where the stream was read from, when not live from
+	// the run's own nats-server.
+	StreamRead string                     `json:"stream_read,omitempty"`
+	Commands   map[commandKind]commandRow `json:"commands"`
+	Lost       lostTally                  `json:"lost"`
+	Duplicated duplicateTally             `json:"duplicated"`
+	OutOfOrder int                        `json:"out_of_order"`
+	// Observations is set when the scenario compares the counts
+	// (all-sigkill); they must be equal.
+	Observations      *observationCount `json:"observations,omitempty"`
+	Examples          []string          `json:"examples,omitempty"`
+	Settle            settleResult      `json:"settle"`
+	RelayVerify       verifyResult      `json:"relay_verify"`
+	ProjectionsVerify verifyResult      `json:"projections_verify"`
 	// Failures names every reason the run failed; Pass is true when there
 	// is none.
 	Failures []string `json:"failures"`
@@ -235,6 +104,9 @@ func (r *chaosReport) judge() {
 	}
 	if r.OutOfOrder > 0 {
 		fail("%d out of order", r.OutOfOrder)
+	}
+	if o := r.Observations; o != nil && o.gap() > 0 {
+		fail("observations: %d in the event store, %d in the read model", o.Store, o.ReadModel)
 	}
 	for _, f := range r.Faults {
 		if f.Error != "" {
@@ -259,7 +131,14 @@ func (r *chaosReport) write(w io.Writer, asJSON bool) error {
 		return json.NewEncoder(w).Encode(r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "chaos run: tenant %s, %.0fs, %d clients, logs in %s\n\n", r.Tenant, r.DurationSeconds, r.Clients, r.RunDir)
+	fmt.Fprintf(tw, "chaos run: scenario %s, tenant %s, %.0fs, %d clients, logs in %s\n", r.Scenario, r.Tenant, r.DurationSeconds, r.Clients, r.RunDir)
+	if p := r.Pace; p != nil {
+		fmt.Fprintf(tw, "pace: %.0f commands/s wanted, %.1f/s sent, %.1f/s acknowledged\n", p.Target, p.Sent, p.Acknowledged)
+	}
+	if r.StreamRead != "" {
+		fmt.Fprintf(tw, "stream: %s\n", r.StreamRead)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "FAULT\tAT\tTARGET\tRESULT")
 	if len(r.Faults) == 0 {
 		fmt.Fprintln(tw, "(none)\t\t\t")
@@ -279,7 +158,10 @@ func (r *chaosReport) write(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(tw, "duplicated\t%d\t(event store %d, stream %d, read models %d)\n", r.Duplicated.Total(), r.Duplicated.Store, r.Duplicated.Stream, r.Duplicated.ReadModels)
 	fmt.Fprintf(tw, "out of order\t%d\n", r.OutOfOrder)
 	settle := "caught up"
-	if !r.Settle.CaughtUp {
+	switch {
+	case r.Settle.TimedOut:
+		settle = "gave up: --settle after the load"
+	case !r.Settle.CaughtUp:
 		settle = "gave up: no progress"
 	}
 	fmt.Fprintf(tw, "settle\t%.1fs\t%s\n", r.Settle.Seconds, settle)
@@ -295,6 +177,9 @@ func (r *chaosReport) write(w io.Writer, asJSON bool) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if o := r.Observations; o != nil {
+		fmt.Fprintf(w, "observations: %d in the event store, %d in the read model\n", o.Store, o.ReadModel)
 	}
 	for _, e := range r.Examples {
 		fmt.Fprintf(w, "  %s\n", e)

@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/tenants"
@@ -39,6 +37,9 @@ type chaosRun struct {
 	serves   [2]*child
 	workers  [2]*child
 	lease    *leaseTracker
+	// all and allBase are all-sigkill's one process and its API.
+	all     *child
+	allBase string
 }
 
 // logf prints a progress line.
@@ -54,13 +55,13 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 		return nil, err
 	}
 	r := &chaosRun{cfg: cfg, log: log, dir: dir, lease: newLeaseTracker()}
-	r.logf("run directory %s (children's logs: nats-server.log, serve-*.log, work-*.log)", dir)
+	r.logf("scenario %s; run directory %s (children's logs: nats-server.log, serve-*.log, work-*.log, all.log)", cfg.Scenario, dir)
 	var passed bool
 	defer func() {
 		r.stopAll()
 		if passed {
 			// The JetStream store is large and proves nothing more.
-			_ = os.RemoveAll(filepath.Join(dir, "nats-store"))
+			_ = os.RemoveAll(r.natsStore())
 		}
 	}()
 
@@ -78,13 +79,20 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 	if err != nil {
 		return nil, err
 	}
-	servers, err := r.startProcesses(ctx)
+	l := newLedger()
+	var servers []string
+	var load loadPlan
+	schedule := faultSchedule(cfg.Duration)
+	if cfg.Scenario == scenarioAllSIGKILL {
+		servers, load, schedule, err = r.prepareAllSIGKILL(ctx, tokens, l)
+	} else {
+		servers, err = r.startProcesses(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 
 	// The load and the faults, side by side for the duration.
-	schedule := faultSchedule(cfg.Duration)
 	if cfg.NoFaults {
 		schedule = nil
 	}
@@ -96,15 +104,16 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 		plan = []string{"none"}
 	}
 	r.logf("load: %d clients for %s; faults: %s", cfg.Clients, cfg.Duration, strings.Join(plan, ", "))
-	l := newLedger()
 	stop := make(chan struct{})
 	loaded := make(chan struct{})
 	start := time.Now()
-	go func() { runLoad(ctx, stop, servers, tokens, l); close(loaded) }()
+	go func() { runLoad(ctx, stop, servers, tokens, l, load); close(loaded) }()
 	faults := r.injectFaults(ctx, start, schedule)
 	_ = sleepCtx(ctx, time.Until(start.Add(cfg.Duration)))
 	close(stop)
-	r.logf("load stopped at %.1fs; waiting for commands in flight", time.Since(start).Seconds())
+	stopped := time.Now()
+	loadTime := stopped.Sub(start)
+	r.logf("load stopped at %.1fs; waiting for commands in flight", loadTime.Seconds())
 	<-loaded
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -112,8 +121,18 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 	acked, outcomes := l.snapshot()
 	r.logf("%d commands acknowledged; checking", len(acked))
 
-	report := &chaosReport{Tenant: tenant.ID.String(), DurationSeconds: cfg.Duration.Seconds(), Clients: cfg.Clients, RunDir: dir, Faults: faults}
-	v, settled, err := r.settle(ctx, tenant.ID, acked)
+	report := &chaosReport{Scenario: cfg.Scenario, Tenant: tenant.ID.String(), DurationSeconds: cfg.Duration.Seconds(), Clients: cfg.Clients, RunDir: dir, Faults: faults}
+	var v verdict
+	var settled settleResult
+	if cfg.Scenario == scenarioAllSIGKILL {
+		o := outcomes[kindObservation]
+		report.Pace = &paceResult{Target: sigkillRate, Sent: perSecond(o.Sent, loadTime), Acknowledged: perSecond(o.Acknowledged, loadTime)}
+		v, settled, err = r.checkAfterAll(ctx, tenant.ID, acked, stopped)
+		report.Observations = &v.Observations
+		report.StreamRead = "after the run, from the JetStream store `all` left (embedded NATS), opened with --nats-server"
+	} else {
+		v, settled, err = r.checkLive(ctx, tenant.ID, acked)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -134,28 +153,10 @@ func runChaos(ctx context.Context, cfg chaosConfig, log io.Writer) (*chaosReport
 // processes, and returns the APIs' base URLs once they are ready and a
 // worker holds the relay lease.
 func (r *chaosRun) startProcesses(ctx context.Context) ([]string, error) {
-	port, err := freePort()
-	if err != nil {
+	if err := r.startNATS(ctx); err != nil {
 		return nil, err
 	}
-	r.natsAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	r.nats = &child{name: "nats-server", path: r.cfg.NATSServer, logPath: filepath.Join(r.dir, "nats-server.log"), env: os.Environ(),
-		args: []string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", filepath.Join(r.dir, "nats-store")}}
-	if err := r.nats.start(); err != nil {
-		return nil, err
-	}
-	if err := waitTCP(ctx, r.natsAddr, 30*time.Second); err != nil {
-		return nil, fmt.Errorf("nats-server: %w", err)
-	}
-	r.env = childEnv(os.Environ(), map[string]string{
-		"NATS_URL": "nats://" + r.natsAddr, "JWT_ALLOW_DEV_KEY": "true", "LOG_LEVEL": "info",
-		"DATABASE_URL": r.cfg.DatabaseURL, "DATABASE_RELAY_URL": r.cfg.DatabaseRelayURL, "DATABASE_ADMIN_URL": r.cfg.DatabaseAdminURL,
-		"REDIS_URL": r.cfg.RedisURL, "PHI_KEY_FILE": r.cfg.PHIKeyFile, "JWT_DEV_KEY_FILE": r.cfg.JWTDevKeyFile,
-		"RELAY_STREAM": r.cfg.RelayStream,
-		// The stream of one run needs far less than the 10 GiB default
-		// reservation.
-		"RELAY_MAX_BYTES": fmt.Sprint(1 << 30),
-	})
+	r.env = r.childEnv("nats://" + r.natsAddr)
 	for i := range r.workers {
 		r.workers[i] = &child{name: fmt.Sprintf("work-%d", i+1), path: r.cfg.Binary, args: []string{"work"}, env: r.env,
 			logPath: filepath.Join(r.dir, fmt.Sprintf("work-%d.log", i+1)), onLine: func(line []byte) { r.lease.observe(i, line) }}
@@ -189,77 +190,52 @@ func (r *chaosRun) startProcesses(ctx context.Context) ([]string, error) {
 	return servers, nil
 }
 
+// startNATS starts nats-server with JetStream on the run's store
+// directory, on a free port, and waits until it accepts connections.
+func (r *chaosRun) startNATS(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	r.natsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	r.nats = &child{name: "nats-server", path: r.cfg.NATSServer, logPath: filepath.Join(r.dir, "nats-server.log"), env: os.Environ(),
+		args: []string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", r.natsStore()}}
+	if err := r.nats.start(); err != nil {
+		return err
+	}
+	if err := waitTCP(ctx, r.natsAddr, 30*time.Second); err != nil {
+		return fmt.Errorf("nats-server: %w", err)
+	}
+	return nil
+}
+
+// natsStore is the run's JetStream store directory, nats-server's or the
+// embedded server's.
+func (r *chaosRun) natsStore() string { return filepath.Join(r.dir, "nats-store") }
+
+// childEnv is the environment of the run's chartstream processes: the
+// stack's settings, natsURL (empty: embedded NATS) and the run's own.
+func (r *chaosRun) childEnv(natsURL string) []string {
+	return childEnv(os.Environ(), map[string]string{
+		"NATS_URL": natsURL, "JWT_ALLOW_DEV_KEY": "true", "LOG_LEVEL": "info",
+		"DATABASE_URL": r.cfg.DatabaseURL, "DATABASE_RELAY_URL": r.cfg.DatabaseRelayURL, "DATABASE_ADMIN_URL": r.cfg.DatabaseAdminURL,
+		"REDIS_URL": r.cfg.RedisURL, "PHI_KEY_FILE": r.cfg.PHIKeyFile, "JWT_DEV_KEY_FILE": r.cfg.JWTDevKeyFile,
+		"RELAY_STREAM": r.cfg.RelayStream,
+		// The stream of one run needs far less than the 10 GiB default
+		// reservation.
+		"RELAY_MAX_BYTES": fmt.Sprint(1 << 30),
+	})
+}
+
 // stopAll stops every child: the APIs and workers first, nats-server last.
 func (r *chaosRun) stopAll() {
-	for _, c := range append(r.serves[:], r.workers[:]...) {
+	for _, c := range append(r.serves[:], r.workers[0], r.workers[1], r.all) {
 		if c != nil {
 			c.stop(stopGrace)
 		}
 	}
 	if r.nats != nil {
 		r.nats.stop(stopGrace)
-	}
-}
-
-// settle polls until every acknowledged command is visible everywhere or
-// the pipeline made no progress for the settle time, and returns the last
-// classification.
-func (r *chaosRun) settle(ctx context.Context, tenant chartstream.TenantID, acked []ackedCommand) (verdict, settleResult, error) {
-	var v verdict
-	nc, err := nats.Connect("nats://"+r.natsAddr, nats.Name("chartstream-chaos"))
-	if err != nil {
-		return v, settleResult{}, fmt.Errorf("connect to nats-server: %w", err)
-	}
-	defer nc.Close()
-	store, relayPool, err := openStore(ctx, r.cfg.DatabaseRelayURL, r.cfg.PHIKeyFile, "chartstream-chaos", commands.EventSpecs())
-	if err != nil {
-		return v, settleResult{}, err
-	}
-	defer relayPool.Close()
-	app, err := postgres.Connect(ctx, postgres.Config{URL: r.cfg.DatabaseURL, MaxConns: 2, ApplicationName: "chartstream-chaos"})
-	if err != nil {
-		return v, settleResult{}, err
-	}
-	defer app.Close()
-	col, err := newCollector(ctx, nc, r.cfg.RelayStream, tenant, store, app)
-	if err != nil {
-		return v, settleResult{}, err
-	}
-	defer col.Close()
-
-	start, progressed, best := time.Now(), time.Now(), -1
-	var reported time.Time
-	for {
-		obs, err := col.poll(ctx)
-		if err != nil {
-			// A failed read is no progress; it ends the wait like none.
-			if ctx.Err() != nil || time.Since(progressed) >= r.cfg.Settle {
-				return v, settleResult{}, err
-			}
-			r.logf("settling: %v; retrying", err)
-			if err := sleepCtx(ctx, settlePoll); err != nil {
-				return v, settleResult{}, err
-			}
-			continue
-		}
-		v = classify(acked, obs)
-		missing := v.Lost.Store + v.Lost.Stream + v.Lost.ReadModels
-		if missing == 0 {
-			return v, settleResult{Seconds: time.Since(start).Seconds(), CaughtUp: true}, nil
-		}
-		if best < 0 || missing < best {
-			best, progressed = missing, time.Now()
-		}
-		if time.Since(progressed) >= r.cfg.Settle {
-			return v, settleResult{Seconds: time.Since(start).Seconds()}, nil
-		}
-		if time.Since(reported) >= settleReport {
-			reported = time.Now()
-			r.logf("settling: %d acknowledged commands not yet everywhere (store %d, stream %d, read models %d)", v.Lost.Commands, v.Lost.Store, v.Lost.Stream, v.Lost.ReadModels)
-		}
-		if err := sleepCtx(ctx, settlePoll); err != nil {
-			return v, settleResult{}, err
-		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/chartstream/chartstream/commands/medicationorder"
+	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
 )
 
@@ -45,16 +47,19 @@ func TestFaultSchedule(t *testing.T) {
 	}
 }
 
+// eventTypes are the types of the events that record each kind of fact.
+var eventTypes = map[commandKind]string{kindPatient: patient.TypeRegistered, kindObservation: patient.TypeObservationRecorded, kindOrder: medicationorder.TypePrescribed}
+
 // synthetic builds a consistent history: every acknowledged command has
 // one event in the store and the stream, in the same order, and one row.
 func synthetic(n int) ([]ackedCommand, observed) {
-	obs := observed{Rows: map[fact]int{}}
+	obs := observed{Rows: map[fact]int{}, StreamRead: true}
 	var acked []ackedCommand
 	for i := range n {
 		kind := commandKinds[i%len(commandKinds)]
 		c := ackedCommand{Kind: kind, ID: uuid.New(), Patient: uuid.New(), Key: "chaos-" + uuid.NewString()}
 		acked = append(acked, c)
-		e := chaosEvent{ID: uuid.New(), Fact: fact{kind, c.ID}, Correlation: c.Key, Cursor: eventstore.Cursor{TxID: int64(100 + i), Position: int64(i + 1)}}
+		e := chaosEvent{ID: uuid.New(), Type: eventTypes[kind], Fact: fact{kind, c.ID}, Correlation: c.Key, Cursor: eventstore.Cursor{TxID: int64(100 + i), Position: int64(i + 1)}}
 		obs.Store = append(obs.Store, e)
 		obs.Stream = append(obs.Stream, e)
 		obs.Rows[e.Fact] = 1
@@ -106,6 +111,9 @@ func TestClassify(t *testing.T) {
 			e := o.Stream[7]
 			o.Stream = slices.Insert(slices.Delete(o.Stream, 7, 8), 5, e)
 		}, lostTally{}, duplicateTally{}, 2},
+		{"stream not read (yet): nothing lost from it", func(_ []ackedCommand, o *observed) {
+			o.Stream, o.StreamRead = nil, false
+		}, lostTally{}, duplicateTally{}, 0},
 		{"stream order judged by the store, not the message", func(_ []ackedCommand, o *observed) {
 			// The message claims a late cursor; the store says it is
 			// early: published after later events, it is out of order.
@@ -159,6 +167,9 @@ func TestJudge(t *testing.T) {
 		{"verify not available", chaosReport{RelayVerify: verifyResult{Status: verifyNotAvailable}, ProjectionsVerify: ok}, false},
 		{"verify discrepancies", chaosReport{RelayVerify: ok, ProjectionsVerify: verifyResult{Status: verifyDiscrepancies}}, false},
 		{"fault not injected", chaosReport{RelayVerify: ok, ProjectionsVerify: ok, Faults: []faultRecord{{Kind: faultRestartNATS, Error: "boom"}}}, false},
+		{"observations agree", chaosReport{RelayVerify: ok, ProjectionsVerify: ok, Observations: &observationCount{Store: 9062, ReadModel: 9062}}, true},
+		{"observations differ, as in the issue", chaosReport{RelayVerify: ok, ProjectionsVerify: ok, Observations: &observationCount{Store: 9062, ReadModel: 9009}}, false},
+		{"more rows than events", chaosReport{RelayVerify: ok, ProjectionsVerify: ok, Observations: &observationCount{Store: 10, ReadModel: 11}}, false},
 	}
 	for _, tt := range tests {
 		r := tt.report
@@ -249,7 +260,7 @@ func TestChaosConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := chaosConfig{
-		Duration: time.Minute, Clients: 4, Settle: time.Second, Binary: exe, NATSServer: exe, StackScript: exe,
+		Scenario: scenarioMixed, Duration: time.Minute, Clients: 4, Settle: time.Second, Binary: exe, NATSServer: exe, StackScript: exe,
 		LocalDir: t.TempDir(), PGPort: "25432", RedisPort: "26379",
 		DatabaseURL: "postgres://a:b@127.0.0.1:25432/chartstream", DatabaseAdminURL: "x", DatabaseRelayURL: "x",
 		RedisURL: "redis://:p@127.0.0.1:26379/0", PHIKeyFile: "x", JWTDevKeyFile: "x",
@@ -268,6 +279,8 @@ func TestChaosConfigValidate(t *testing.T) {
 		{"too short", func(c *chaosConfig) { c.Duration = 10 * time.Second }, "--duration"},
 		{"missing setting", func(c *chaosConfig) { c.PHIKeyFile = "" }, "PHI_KEY_FILE"},
 		{"no nats-server", func(c *chaosConfig) { c.NATSServer = filepath.Join(c.LocalDir, "nope") }, "--nats-server"},
+		{"unknown scenario", func(c *chaosConfig) { c.Scenario = "all-sigterm" }, "unknown scenario"},
+		{"negative settle", func(c *chaosConfig) { c.Settle = -time.Second }, "--settle"},
 	}
 	for _, tt := range tests {
 		c := good
