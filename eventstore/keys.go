@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/internal/phi"
@@ -90,12 +93,18 @@ func (s *Store) createDataKey(ctx context.Context, tenant chartstream.TenantID, 
 // ShredSubject destroys a patient's data key (crypto-shredding, e.g. for an
 // erasure request). The events stay and still verify; their PHI fields read
 // as erased from then on, and no new PHI can be recorded for the subject.
-// Other processes' key caches forget the key within their TTL.
+// Every process's key cache forgets the key at once (see WatchKeys): the
+// shredding notifies them when it commits.
 func (s *Store) ShredSubject(ctx context.Context, tenant chartstream.TenantID, subject uuid.UUID) error {
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO data_keys (tenant_id, subject_id, wrapped, destroyed_at) VALUES ($1, $2, NULL, now())
 			ON CONFLICT (tenant_id, subject_id) DO UPDATE SET wrapped = NULL, destroyed_at = coalesce(data_keys.destroyed_at, now())`,
 			tenant, subject)
+		if err != nil {
+			return err
+		}
+		// Delivered only if the shredding commits. Ids only, no PHI.
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, keysChannel, tenant.String()+"/"+subject.String())
 		return err
 	})
 	s.deks.Forget(tenant, subject)
@@ -181,4 +190,63 @@ func (s *Store) Open(ctx context.Context, e *chartstream.Event) error {
 	}
 	e.Payload, e.SchemaVersion = payload, version
 	return nil
+}
+
+// keysChannel is where a shredding announces the subject whose key it
+// destroyed, as "<tenant>/<subject>".
+const keysChannel = "chartstream_keys"
+
+// WatchKeys keeps this process's key cache in step with shreddings in any
+// process until ctx ends: it listens (on listener, a session-mode pool) for
+// their notifications and forgets each key named. While it is not
+// listening (starting, or reconnecting after the connection broke) it keeps
+// the cache off, since it could miss one; so an erasure reaches every
+// process's cache as fast as the notification travels, never after a TTL.
+// A process that never watches keeps keys for the cache's TTL.
+func (s *Store) WatchKeys(ctx context.Context, listener *pgxpool.Pool) {
+	for ctx.Err() == nil {
+		s.deks.Pause()
+		err := s.watchKeysOnce(ctx, listener)
+		if ctx.Err() != nil {
+			return
+		}
+		_ = err // the cache stays off until listening again
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// WatchingKeys reports whether the key cache is on: WatchKeys is listening,
+// or was never started.
+func (s *Store) WatchingKeys() bool { return !s.deks.Paused() }
+
+func (s *Store) watchKeysOnce(ctx context.Context, listener *pgxpool.Pool) error {
+	pc, err := listener.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	conn := pc.Hijack() // a LISTENing connection goes back to no one
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{keysChannel}.Sanitize()); err != nil {
+		return err
+	}
+	s.deks.Resume()
+	defer s.deks.Pause()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		tenantPart, subjectPart, _ := strings.Cut(n.Payload, "/")
+		tenant, err1 := chartstream.ParseTenantID(tenantPart)
+		subject, err2 := uuid.Parse(subjectPart)
+		if err1 != nil || err2 != nil {
+			s.deks.Pause() // an unreadable notice: forget everything
+			s.deks.Resume()
+			continue
+		}
+		s.deks.Forget(tenant, subject)
+	}
 }

@@ -31,7 +31,8 @@ type Config struct {
 	DatabaseRelayURL string
 	// DatabaseSessionURL is the app role's URL in session mode
 	// (DATABASE_SESSION_URL), for what needs a session rather than a
-	// transaction: the workers' leases and the relay's LISTEN. Behind
+	// transaction: the workers' leases, the relay's LISTEN, and the LISTEN
+	// that tells every process's key cache of a shredding. Behind
 	// PgBouncer in transaction mode, point it at PostgreSQL directly or
 	// at a session-mode pool. Default DATABASE_URL.
 	DatabaseSessionURL string
@@ -140,11 +141,11 @@ func (c Config) Validate(api, workers bool) error {
 		}
 	}
 	checkURL("DATABASE_URL", c.DatabaseURL)
+	if c.DatabaseSessionURL != "" {
+		checkURL("DATABASE_SESSION_URL", c.DatabaseSessionURL)
+	}
 	if workers {
 		checkURL("DATABASE_RELAY_URL", c.DatabaseRelayURL)
-		if c.DatabaseSessionURL != "" {
-			checkURL("DATABASE_SESSION_URL", c.DatabaseSessionURL)
-		}
 		if !api && c.NATSURL == "" {
 			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))
 		}

@@ -50,8 +50,11 @@ type Main struct {
 	relay     *workers.Relay
 	projector *workers.Projector
 	// history is the event store as the relay role: every tenant's events.
-	history  *eventstore.Store
-	verifier *auth.Verifier
+	history *eventstore.Store
+	// phiStores are the event stores that open PHI: their key caches must
+	// hear of every shredding (eventstore.Store.WatchKeys).
+	phiStores []*eventstore.Store
+	verifier  *auth.Verifier
 	// closing ends background work started by Open (JWKS refresh).
 	closing context.Context
 	close   context.CancelFunc
@@ -74,7 +77,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.sessions = m.pool
-	if url := m.Config.DatabaseSessionURL; m.Workers && url != "" && url != m.Config.DatabaseURL {
+	if url := m.Config.DatabaseSessionURL; url != "" && url != m.Config.DatabaseURL {
 		if m.sessions, err = postgres.Connect(ctx, postgres.Config{URL: url, ApplicationName: "chartstream-sessions", MaxConns: 8}); err != nil {
 			return err
 		}
@@ -120,6 +123,7 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.phiStores = append(m.phiStores, opener)
 	m.Config.Projector.Stream, m.Config.Projector.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
 	m.projector, err = workers.NewProjector(workers.ProjectorDeps{
 		JetStream: js, DB: m.pool, Sessions: m.sessions, Events: opener, Heads: m.history,
@@ -174,6 +178,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.phiStores = append(m.phiStores, store)
 	rateCfg, err := m.Config.rateLimits()
 	if err != nil {
 		return err
@@ -218,12 +223,15 @@ func (m *Main) Addr() net.Addr {
 func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("chartstream running", "api", m.API, "workers", m.Workers, "addr", fmt.Sprint(m.Addr()))
 	var wg sync.WaitGroup
+	// Workers that lost their place in the topology to a process with
+	// another NATS stop, and so does the process.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, s := range m.phiStores {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.WatchKeys(ctx, m.sessions) }()
+	}
 	if m.relay != nil {
-		// Workers that lost their place in the topology to a process
-		// with another NATS stop, and so does the process.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
 		go func() {
 			select {
 			case <-m.topology.Lost():
@@ -241,6 +249,7 @@ func (m *Main) Run(ctx context.Context) error {
 	} else {
 		<-ctx.Done()
 	}
+	cancel() // the server may stop on its own: the rest follows
 	wg.Wait()
 	return err
 }

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStoreFn) {
 		{"AtomicBatch", testAtomicBatch},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"WriteAcrossStreams", testWriteAcrossStreams},
+		{"ShreddingReachesEveryCache", testShreddingReachesEveryCache},
 		{"WriteConditions", testWriteConditions},
 		{"AnyVersionConcurrency", testAnyVersionConcurrency},
 		{"BadInput", testBadInput},

@@ -1,9 +1,11 @@
 package eventstoretest
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -269,4 +271,40 @@ func renameField(payload json.RawMessage, from, to string) (json.RawMessage, err
 		delete(m, from)
 	}
 	return json.Marshal(m)
+}
+
+// A shredding reaches every process's key cache at once, not after the
+// cache's TTL: a store that had the key cached (another process, say the
+// projector's) reads the subject's PHI as erased within a second.
+func testShreddingReachesEveryCache(t *testing.T, newStore NewStoreFn) {
+	ctx, cancel := context.WithCancel(testkit.Context(t))
+	defer cancel()
+	watching := newStore(t, eventstore.Config{}, Specs())
+	done := make(chan struct{})
+	go func() { defer close(done); watching.WatchKeys(ctx, testkit.MustAppPool(t)) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !watching.WatchingKeys() {
+		if time.Now().After(deadline) {
+			t.Fatal("the store never started listening for shreddings")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tenant := testkit.MustTenant(t)
+	f := appendPHI(t, watching, tenant)
+	f.read(t, watching) // the key is cached here now
+	if err := newStore(t, eventstore.Config{}, Specs()).ShredSubject(ctx, tenant, f.patient.ID); err != nil {
+		t.Fatal(err)
+	}
+	shredded := time.Now()
+	for {
+		noted, _, _ := f.read(t, watching)
+		if slices.Equal(noted.Erased, []string{"name", "note"}) {
+			break
+		}
+		if time.Since(shredded) > time.Second {
+			t.Fatal("the other store still opens the shredded subject's PHI a second later")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -63,6 +63,8 @@ type DEKCache struct {
 	// happened while it was loading, so a key unwrapped just before a
 	// crypto-shred cannot be cached after it.
 	forgets uint64
+	// off makes the cache neither serve nor keep keys (see Pause).
+	off bool
 }
 
 type subjectKey struct {
@@ -97,7 +99,7 @@ func NewDEKCache(cfg DEKCacheConfig) (*DEKCache, error) {
 func (c *DEKCache) Load(tenant chartstream.TenantID, subject uuid.UUID, load func() (*Cipher, error)) (*Cipher, error) {
 	key := subjectKey{tenant: tenant, subject: subject}
 	c.mu.Lock()
-	if ciph, ok := c.lookupLocked(key); ok {
+	if ciph, ok := c.lookupLocked(key); ok && !c.off {
 		c.mu.Unlock()
 		return ciph, nil
 	}
@@ -114,16 +116,42 @@ func (c *DEKCache) Load(tenant chartstream.TenantID, subject uuid.UUID, load fun
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.forgets == generation {
+	if c.forgets == generation && !c.off {
 		c.insertLocked(key, ciph)
 	}
 	return ciph, nil
 }
 
+// Pause empties the cache and stops it caching until Resume: while a
+// process cannot hear other processes' shreddings (its listener is down), a
+// cached key could outlive its subject's erasure.
+func (c *DEKCache) Pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off = true
+	c.forgets++
+	c.entries = make(map[subjectKey]*list.Element)
+	c.lru.Init()
+}
+
+// Paused reports whether the cache is off (see Pause).
+func (c *DEKCache) Paused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.off
+}
+
+// Resume lets the cache keep keys again (see Pause).
+func (c *DEKCache) Resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off = false
+}
+
 // Forget drops the subject's key from the cache and keeps loads already in
 // flight from caching theirs. Call it after destroying the subject's wrapped
-// DEK (crypto-shredding), once the deletion is committed; each process holds
-// its own cache, so other instances stop using the key within TTL.
+// DEK (crypto-shredding), once the deletion is committed, in every process
+// (the event store's WatchKeys does, on the shredding's notification).
 func (c *DEKCache) Forget(tenant chartstream.TenantID, subject uuid.UUID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
