@@ -3,7 +3,6 @@ package eventstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -146,8 +145,12 @@ func (s *Store) prepare(ctx context.Context, tenant chartstream.TenantID, append
 				return nil, fmt.Errorf("append: metadata: %w", err)
 			}
 			for _, c := range e.Claims {
+				key, err := s.tenantKey(ctx, tenant, claimsKeyPurpose)
+				if err != nil {
+					return nil, err
+				}
 				p.claimScopes = append(p.claimScopes, c.Scope)
-				p.claimHashes = append(p.claimHashes, claimHash(c))
+				p.claimHashes = append(p.claimHashes, claimHash(key, c))
 			}
 			p.rows[j] = r
 		}
@@ -253,11 +256,3 @@ func (s *Store) checkPayload(tenant chartstream.TenantID, payload json.RawMessag
 	return nil
 }
 
-// claimHash is what unique_claims stores instead of the value itself.
-func claimHash(c chartstream.UniqueClaim) []byte {
-	h := sha256.New()
-	h.Write([]byte(c.Scope))
-	h.Write([]byte{0})
-	h.Write([]byte(c.Value))
-	return h.Sum(nil)
-}

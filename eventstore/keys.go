@@ -94,13 +94,20 @@ func (s *Store) createDataKey(ctx context.Context, tenant chartstream.TenantID, 
 // erasure request). The events stay and still verify; their PHI fields read
 // as erased from then on, and no new PHI can be recorded for the subject.
 // Every process's key cache forgets the key at once (see WatchKeys): the
-// shredding notifies them when it commits.
+// shredding notifies them when it commits. The unique values the subject's
+// stream claimed (its MRN) are released: their hashes would link the
+// erased record back to them.
 func (s *Store) ShredSubject(ctx context.Context, tenant chartstream.TenantID, subject uuid.UUID) error {
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO data_keys (tenant_id, subject_id, wrapped, destroyed_at) VALUES ($1, $2, NULL, now())
 			ON CONFLICT (tenant_id, subject_id) DO UPDATE SET wrapped = NULL, destroyed_at = coalesce(data_keys.destroyed_at, now())`,
 			tenant, subject)
 		if err != nil {
+			return err
+		}
+		// The subject's unique values (its MRN) go with its key: their
+		// hashes would link the erased record back to them.
+		if _, err := tx.Exec(ctx, `DELETE FROM unique_claims WHERE tenant_id = $1 AND stream_id = $2`, tenant, subject); err != nil {
 			return err
 		}
 		// Delivered only if the shredding commits. Ids only, no PHI.

@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"strings"
 	"testing"
 	"time"
@@ -252,4 +253,65 @@ func storedRow(t *testing.T, pool *pgxpool.Pool, tenant chartstream.TenantID, id
 		t.Fatal(err)
 	}
 	return payload, sealed, subject
+}
+
+// A unique value (an MRN) is stored as an HMAC under the tenant's own key,
+// which the database holds only wrapped: someone reading the table with the
+// owner's rights cannot find an MRN by hashing every candidate, and the
+// same MRN in two tenants cannot be linked. Shredding the subject releases
+// the claim, so nothing links the erased record back to its MRN.
+func TestUniqueClaimsAreKeyedAndReleasedOnShred(t *testing.T) {
+	t.Parallel()
+	s := MustStore(t, eventstore.Config{})
+	ctx := testkit.Context(t)
+	a, b := testkit.MustTenant(t), testkit.MustTenant(t)
+	const mrn = "12345678"
+	claim := chartstream.UniqueClaim{Scope: "patient.mrn", Value: mrn}
+	var subject chartstream.StreamRef
+	for _, tenant := range []chartstream.TenantID{a, b} {
+		st := stream()
+		ev := newEvent("test.happened", map[string]any{})
+		ev.Claims = []chartstream.UniqueClaim{claim}
+		if _, err := s.Append(ctx, tenant, st, chartstream.NoStream, ev); err != nil {
+			t.Fatal(err)
+		}
+		if tenant == a {
+			subject = st
+		}
+	}
+	unkeyed := sha256.Sum256([]byte("patient.mrn\x00" + mrn))
+	hashes := map[chartstream.TenantID][]byte{}
+	for _, tenant := range []chartstream.TenantID{a, b} {
+		err := ownerTx(t, tenant, false, func(ctx context.Context, tx pgx.Tx) error {
+			var h []byte
+			err := tx.QueryRow(ctx, `SELECT value_hash FROM unique_claims WHERE tenant_id = $1`, tenant).Scan(&h)
+			hashes[tenant] = h
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(hashes[tenant], unkeyed[:]) {
+			t.Errorf("the MRN's claim is its unkeyed SHA-256")
+		}
+	}
+	if bytes.Equal(hashes[a], hashes[b]) {
+		t.Error("the same MRN has the same hash in two tenants")
+	}
+	if err := s.ShredSubject(ctx, a, subject.ID); err != nil {
+		t.Fatal(err)
+	}
+	err := ownerTx(t, a, false, func(ctx context.Context, tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM unique_claims WHERE tenant_id = $1`, a).Scan(&n); err != nil {
+			return err
+		}
+		if n != 0 {
+			t.Errorf("%d claims of the shredded subject remain", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -94,6 +94,7 @@ type Store struct {
 	deks     *phi.DEKCache
 	cfg      Config
 	writes   *group.Queue[chartstream.TenantID, *write, []chartstream.AppendResult]
+	tkeys    tenantKeys
 
 	// wakeDue and waking coalesce commit notifications (see wake).
 	wakeDue, waking atomic.Bool
