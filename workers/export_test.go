@@ -1,6 +1,10 @@
 package workers
 
-import "github.com/chartstream/chartstream"
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/chartstream/chartstream"
+)
 
 // SetAfterPublish installs the test hook that runs between JetStream's
 // acknowledgements of a batch and the checkpoint.
@@ -19,4 +23,9 @@ var TenantLockKey = tenantLockKey
 func WhilePaused(d CopyDeps, fn func()) CopyDeps {
 	d.whilePaused = fn
 	return d
+}
+
+// Sign signs a message as the relay does.
+func Sign(m *nats.Msg, s Signer) {
+	m.Header.Set(HeaderSignature, s.Sign(signedContent(m.Header, m.Data)))
 }

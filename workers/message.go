@@ -30,7 +30,20 @@ const (
 	// whether it missed one of the tenant's events.
 	HeaderPrevTxID     = "Chartstream-Prev-Txid"
 	HeaderPrevPosition = "Chartstream-Prev-Position"
+	// HeaderSignature is the relay's Ed25519 signature (internal/signing)
+	// over signedContent: consumers refuse a message without a good one.
+	HeaderSignature = "Chartstream-Signature"
 )
+
+// signedContent is what the relay signs of a message: its event id, the
+// headers consumers act on, and the body (the event).
+func signedContent(h nats.Header, data []byte) []byte {
+	b := []byte("chartstream-event-v1")
+	for _, name := range []string{nats.MsgIdHdr, HeaderTenant, HeaderTxID, HeaderPosition, HeaderPrevTxID, HeaderPrevPosition} {
+		b = append(append(b, 0), h.Get(name)...)
+	}
+	return append(append(b, 0), data...)
+}
 
 // Subject is where an event is published:
 // <prefix>.<tenant_id>.<stream_type>.<event_type>. Event types contain dots,

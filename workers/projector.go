@@ -135,8 +135,17 @@ type ProjectorDeps struct {
 	// catches up tenants whose messages never came.
 	Heads       HeadSource
 	Projections []Projection
-	Logger      *slog.Logger
-	Applied     AppliedFn
+	// Verifier, when set, refuses (dead-letters) every message without the
+	// relay's good signature: anyone else who can publish on the stream's
+	// subjects cannot put facts into the read models.
+	Verifier Verifier
+	Logger   *slog.Logger
+	Applied  AppliedFn
+}
+
+// Verifier checks a message's signature (internal/signing.Verifier).
+type Verifier interface {
+	Verify(content []byte, sig string) error
 }
 
 // HeadSource lists each tenant's newest readable event.
@@ -257,6 +266,10 @@ func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
 	return err
 }
 
+// errUnsigned is why a message without the relay's good signature is
+// dead-lettered.
+var errUnsigned = chartstream.Errorf(chartstream.EINVALID, "the message does not carry the relay's signature")
+
 // dispatch queues every message for its tenant, never waiting on one.
 func (p *Projector) dispatch(ctx context.Context, log *slog.Logger, msgs jetstream.MessagesContext, sched *schedule) error {
 	go func() { <-ctx.Done(); msgs.Stop() }()
@@ -267,6 +280,12 @@ func (p *Projector) dispatch(ctx context.Context, log *slog.Logger, msgs jetstre
 				return nil
 			}
 			return fmt.Errorf("next message: %w", err)
+		}
+		if p.deps.Verifier != nil {
+			if err := p.deps.Verifier.Verify(signedContent(m.Headers(), m.Data()), m.Headers().Get(HeaderSignature)); err != nil {
+				p.deadLetterMsg(ctx, log, m, chartstream.Event{}, errUnsigned)
+				continue
+			}
 		}
 		tenant, d, err := parseDelivery(m)
 		if err != nil {

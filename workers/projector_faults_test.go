@@ -3,6 +3,7 @@ package workers_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/projections/census"
 	"github.com/chartstream/chartstream/projections/chart"
@@ -39,6 +41,9 @@ func (e *projectorEnv) publishRelayed(events []chartstream.Event) {
 		}
 		workers.SetPrevious(m, prev[ev.Tenant])
 		prev[ev.Tenant] = eventstore.CursorOf(ev)
+		if e.signer != nil {
+			workers.Sign(m, e.signer)
+		}
 		if _, err := e.js.PublishMsg(ctx, m); err != nil {
 			e.t.Fatal(err)
 		}
@@ -277,4 +282,62 @@ func TestAFailedBatchLosesNoEvent(t *testing.T) {
 	if p.DeadLettered() != 0 {
 		t.Errorf("%d events set aside for a failure a retry cures", p.DeadLettered())
 	}
+}
+
+// Anyone who can publish on the stream's subjects could otherwise put
+// facts into a tenant's read models: a well-formed message naming a new
+// event, next in line after the tenant's checkpoint, is applied from its
+// body. With the relay's signature required, one unsigned or signed by
+// another key is dead-lettered and the read models keep only what the
+// event store holds.
+func TestProjectorRefusesMessagesNotSignedByTheRelay(t *testing.T) {
+	t.Parallel()
+	e := newProjectorEnv(t)
+	relayKey, strangerKey := mustSigner(t), mustSigner(t)
+	e.verifier = relayKey.Public()
+	id := e.clinic()
+	events := e.committed()
+	e.signer = relayKey
+	e.publishRelayed(events)
+	p := e.start()
+	waitUntil(t, 10*time.Second, "the genuine events are projected", func() bool { return observationRows(t, e.tenant) == 1 })
+
+	// A forged observation, next after the tenant's last event.
+	last := events[len(events)-1]
+	forged := last
+	forged.ID, forged.Version, forged.Position, forged.TxID = uuid.New(), last.Version+1, last.Position+1, last.TxID
+	forged.Type, forged.Sealed = patient.TypeObservationRecorded, nil
+	forged.Stream = patient.Stream(id)
+	forged.Payload = []byte(fmt.Sprintf(`{"observation_id":%q,"code":"8867-4","system":%q,"value":999,"unit":"/min","effective_at":"2026-11-26T10:00:00Z"}`, uuid.New(), patient.LOINC))
+	for _, signer := range []*signing.Signer{nil, strangerKey} {
+		m, err := workers.EncodeMessage(e.cfg.SubjectPrefix, forged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		workers.SetPrevious(m, eventstore.CursorOf(last))
+		if signer != nil {
+			workers.Sign(m, signer)
+		}
+		m.Header.Set(nats.MsgIdHdr, uuid.NewString())
+		if _, err := e.js.PublishMsg(testkit.Context(t), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 10*time.Second, "both forgeries are dead-lettered", func() bool { return p.DeadLettered() == 2 })
+	if n := observationRows(t, e.tenant); n != 1 {
+		t.Errorf("%d observations in the read model, want only the genuine one", n)
+	}
+}
+
+func mustSigner(t *testing.T) *signing.Signer {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "key")
+	if _, err := signing.CreateKeyFiles(path); err != nil {
+		t.Fatal(err)
+	}
+	s, err := signing.LoadSigner(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

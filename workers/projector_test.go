@@ -21,6 +21,7 @@ import (
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/projections/census"
 	"github.com/chartstream/chartstream/projections/chart"
@@ -44,6 +45,10 @@ type projectorEnv struct {
 	heads workers.HeadSource
 	// projections, when set, replace allProjections.
 	projections []workers.Projection
+	// signer signs what publishRelayed publishes; verifier, when set,
+	// makes the projector require signatures.
+	signer   *signing.Signer
+	verifier *signing.Verifier
 }
 
 func newProjectorEnv(t *testing.T) *projectorEnv {
@@ -69,11 +74,21 @@ func (e *projectorEnv) projectionsOrAll() []workers.Projection {
 	return allProjections
 }
 
+// verifierOrNil keeps a nil *signing.Verifier from becoming a non-nil
+// interface.
+func (e *projectorEnv) verifierOrNil() workers.Verifier {
+	if e.verifier == nil {
+		return nil
+	}
+	return e.verifier
+}
+
 func (e *projectorEnv) start() *workers.Projector {
 	e.t.Helper()
 	p, err := workers.NewProjector(workers.ProjectorDeps{
 		JetStream: e.js, DB: testkit.MustAppPool(e.t), Events: e.store, Heads: e.heads, Projections: e.projectionsOrAll(),
-		Logger: slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Verifier: e.verifierOrNil(),
+		Logger:   slog.New(slog.NewTextHandler(e.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, e.cfg)
 	if err != nil {
 		e.t.Fatal(err)

@@ -149,8 +149,16 @@ type RelayDeps struct {
 	// reconnecting (messaging.Connect does not), so a publish during an
 	// outage fails at once instead of overtaking an earlier one later.
 	JetStream jetstream.JetStream
+	// Signer, when set, signs every message (MESSAGE_SIGNING_KEY_FILE),
+	// so consumers can refuse messages from anyone else.
+	Signer    Signer
 	Logger    *slog.Logger
 	Published PublishedFn
+}
+
+// Signer signs a message's content (internal/signing.Signer).
+type Signer interface {
+	Sign(content []byte) string
 }
 
 // Relay publishes every committed event on JetStream exactly once, in the
@@ -291,6 +299,9 @@ func (r *Relay) publishBatch(ctx context.Context, pub *publication, events []cha
 		}
 		setPrevious(msg, pub.prev[e.Tenant])
 		pub.prev[e.Tenant] = eventstore.CursorOf(e)
+		if r.deps.Signer != nil {
+			msg.Header.Set(HeaderSignature, r.deps.Signer.Sign(signedContent(msg.Header, msg.Data)))
+		}
 		futures[i], err = r.deps.JetStream.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()),
 			jetstream.WithExpectLastSequence(pub.lastSeq+uint64(i)), jetstream.WithRetryAttempts(0),
 			jetstream.WithStallWait(r.cfg.AckTimeout))

@@ -14,6 +14,7 @@ import (
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -38,6 +39,15 @@ type Config struct {
 	DatabaseSessionURL string
 	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
 	PHIKeyFile string
+	// MessageSigningKeyFile is the relay's Ed25519 private key
+	// (MESSAGE_SIGNING_KEY_FILE, PKCS #8 PEM): it signs every event message.
+	// Required for the workers.
+	MessageSigningKeyFile string
+	// MessageVerifyKeyFiles are the public keys the projector accepts
+	// messages signed by (MESSAGE_VERIFY_KEY_FILES, comma-separated PEM
+	// files; the old and the new while rotating). Default the signing
+	// key's own public half.
+	MessageVerifyKeyFiles string
 	// EventStore tunes the event store: AppendConcurrency is the append
 	// transactions in flight at once (APPEND_CONCURRENCY), default 2;
 	// about the database's cores.
@@ -56,8 +66,11 @@ type Config struct {
 	// "tenant-id=rps,..."; empty for none.
 	RateOverrides string
 	// NATSURL is an external NATS server or cluster (NATS_URL). Empty
-	// starts an embedded server for work and all.
+	// starts an embedded server for all.
 	NATSURL string
+	// NATS are the NATS connection's credentials and TLS (NATS_USER,
+	// NATS_PASSWORD, NATS_CREDS_FILE, NATS_NKEY_SEED_FILE, NATS_TLS_*).
+	NATS messaging.Config
 	// NATSStoreDir is the embedded server's JetStream store
 	// (NATS_STORE_DIR). Default .local/nats-embedded.
 	NATSStoreDir string
@@ -103,6 +116,8 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
 	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
+	stringFlag(fs, &c.MessageSigningKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "Ed25519 key the relay signs event messages with (required for workers)")
+	stringFlag(fs, &c.MessageVerifyKeyFiles, "message-verify-key-files", "MESSAGE_VERIFY_KEY_FILES", "", "public keys whose signatures the projector accepts, comma-separated (default: the signing key's)")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
 	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", workers.DefaultStream, "JetStream stream the relay publishes to")
 	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
@@ -111,6 +126,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	intFlag(fs, &c.Projector.Lanes, "projector-lanes", "PROJECTOR_LANES", 4, "tenants' events applied concurrently (each tenant in order)")
 	int64Flag(fs, &c.Relay.MaxBytes, "relay-max-bytes", "RELAY_MAX_BYTES", 10<<30, "stream retention by size in bytes (-1 unlimited)")
 	stringFlag(fs, &c.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty starts an embedded JetStream server")
+	natsAuthFlags(fs, &c.NATS)
 	stringFlag(fs, &c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", ".local/nats-embedded", "embedded NATS JetStream store directory")
 	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (required for the API)")
 	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
@@ -130,6 +146,24 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.RateOverrides, "rate-limit-overrides", "RATE_LIMIT_OVERRIDES", "", "per-tenant requests/s: tenant-id=rps,...")
 }
 
+// natsAuthFlags defines the NATS connection's credential and TLS flags.
+func natsAuthFlags(fs *pflag.FlagSet, c *messaging.Config) {
+	stringFlag(fs, &c.User, "nats-user", "NATS_USER", "", "NATS user (with NATS_PASSWORD)")
+	stringFlag(fs, &c.Password, "nats-password", "NATS_PASSWORD", "", "NATS password")
+	stringFlag(fs, &c.CredsFile, "nats-creds-file", "NATS_CREDS_FILE", "", "NATS user JWT and NKey seed (.creds file)")
+	stringFlag(fs, &c.NKeySeedFile, "nats-nkey-seed-file", "NATS_NKEY_SEED_FILE", "", "NATS NKey seed file")
+	stringFlag(fs, &c.TLSCAFile, "nats-tls-ca-file", "NATS_TLS_CA_FILE", "", "CA that signed the NATS server's certificate")
+	stringFlag(fs, &c.TLSCertFile, "nats-tls-cert-file", "NATS_TLS_CERT_FILE", "", "client certificate for mutual TLS with NATS")
+	stringFlag(fs, &c.TLSKeyFile, "nats-tls-key-file", "NATS_TLS_KEY_FILE", "", "client key for mutual TLS with NATS")
+}
+
+// natsConfig is the NATS connection's configuration.
+func (c Config) natsConfig() messaging.Config {
+	n := c.NATS
+	n.URL, n.StoreDir = c.NATSURL, c.NATSStoreDir
+	return n
+}
+
 // Validate reports every problem with the configuration for the given roles.
 func (c Config) Validate(api, workers bool) error {
 	var errs []error
@@ -146,6 +180,9 @@ func (c Config) Validate(api, workers bool) error {
 	}
 	if workers {
 		checkURL("DATABASE_RELAY_URL", c.DatabaseRelayURL)
+		if c.MessageSigningKeyFile == "" {
+			errs = append(errs, errors.New("MESSAGE_SIGNING_KEY_FILE is required for the workers"))
+		}
 		if !api && c.NATSURL == "" {
 			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))
 		}
@@ -168,6 +205,9 @@ func (c Config) Validate(api, workers bool) error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
 		}
+	}
+	if err := c.natsConfig().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.EventStore.AppendConcurrency < 1 {
 		errs = append(errs, errors.New("APPEND_CONCURRENCY must be at least 1"))

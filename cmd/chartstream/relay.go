@@ -31,6 +31,7 @@ func newRelayCmd() *cobra.Command {
 // relayVerifyParams are relay verify's settings.
 type relayVerifyParams struct {
 	relayURL, dbURL, natsURL, stream, tenant string
+	nats                                     messaging.Config
 }
 
 func newRelayVerifyCmd() *cobra.Command {
@@ -87,6 +88,7 @@ discrepancy with example event ids, 2 when the check could not run.`,
 	stringFlag(f, &p.relayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (reads every tenant's events)")
 	stringFlag(f, &p.dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role, to check that --tenant exists")
 	stringFlag(f, &p.natsURL, "nats-url", "NATS_URL", "", "NATS server of the relay's stream")
+	natsAuthFlags(f, &p.nats)
 	stringFlag(f, &p.stream, "relay-stream", "RELAY_STREAM", workers.DefaultStream, "JetStream stream the relay publishes to")
 	f.StringVar(&p.tenant, "tenant", "", "one tenant's id; default every tenant")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
@@ -123,7 +125,9 @@ func relayVerify(ctx context.Context, p relayVerifyParams, progress eventstore.P
 	if err != nil {
 		return none, err
 	}
-	nc, err := messaging.Connect(ctx, logging.New(io.Discard, slog.LevelError), messaging.Config{URL: p.natsURL, Name: "chartstream-relay-verify"})
+	natsCfg := p.nats
+	natsCfg.URL, natsCfg.Name = p.natsURL, "chartstream-relay-verify"
+	nc, err := messaging.Connect(ctx, logging.New(io.Discard, slog.LevelError), natsCfg)
 	if err != nil {
 		return none, err
 	}

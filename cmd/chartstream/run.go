@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,6 +25,7 @@ import (
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/internal/revocation"
+	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -85,7 +87,7 @@ func (m *Main) Open(ctx context.Context) error {
 	// The API process does not need NATS unless it was told where it is;
 	// workers need it, embedded if no URL is given.
 	if m.Workers || m.Config.NATSURL != "" {
-		if m.nats, err = messaging.Connect(ctx, m.Logger, messaging.Config{URL: m.Config.NATSURL, StoreDir: m.Config.NATSStoreDir}); err != nil {
+		if m.nats, err = messaging.Connect(ctx, m.Logger, m.Config.natsConfig()); err != nil {
 			return err
 		}
 	}
@@ -114,7 +116,18 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js, Logger: m.Logger}, m.Config.Relay); err != nil {
+	signer, err := signing.LoadSigner(m.Config.MessageSigningKeyFile)
+	if err != nil {
+		return fmt.Errorf("MESSAGE_SIGNING_KEY_FILE: %w", err)
+	}
+	verifier := signer.Public()
+	if files := m.Config.MessageVerifyKeyFiles; files != "" {
+		if verifier, err = signing.LoadVerifier(strings.Split(files, ",")...); err != nil {
+			return fmt.Errorf("MESSAGE_VERIFY_KEY_FILES: %w", err)
+		}
+	}
+	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js,
+		Signer: signer, Logger: m.Logger}, m.Config.Relay); err != nil {
 		return err
 	}
 	// Projectors open PHI and write read models as the app role, each
@@ -127,7 +140,7 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	m.Config.Projector.Stream, m.Config.Projector.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
 	m.projector, err = workers.NewProjector(workers.ProjectorDeps{
 		JetStream: js, DB: m.pool, Sessions: m.sessions, Events: opener, Heads: m.history,
-		Projections: liveProjections(), Logger: m.Logger,
+		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger,
 	}, m.Config.Projector)
 	return err
 }

@@ -255,6 +255,7 @@ export REDIS_URL='redis://:$(secret redis)@127.0.0.1:$REDIS_PORT/0'
 export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
 export PHI_KEY_FILE='$LOCAL/secrets/phi-master.key'
 export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
+export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
 ENV
 	mv "$LOCAL/env.tmp" "$LOCAL/env")
 }

@@ -25,6 +25,66 @@ type Config struct {
 	StoreDir string
 	// Name identifies this client to the server. Default "chartstream".
 	Name string
+	// User and Password authenticate with a user/password (dev and
+	// simple deployments).
+	User, Password string
+	// CredsFile authenticates with a user JWT and NKey seed (a .creds
+	// file, as nsc or the platform's subscriber command writes).
+	CredsFile string
+	// NKeySeedFile authenticates with a bare NKey seed.
+	NKeySeedFile string
+	// TLSCAFile verifies the server's certificate (TLS is used when the
+	// URL is tls:// or the server requires it); TLSCertFile and
+	// TLSKeyFile are the client's, for mutual TLS.
+	TLSCAFile, TLSCertFile, TLSKeyFile string
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if (c.User == "") != (c.Password == "") {
+		errs = append(errs, errors.New("NATS user and password go together"))
+	}
+	methods := 0
+	for _, set := range []bool{c.User != "", c.CredsFile != "", c.NKeySeedFile != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		errs = append(errs, errors.New("NATS: choose one of user/password, creds file or NKey seed"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("NATS TLS certificate and key go together"))
+	}
+	if c.URL == "" && (methods > 0 || c.TLSCAFile != "" || c.TLSCertFile != "") {
+		errs = append(errs, errors.New("NATS credentials and TLS need NATS_URL (the embedded server takes none)"))
+	}
+	return errors.Join(errs...)
+}
+
+// options are the connection's credentials and TLS settings.
+func (c Config) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NKeySeedFile != "":
+		opt, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS NKey seed: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	if c.TLSCAFile != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCAFile))
+	}
+	if c.TLSCertFile != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCertFile, c.TLSKeyFile))
+	}
+	return opts, nil
 }
 
 func (c *Config) setDefaults() {
@@ -47,6 +107,13 @@ type Conn struct {
 // must not take the API down with it.
 func Connect(ctx context.Context, log *slog.Logger, cfg Config) (*Conn, error) {
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	auth, err := cfg.options()
+	if err != nil {
+		return nil, err
+	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -63,7 +130,7 @@ func Connect(ctx context.Context, log *slog.Logger, cfg Config) (*Conn, error) {
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
 	}
 	if cfg.URL != "" {
-		nc, err := nats.Connect(cfg.URL, append(opts, nats.RetryOnFailedConnect(false))...)
+		nc, err := nats.Connect(cfg.URL, append(append(opts, auth...), nats.RetryOnFailedConnect(false))...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to NATS: %w", err)
 		}

@@ -23,10 +23,20 @@ type NATSServer struct {
 // end of the test.
 func MustNATSServer(tb testing.TB) *NATSServer {
 	tb.Helper()
+	return MustNATSServerWith(tb, nil)
+}
+
+// MustNATSServerWith is MustNATSServer with options edit changes (users,
+// TLS) before the server starts.
+func MustNATSServerWith(tb testing.TB, edit func(*server.Options)) *NATSServer {
+	tb.Helper()
 	n := &NATSServer{tb: tb, opts: server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
 		StoreDir: tb.TempDir(), NoLog: true, NoSigs: true,
 	}}
+	if edit != nil {
+		edit(&n.opts)
+	}
 	n.Start()
 	// Restarts reuse the port the first start got, so clients reconnect.
 	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
