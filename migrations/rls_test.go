@@ -265,3 +265,84 @@ func wantSQLState(t *testing.T, err error, code, what string) {
 		t.Errorf("%s: got SQLSTATE %s (%s), want %s", what, pgErr.Code, pgErr.Message, code)
 	}
 }
+
+// tenantQual is the tenant policy's expression as PostgreSQL prints it.
+const tenantQual = `(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)`
+
+// allowedPolicy is a policy other than a table's tenant_isolation that the
+// schema is allowed to have, exactly as written here.
+type allowedPolicy struct {
+	table, name, roles, cmd, qual, check string
+	permissive                           bool
+}
+
+// The policies are proven by their content, not their names: every
+// policy on every table is either the tenant policy, exactly (its
+// expressions, for every role, permissive, for every command), or one of
+// the few exceptions listed here, exactly. An added permissive policy, a
+// widened role list or a changed qualifier fails this test.
+func TestPoliciesAreExactlyTheTenantPolicyOrAListedException(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	exceptions := map[string]allowedPolicy{
+		"public.events/relay_reads_all": {roles: "{chartstream_relay}", cmd: "SELECT", qual: "true", permissive: true},
+		"public.tenants/tenant_self": {roles: "{public}", cmd: "ALL",
+			qual: `(id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)`, permissive: true},
+		"public.tenants/tenants_admin": {roles: "{chartstream_owner}", cmd: "ALL", qual: "true", check: "true", permissive: true},
+	}
+	rows, err := testkit.MustAdminPool(t).Query(ctx, `SELECT schemaname || '.' || tablename, policyname, permissive = 'PERMISSIVE',
+		roles::text, cmd, coalesce(qual, ''), coalesce(with_check, '') FROM pg_policies`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for rows.Next() {
+		var got allowedPolicy
+		if err := rows.Scan(&got.table, &got.name, &got.permissive, &got.roles, &got.cmd, &got.qual, &got.check); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		want, listed := exceptions[got.table+"/"+got.name]
+		if got.name == "tenant_isolation" {
+			want, listed = allowedPolicy{roles: "{public}", cmd: "ALL", qual: tenantQual, check: tenantQual, permissive: true}, true
+		}
+		want.table, want.name = got.table, got.name
+		if !listed || got != want {
+			t.Errorf("policy %s on %s is not the tenant policy nor a listed exception: %+v", got.name, got.table, got)
+		}
+	}
+	if err := rows.Err(); err != nil || seen < 20 {
+		t.Fatalf("read %d policies: %v", seen, err)
+	}
+}
+
+// The app roles cannot create temporary tables (a TEMP table named events
+// would shadow the real one for a function resolving names through the
+// caller's search_path), and the event store's trigger and hash functions
+// run with a fixed search_path.
+func TestNoTempTablesAndPinnedSearchPaths(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	for _, env := range []string{"DATABASE_URL", "DATABASE_ANALYTICS_URL", "DATABASE_RELAY_URL"} {
+		_, err := testkit.MustPool(t, env).Exec(ctx, `CREATE TEMP TABLE events (x int)`)
+		wantSQLState(t, err, postgres.InsufficientPrivilege, env+": CREATE TEMP TABLE")
+	}
+	rows, err := testkit.MustAdminPool(t).Query(ctx, `SELECT p.proname, coalesce(array_to_string(p.proconfig, ','), '')
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname = 'public' AND p.proname LIKE 'chartstream%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name, config string
+		if err := rows.Scan(&name, &config); err != nil {
+			t.Fatal(err)
+		}
+		if name == "chartstream_fold" {
+			continue // a SQL-standard body binds its names when created
+		}
+		if !strings.Contains(config, "search_path=pg_catalog") {
+			t.Errorf("function %s runs with search_path from its caller (config %q)", name, config)
+		}
+	}
+}
