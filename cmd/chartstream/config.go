@@ -140,6 +140,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.Auth.TenantClaim, "jwt-tenant-claim", "JWT_TENANT_CLAIM", auth.DefaultTenantClaim, "claim holding the tenant id (e.g. custom:tenant_id)")
 	stringFlag(fs, &c.Auth.RolesClaim, "jwt-roles-claim", "JWT_ROLES_CLAIM", auth.DefaultRolesClaim, "claim holding the roles")
 	durationFlag(fs, &c.Auth.Leeway, "jwt-leeway", "JWT_LEEWAY", auth.DefaultLeeway, "clock skew allowed on exp and nbf")
+	boolFlag(fs, &c.Auth.AllowNoJTI, "jwt-allow-no-jti", "JWT_ALLOW_NO_JTI", false, "accept tokens without a jti (they cannot be revoked)")
 	intFlag(fs, &c.RateStandard, "rate-limit-standard", "RATE_LIMIT_STANDARD", 200, "requests/s per standard-tier tenant")
 	intFlag(fs, &c.RatePremium, "rate-limit-premium", "RATE_LIMIT_PREMIUM", 1000, "requests/s per premium-tier tenant")
 	intFlag(fs, &c.RateEnterprise, "rate-limit-enterprise", "RATE_LIMIT_ENTERPRISE", 5000, "requests/s per enterprise-tier tenant")

@@ -28,6 +28,7 @@ const (
 	msgTenantInvalid = "token tenant invalid"
 	msgRolesInvalid  = "token roles invalid"
 	msgIDInvalid     = "token id invalid"
+	msgNoID          = "token has no id (jti), so it could not be revoked"
 	msgInvalid       = "token invalid"
 )
 
@@ -99,6 +100,9 @@ func (v *Verifier) principal(claims jwt.MapClaims) (chartstream.Principal, *char
 		if jti, ok = raw.(string); !ok {
 			return chartstream.Principal{}, unauthorized(msgIDInvalid, errors.New("jti is not a string"))
 		}
+	}
+	if jti == "" && !v.cfg.AllowNoJTI {
+		return chartstream.Principal{}, unauthorized(msgNoID, nil)
 	}
 	return chartstream.Principal{Subject: sub, Tenant: tenant, Roles: roles, TokenID: jti}, nil
 }

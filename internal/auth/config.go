@@ -64,6 +64,9 @@ type Config struct {
 	// Leeway tolerates clock skew when checking exp, nbf and iat. Default 30s
 	// (zero means the default); at most 5m.
 	Leeway time.Duration
+	// AllowNoJTI accepts tokens without a "jti" claim. Default false: a
+	// token that cannot be named cannot be revoked, so it is refused.
+	AllowNoJTI bool
 	// Algorithms is the allow-list of signing algorithms. Default RS256 and
 	// ES256. Only RS256, RS384, RS512, ES256, ES384 and PS256 are accepted;
 	// ES256 is needed for the dev key.

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -154,5 +155,24 @@ func TestCloseStopsBackgroundRefresh(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := srv.fetches.Load(); n != settled {
 		t.Fatalf("fetches went from %d to %d after Close", settled, n)
+	}
+}
+
+// A key from the JWKS meets the bar a key file does: an RSA key under 2048
+// bits is refused, whether the token names it by kid or not.
+func TestVerifyJWKSRefusesWeakRSAKeys(t *testing.T) {
+	t.Parallel()
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := MustJWKSServer(t)
+	srv.publish(rsaJWK("weak", &weak.PublicKey))
+	v := MustVerifier(t, Config{JWKSURL: srv.URL})
+	for _, kid := range []string{"weak", ""} {
+		tok := sign(t, jwt.SigningMethodRS256, weak, kid, validClaims(time.Now()))
+		if _, err := v.Verify(context.Background(), tok); err == nil {
+			t.Errorf("a token signed with a 1024-bit RSA key (kid %q) verified", kid)
+		}
 	}
 }

@@ -189,10 +189,11 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 				return nil, fmt.Errorf("%w: %w", errUnknownKey, err)
 			}
 			if set, ok := key.(jwt.VerificationKeySet); ok {
-				// No kid: try only the keys of the right family.
+				// No kid: try only the keys of the right family that
+				// are strong enough.
 				var fit jwt.VerificationKeySet
 				for _, k := range set.Keys {
-					if keyFits(tok.Method, k) {
+					if keyFits(tok.Method, k) && checkPublicKey(k) == nil {
 						fit.Keys = append(fit.Keys, k)
 					}
 				}
@@ -201,11 +202,19 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 				}
 				return fit, nil
 			}
+			// A key from the provider meets the same bar as a key file:
+			// a short RSA key is refused, however it was published.
+			if err := checkPublicKey(key); err != nil {
+				return nil, fmt.Errorf("%w: %w", errWeakKey, err)
+			}
 			return fitting(tok.Method, key)
 		}
 		return nil, errUnknownKey
 	}
 }
+
+// errWeakKey is a provider key below the bar a key file must meet.
+var errWeakKey = errors.New("auth: the provider's key is too weak")
 
 func fitting(method jwt.SigningMethod, key any) (any, error) {
 	if !keyFits(method, key) {

@@ -158,3 +158,20 @@ func TestNewVerifierRefusesKeyNoAlgorithmFits(t *testing.T) {
 		t.Fatal("NewVerifier accepted an EC key with only RS256 allowed")
 	}
 }
+
+// A token without a jti could never be revoked, so it is refused unless the
+// configuration explicitly accepts such tokens.
+func TestVerifyRequiresATokenID(t *testing.T) {
+	t.Parallel()
+	key := MustRSAKey(t)
+	file, _ := MustPublicKeyPEM(t, &key.PublicKey)
+	claims := validClaims(time.Now())
+	delete(claims, "jti")
+	tok := sign(t, jwt.SigningMethodRS256, key, "", claims)
+	_, err := MustVerifier(t, Config{PublicKeyFile: file}).Verify(context.Background(), tok)
+	wantUnauthorized(t, err, msgNoID)
+	p, err := MustVerifier(t, Config{PublicKeyFile: file, AllowNoJTI: true}).Verify(context.Background(), tok)
+	if err != nil || p.Principal.TokenID != "" {
+		t.Errorf("with AllowNoJTI: %+v, %v", p, err)
+	}
+}
