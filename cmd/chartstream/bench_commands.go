@@ -234,6 +234,7 @@ func benchCommands(ctx context.Context, log io.Writer, cfg Config, o commandsOpt
 		r.Connections = &connReport{Users: o.users, Dialed: conns.dialed.Load(), PeakOpen: conns.peak.Load()}
 		for _, op := range p.Ops {
 			r.TotalPerSec += float64(op.Requests) / p.Seconds
+			r.TotalOKPerSec += op.OKPerSec
 		}
 		return r, nil
 	}

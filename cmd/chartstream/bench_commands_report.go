@@ -26,9 +26,11 @@ type commandsReport struct {
 	Phases []phaseReport `json:"phases"`
 	// TotalPerSec is every answer (whatever its status) per second, with
 	// --users: the rate the users achieved.
-	TotalPerSec float64        `json:"total_per_sec,omitempty"`
-	Connections *connReport    `json:"connections,omitempty"`
-	History     *historyReport `json:"history,omitempty"`
+	TotalPerSec float64 `json:"total_per_sec,omitempty"`
+	// TotalOKPerSec is every 2xx answer per second, with --users.
+	TotalOKPerSec float64        `json:"total_ok_per_sec,omitempty"`
+	Connections   *connReport    `json:"connections,omitempty"`
+	History       *historyReport `json:"history,omitempty"`
 }
 
 // phaseReport is one phase's figures. Visibility and Lag are measured in
@@ -68,7 +70,8 @@ func printCommandsReport(out io.Writer, r commandsReport) {
 		}
 	}
 	if c := r.Connections; c != nil {
-		fmt.Fprintf(out, "users: %.1f requests/s in all; %d users, %d connections opened, at most %d open at once\n", r.TotalPerSec, c.Users, c.Dialed, c.PeakOpen)
+		fmt.Fprintf(out, "users: %.1f requests/s answered in all, %.1f of them 2xx; %d users, %d connections opened, at most %d open at once\n",
+			r.TotalPerSec, r.TotalOKPerSec, c.Users, c.Dialed, c.PeakOpen)
 	}
 	if h := r.History; h != nil {
 		fmt.Fprintf(out, "loading cost vs history (seeded and projected in %.1f s):\n", h.SeedSeconds)
