@@ -57,9 +57,9 @@ func runClosedLoop(ctx context.Context, t *benchTarget, hc *http.Client, tokens 
 	return time.Since(start)
 }
 
-// registerPatients registers n patients through the API with one client
+// registerBenchPatients registers n patients through the API with one client
 // per token and returns their ids.
-func registerPatients(ctx context.Context, t *benchTarget, hc *http.Client, tokens []string, n int) ([]uuid.UUID, error) {
+func registerBenchPatients(ctx context.Context, t *benchTarget, hc *http.Client, tokens []string, n int) ([]uuid.UUID, error) {
 	bar := newProgress(int64(n), "registering patients")
 	defer func() { _ = bar.Finish() }()
 	var mu sync.Mutex

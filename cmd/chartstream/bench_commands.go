@@ -189,7 +189,7 @@ func benchCommands(ctx context.Context, log io.Writer, cfg Config, o commandsOpt
 	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxConnsPerHost: o.concurrency, MaxIdleConnsPerHost: o.concurrency, DisableCompression: true}}
 	defer hc.CloseIdleConnections()
 	t := &benchTarget{base: s.base, rec: newRecorder(), sampleEvery: int64(o.sample)}
-	if t.patients, err = registerPatients(ctx, t, hc, tokens, o.patients); err != nil {
+	if t.patients, err = registerBenchPatients(ctx, t, hc, tokens, o.patients); err != nil {
 		return r, err
 	}
 	probeToken, err := s.token("bench-prober")

@@ -84,7 +84,7 @@ func benchHistory(ctx context.Context, s *commandsStack, sizes []int, posts int)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
 	t := &benchTarget{base: s.base, rec: newRecorder()}
-	ids, err := registerPatients(ctx, t, hc, []string{token}, len(sizes))
+	ids, err := registerBenchPatients(ctx, t, hc, []string{token}, len(sizes))
 	if err != nil {
 		return r, err
 	}
