@@ -144,6 +144,9 @@ func (s *schedule) makeReady(tenant string, q *tenantQueue) {
 // done. ok is false when ctx ended or the schedule closed.
 func (s *schedule) next(ctx context.Context) (j job, ok bool) {
 	for {
+		if ctx.Err() != nil {
+			return job{}, false
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

@@ -132,3 +132,16 @@ func TestScheduleCloseHandsBackWhatItHolds(t *testing.T) {
 	noJob(t, s)
 	s.push("c", deliveryAt(3)) // a late push after close does not panic
 }
+
+// A worker whose context ended gets no more jobs, even with tenants ready:
+// otherwise a stopping projector's lanes would take jobs they cannot do,
+// give them back, and take them again, forever.
+func TestScheduleGivesNoJobAfterTheContextEnded(t *testing.T) {
+	s := newSchedule(10)
+	s.push("a", deliveryAt(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if j, ok := s.next(ctx); ok {
+		t.Fatalf("a job for %s after the context ended", j.tenant)
+	}
+}
