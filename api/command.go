@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/strictjson"
 )
 
 // Response headers of commands.
@@ -64,9 +64,11 @@ func respond(c echo.Context, location string, r chartstream.CommandResult) error
 	return c.JSON(status, r)
 }
 
-// decodeBody reads a JSON request body strictly: the content type must be
-// JSON, unknown fields and trailing data are refused, and type errors name
-// the field without echoing its value. An empty body decodes as {} when
+// decodeBody reads a JSON request body strictly (internal/strictjson): the
+// content type must be JSON in UTF-8; trailing data, invalid UTF-8,
+// duplicate or unknown member names, wrong types, nesting deeper than 32
+// and values over their limits are EINVALID naming the field, without
+// echoing its value. Nothing is repaired. An empty body decodes as {} when
 // optional is true (commands whose body is optional).
 func decodeBody(c echo.Context, dst any, optional bool) error {
 	req := c.Request()
@@ -80,16 +82,22 @@ func decodeBody(c echo.Context, dst any, optional bool) error {
 		}
 		return chartstream.Errorf(chartstream.EINVALID, "a JSON request body is required")
 	}
-	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
-		return chartstream.Errorf(chartstream.EUNSUPPORTED, "request body must be application/json")
+	if err := wantContentType(req, echo.MIMEApplicationJSON); err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err)
+	return strictjson.Decode(body, dst, strictjson.Limits{})
+}
+
+// wantContentType refuses a body that is not of media type want (or, for
+// JSON, a +json type) in UTF-8: EUNSUPPORTED.
+func wantContentType(req *http.Request, want string) error {
+	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	ok := err == nil && (mt == want || want == echo.MIMEApplicationJSON && strings.HasSuffix(mt, "+json"))
+	if cs, has := params["charset"]; ok && has && !strings.EqualFold(cs, "utf-8") {
+		ok = false
 	}
-	if dec.More() {
-		return chartstream.Errorf(chartstream.EINVALID, "request body must be a single JSON object")
+	if !ok {
+		return chartstream.Errorf(chartstream.EUNSUPPORTED, "request body must be %s in UTF-8", want)
 	}
 	return nil
 }
@@ -105,42 +113,6 @@ func readBody(req *http.Request) ([]byte, error) {
 		return nil, chartstream.Errorf(chartstream.EINVALID, "could not read the request body")
 	}
 	return body, nil
-}
-
-// jsonError turns a decoding error into a PHI-free validation error.
-func jsonError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return chartstream.Errorf(chartstream.EINVALID, "request body must be a JSON object")
-		}
-		return chartstream.Invalid(chartstream.FieldError{Field: field, Reason: "must be a " + jsonKind(typeErr.Type.Kind().String())})
-	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
-		return chartstream.Errorf(chartstream.EINVALID, "request body is not valid JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return chartstream.Invalid(chartstream.FieldError{Field: name, Reason: "is not a known field"})
-	}
-	// Other decoder errors (e.g. from a field's UnmarshalJSON) may quote
-	// input, so they are not passed on.
-	return chartstream.Errorf(chartstream.EINVALID, "request body does not match the expected shape")
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "string":
-		return "string"
-	case "float64", "float32", "int", "int64", "int32":
-		return "number"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	}
-	return "object"
 }
 
 // pathID parses a path parameter as a UUID. A malformed id is 404, like an

@@ -73,12 +73,19 @@ var problemStatuses = []int{
 	http.StatusServiceUnavailable,
 }
 
+// inputRules are the limits every input is held to, for the document; the
+// fields' own maxLength and maxItems are lower.
+const inputRules = "Input is taken exactly as sent or refused with 400 naming the field, never repaired: " +
+	"bodies at most 1 MiB, one JSON value in UTF-8 with no member name twice, nesting at most 32 levels, " +
+	"strings at most 1,000 characters and arrays at most 100 items unless a field says less, no unknown fields. " +
+	"Query parameters, path ids and the headers the API reads are UTF-8, given once, and at most their documented length."
+
 // openAPIDocument generates the OpenAPI 3.1 document from the route table.
 func openAPIDocument(routes []route) ([]byte, error) {
 	r := openapi31.NewReflector()
 	r.Spec.Info.WithTitle("chartstream clinical API").WithVersion("1").
 		WithDescription("Commands clinicians send and the reads they make. Errors are RFC 9457 application/problem+json, " +
-			"except under /fhir/R4, where responses and errors are FHIR R4 JSON (OperationOutcome).")
+			"except under /fhir/R4, where responses and errors are FHIR R4 JSON (OperationOutcome). " + inputRules)
 	r.Spec.SetHTTPBearerTokenSecurity("bearer", "JWT", "OAuth 2.0 bearer token carrying the tenant")
 	for _, rt := range routes {
 		path, params := openAPIPath(rt.Path)
