@@ -37,12 +37,14 @@ func ConsistencyToken(position int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + strconv.FormatInt(position, 10)))
 }
 
-// ParseConsistencyToken returns the position in a token, or EINVALID.
+// ParseConsistencyToken returns the position in a token, or EINVALID. Only
+// the token ConsistencyToken makes is accepted, not other spellings that
+// decode to the same position.
 func ParseConsistencyToken(token string) (int64, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err == nil {
 		if p, ok := strings.CutPrefix(string(raw), "v1:"); ok {
-			if pos, err := strconv.ParseInt(p, 10, 64); err == nil && pos > 0 {
+			if pos, err := strconv.ParseInt(p, 10, 64); err == nil && pos > 0 && ConsistencyToken(pos) == token {
 				return pos, nil
 			}
 		}
@@ -115,24 +117,26 @@ func readBody(req *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// pathID parses a path parameter as a UUID. A malformed id is 404, like an
-// unknown one: the API never says more about ids than whether it has them.
-func pathID(c echo.Context, name string) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Param(name))
-	if err != nil {
-		return uuid.Nil, chartstream.Errorf(chartstream.ENOTFOUND, "no such resource")
-	}
-	return id, nil
-}
-
 // ifMatch returns the version an If-Match header pins, nil without one.
 func ifMatch(c echo.Context) (*int64, error) {
-	h := strings.TrimSpace(c.Request().Header.Get(headerIfMatch))
-	if h == "" || h == "*" {
+	h := c.Request().Header.Get(headerIfMatch)
+	if h == "" {
 		return nil, nil
 	}
-	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
-	if err != nil || v < 1 {
+	return parseIfMatch(h)
+}
+
+// parseIfMatch reads an If-Match value: "*" (any version, nil) or one
+// entity tag from an ETag, "n" or W/"n". Errors: EINVALID.
+func parseIfMatch(h string) (*int64, error) {
+	if h == "*" {
+		return nil, nil
+	}
+	quoted := strings.TrimPrefix(h, "W/")
+	digits, ok := strings.CutPrefix(quoted, `"`)
+	digits, ok2 := strings.CutSuffix(digits, `"`)
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || !ok2 || err != nil || v < 1 || strconv.FormatInt(v, 10) != digits {
 		return nil, chartstream.Invalid(chartstream.FieldError{Field: "If-Match", Reason: "must be a version from an ETag"})
 	}
 	return &v, nil
@@ -142,13 +146,10 @@ func ifMatch(c echo.Context) (*int64, error) {
 func metadata(c echo.Context, p chartstream.Principal) chartstream.Metadata {
 	req := c.Request()
 	requestID := logging.RequestID(req.Context())
-	correlation := req.Header.Get(headerCorrelationID)
-	if !validRequestID(correlation) {
+	// checkHeaders has refused malformed ones.
+	correlation, client := req.Header.Get(headerCorrelationID), req.Header.Get(headerClient)
+	if correlation == "" {
 		correlation = requestID
-	}
-	client := req.Header.Get(headerClient)
-	if !validRequestID(client) {
-		client = ""
 	}
 	roles := make([]string, len(p.Roles))
 	for i, r := range p.Roles {

@@ -212,16 +212,28 @@ func fhirBaseURL(c echo.Context) string {
 // Total is given when it is cheap: when this page is the whole result.
 func writeSearchset[T any](c echo.Context, typ string, items []T, next string, id func(T) uuid.UUID, res func(T) any) error {
 	base := fhirBaseURL(c)
-	q := c.QueryParams()
+	q, _ := c.Get(searchParamsKey).(url.Values)
+	linked, path := q, typ
+	if c.Request().Method == http.MethodPost {
+		// A search by POST keeps its parameters out of URLs, links
+		// included: they carry the paging only, and the client posts its
+		// parameters again with the next link's _cursor.
+		linked, path = url.Values{}, typ+"/_search"
+		for _, k := range []string{paramCount, paramCursor} {
+			if v, ok := q[k]; ok {
+				linked[k] = v
+			}
+		}
+	}
 	b := fhirBundle{ResourceType: "Bundle", Type: "searchset",
-		Link: []fhirLink{{Relation: "self", URL: searchURL(base, typ, q)}}, Entry: make([]fhirEntry, 0, len(items))}
+		Link: []fhirLink{{Relation: "self", URL: searchURL(base, path, linked)}}, Entry: make([]fhirEntry, 0, len(items))}
 	if next != "" {
 		nq := url.Values{}
-		for k, v := range q {
+		for k, v := range linked {
 			nq[k] = v
 		}
 		nq.Set(paramCursor, next)
-		b.Link = append(b.Link, fhirLink{Relation: "next", URL: searchURL(base, typ, nq)})
+		b.Link = append(b.Link, fhirLink{Relation: "next", URL: searchURL(base, path, nq)})
 	} else if q.Get(paramCursor) == "" {
 		b.Total = new(len(items))
 	}

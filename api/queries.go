@@ -20,27 +20,27 @@ import (
 // Query parameters of the read routes, for the OpenAPI document.
 type (
 	patientSearchQuery struct {
-		MRN       string `query:"mrn" description:"exact medical record number"`
-		Name      string `query:"name" description:"prefix or similar spelling, ignoring case and accents"`
-		BirthDate string `query:"birth_date" format:"date"`
-		Cursor    string `query:"cursor"`
+		MRN       string `query:"mrn" maxLength:"64" description:"exact medical record number"`
+		Name      string `query:"name" maxLength:"100" description:"prefix or similar spelling, ignoring case and accents"`
+		BirthDate string `query:"birth_date" format:"date" maxLength:"10"`
+		Cursor    string `query:"cursor" maxLength:"64"`
 		Limit     int    `query:"limit" minimum:"1" maximum:"200"`
 	}
 	observationQuery struct {
-		Code   string `query:"code" description:"LOINC code"`
-		Since  string `query:"since" format:"date-time"`
-		Until  string `query:"until" format:"date-time"`
-		Cursor string `query:"cursor"`
+		Code   string `query:"code" maxLength:"64" description:"LOINC code"`
+		Since  string `query:"since" format:"date-time" maxLength:"64"`
+		Until  string `query:"until" format:"date-time" maxLength:"64"`
+		Cursor string `query:"cursor" maxLength:"64"`
 		Limit  int    `query:"limit" minimum:"1" maximum:"200"`
 	}
 	encounterQuery struct {
-		Status   string `query:"status" enum:"in-progress,finished"`
-		Location string `query:"location"`
-		Cursor   string `query:"cursor"`
+		Status   string `query:"status" enum:"in-progress,finished" maxLength:"16"`
+		Location string `query:"location" maxLength:"128"`
+		Cursor   string `query:"cursor" maxLength:"64"`
 		Limit    int    `query:"limit" minimum:"1" maximum:"200"`
 	}
 	orderQuery struct {
-		Status string `query:"status" enum:"active,stopped"`
+		Status string `query:"status" enum:"active,stopped" maxLength:"16"`
 	}
 )
 
@@ -171,27 +171,13 @@ func (s *Server) patientRead(c echo.Context, projectionNames []string, read func
 	return c.JSON(http.StatusOK, v)
 }
 
-// bindQuery binds query parameters, refusing unknown ones and malformed
-// numbers with field errors.
-func bindQuery(c echo.Context, dst any) error {
-	if err := (&echo.DefaultBinder{}).BindQueryParams(c, dst); err != nil {
-		return chartstream.Errorf(chartstream.EINVALID, "malformed query parameters")
-	}
-	if limit := c.QueryParam("limit"); limit != "" {
-		if n, err := strconv.Atoi(limit); err != nil || n < 1 || n > projections.MaxLimit {
-			return chartstream.Invalid(chartstream.FieldError{Field: "limit", Reason: "must be 1 to 200"})
-		}
-	}
-	return nil
-}
-
 // HeaderConsistency says a read may not reflect the caller's last write.
 const HeaderConsistency = "X-Consistency"
 
 // awaitConsistency gives read-your-writes: with an X-Consistency-Token from
 // a command, it waits (up to ConsistencyWait) until the named projections
 // have applied that command's events. On timeout the read answers with what
-// it has, marked X-Consistency: stale. A malformed token is ignored.
+// it has, marked X-Consistency: stale.
 func (s *Server) awaitConsistency(c echo.Context, names ...string) {
 	token := c.Request().Header.Get(HeaderConsistencyToken)
 	if token == "" {
@@ -199,7 +185,7 @@ func (s *Server) awaitConsistency(c echo.Context, names ...string) {
 	}
 	position, err := ParseConsistencyToken(token)
 	if err != nil {
-		return
+		return // cannot happen: checkHeaders refused it
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ConsistencyWait)
 	defer cancel()

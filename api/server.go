@@ -115,6 +115,7 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 		s.fhirOutcomes, // outside recovery: a panic on a FHIR path is an OperationOutcome too
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		middleware.BodyLimit(cfg.BodyLimit),
+		s.checkHeaders,
 	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -141,8 +142,11 @@ func (s *Server) clinicalRoutes() error {
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
 	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
 	for i := range s.routes {
-		if s.routes[i].Request == nil && s.routes[i].Method != http.MethodGet {
+		if s.routes[i].Request == nil {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
+		}
+		if s.routes[i].Query == nil {
+			s.routes[i].Handle = refuseQuery(s.routes[i].Handle)
 		}
 	}
 	var err error
@@ -158,7 +162,7 @@ func (s *Server) clinicalRoutes() error {
 	return nil
 }
 
-// refuseBody lets body-less commands take an empty body or {} and nothing
+// refuseBody lets body-less routes take an empty body or {} and nothing
 // else, so a client's misplaced fields are reported, not ignored.
 func refuseBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
