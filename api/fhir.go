@@ -125,7 +125,7 @@ func (s *Server) registerFHIR(routes, public []route) {
 	for _, r := range public {
 		s.echo.Add(r.Method, r.Path, r.Handle)
 	}
-	register(s.echo.Group(fhirBase, s.authenticate, s.limit), fhirBase, routes)
+	register(s.echo.Group(fhirBase, s.authenticate, s.limit), fhirBase, routes, s.idempotent)
 }
 
 // capabilityStatement is what the FHIR API does, for /metadata.

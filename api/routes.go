@@ -24,6 +24,12 @@ type route struct {
 	Roles []chartstream.Role
 	// Request is a pointer to the body type, nil for routes without one.
 	Request any
+	// RequestType is the body's media type, "" for JSON.
+	RequestType string
+	// Read marks a route that changes nothing although its method is not
+	// GET (a search by POST, keeping PHI out of URLs): it takes the
+	// readers' roles and no Idempotency-Key, and records nothing.
+	Read bool
 	// Query is a pointer to a struct of query parameters, for the document.
 	Query any
 	// Response is a pointer to the success body type; nil for commands
@@ -43,11 +49,21 @@ type route struct {
 	Handle echo.HandlerFunc
 }
 
-// register adds the routes under prefix to g, each behind its role check.
-func register(g *echo.Group, prefix string, routes []route) {
+// command reports whether the route runs a command: an unsafe method
+// that is not a read.
+func (r route) command() bool { return r.Method != http.MethodGet && !r.Read }
+
+// register adds the routes under prefix to g, each behind its role check,
+// and commands then behind idempotent: a replay is for callers the route
+// admits, never before the role check.
+func register(g *echo.Group, prefix string, routes []route, idempotent echo.MiddlewareFunc) {
 	for _, r := range routes {
 		if path, ok := strings.CutPrefix(r.Path, prefix+"/"); ok {
-			g.Add(r.Method, "/"+path, r.Handle, requireRoles(r.Roles...))
+			mw := []echo.MiddlewareFunc{requireRoles(r.Roles...)}
+			if r.command() {
+				mw = append(mw, idempotent)
+			}
+			g.Add(r.Method, "/"+path, r.Handle, mw...)
 		}
 	}
 }
@@ -102,7 +118,11 @@ func openAPIDocument(routes []route) ([]byte, error) {
 		}
 		op.AddReqStructure(pathParams(params))
 		if rt.Request != nil {
-			op.AddReqStructure(rt.Request, openapi.WithContentType(echo.MIMEApplicationJSON))
+			ct := rt.RequestType
+			if ct == "" {
+				ct = echo.MIMEApplicationJSON
+			}
+			op.AddReqStructure(rt.Request, openapi.WithContentType(ct))
 		}
 		if rt.Query != nil {
 			op.AddReqStructure(rt.Query)

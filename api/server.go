@@ -157,7 +157,7 @@ func (s *Server) clinicalRoutes() error {
 	s.echo.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
 	})
-	register(s.echo.Group("/v1", s.authenticate, s.limit, s.idempotent), "/v1", s.routes)
+	register(s.echo.Group("/v1", s.authenticate, s.limit), "/v1", s.routes, s.idempotent)
 	s.registerFHIR(s.routes, public)
 	return nil
 }
