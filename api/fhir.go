@@ -71,6 +71,15 @@ type (
 		BirthDate  string `query:"birthdate" description:"[eq]YYYY-MM-DD"`
 		fhirPaging
 	}
+	// fhirPatientForm is the form body of POST Patient/_search: the
+	// parameters of GET Patient, out of the URL.
+	fhirPatientForm struct {
+		Identifier string `formData:"identifier" description:"[urn:chartstream:mrn|]MRN"`
+		Name       string `formData:"name"`
+		BirthDate  string `formData:"birthdate" description:"[eq]YYYY-MM-DD"`
+		Cursor     string `formData:"_cursor" description:"opaque; from the Bundle's next link"`
+		Count      int    `formData:"_count" minimum:"1" maximum:"200"`
+	}
 	fhirObservationQuery struct {
 		Patient string   `query:"patient" required:"true" description:"[Patient/]id"`
 		Code    string   `query:"code" description:"[http://loinc.org|]code"`
@@ -102,7 +111,11 @@ func (s *Server) fhirRoutes() []route {
 	}
 	return []route{
 		get("/Patient/:id", "read a Patient", nil, new(fhirPatient), s.fhirReadPatient),
-		get("/Patient", "search Patients", new(fhirPatientQuery), new(fhirBundle), s.fhirSearchPatients),
+		get("/Patient", "search Patients (prefer POST Patient/_search: PHI stays out of URLs)", new(fhirPatientQuery), new(fhirBundle), s.fhirSearchPatients),
+		{Method: http.MethodPost, Path: fhirBase + "/Patient/_search", Summary: "FHIR: search Patients, the parameters in a form body",
+			Roles: readers, Read: true, Request: new(fhirPatientForm), RequestType: echo.MIMEApplicationForm, OptionalBody: true,
+			Response: new(fhirBundle), ContentType: FHIRContentType, Handle: s.fhirSearchPatients,
+			Example: url.Values{"name": {"lovelace"}, paramCount: {"20"}}},
 		get("/Observation", "search a patient's Observations, newest first", new(fhirObservationQuery), new(fhirBundle), s.fhirSearchObservations),
 		get("/Encounter", "search Encounters", new(fhirEncounterQuery), new(fhirBundle), s.fhirSearchEncounters),
 		get("/MedicationRequest", "search a patient's MedicationRequests", new(fhirMedicationRequestQuery), new(fhirBundle), s.fhirSearchMedicationRequests),
