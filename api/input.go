@@ -82,11 +82,12 @@ func parseQuery(raw string, params map[string]queryParam, ignoreEmpty bool) (url
 	return q, nil
 }
 
-// plainParam is a parameter's name as an error may show it: the API's own
-// names are short and plain; anything else may be anything.
+// plainParam is a parameter's name as an error may show it: shaped like
+// the API's own (lowercase ASCII, FHIR's _ and : included); anything else
+// may be anything, a patient's name included, and shows as "?".
 func plainParam(name string) string {
 	if len(name) > 64 || strings.IndexFunc(name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == ':' || r == '.')
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == ':' || r == '.')
 	}) >= 0 {
 		return "?"
 	}

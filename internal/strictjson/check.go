@@ -91,14 +91,15 @@ func (p path) index(i int) path {
 
 func (p path) String() string { return strings.TrimPrefix(strings.Join(p, ""), ".") }
 
-// plainName tells member names worth naming in an error: the API's own
-// field names are short snake_case ASCII.
+// plainName tells member names worth naming in an error: those shaped
+// like the API's own, short snake_case ASCII. Any other may be anything, a
+// patient's name included, so it is not repeated.
 func plainName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
 	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
 			return false
 		}
 	}

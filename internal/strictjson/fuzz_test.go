@@ -24,7 +24,7 @@ var reason = regexp.MustCompile(`^(the body )?(has a member name that )?(` +
 
 // field matches the paths errors name: plain member names (which the
 // input may have chosen, but never a value), ? for others, and indices.
-var field = regexp.MustCompile(`^(([A-Za-z0-9_-]{1,64}|\?)(\[\d+\])*)?(\.([A-Za-z0-9_-]{1,64}|\?)(\[\d+\])*)*$|^(\[\d+\])+`)
+var field = regexp.MustCompile(`^(([a-z0-9_]{1,64}|\?)(\[\d+\])*)?(\.([a-z0-9_]{1,64}|\?)(\[\d+\])*)*$|^(\[\d+\])+`)
 
 // CheckError fails tb unless err is an EINVALID *chartstream.Error whose
 // message, fields and reasons quote nothing of the input.

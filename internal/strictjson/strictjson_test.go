@@ -68,7 +68,7 @@ func TestDecodeRefusesWhatEncodingJSONWouldRepair(t *testing.T) {
 		{"duplicate member", `{"mrn":"A","mrn":"B"}`, "mrn", "more than once"},
 		{"duplicate by escape", `{"mrn":"A","m\u0072n":"B"}`, "mrn", "more than once"},
 		{"duplicate deep", `{"aliases":[{},{"family":"A","family":"B"}]}`, "aliases[1].family", "more than once"},
-		{"other case", `{"MRN":"A"}`, "MRN", "not a known field"},
+		{"other case", `{"MRN":"A"}`, "?", "not a known field"},
 		{"unknown", `{"nickname":"A"}`, "nickname", "not a known field"},
 		{"unknown deep", `{"name":{"middle":"A"}}`, "name.middle", "not a known field"},
 		{"unplain unknown name not echoed", `{"Ada Lovelace":"A"}`, "?", "not a known field"},
