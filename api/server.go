@@ -140,7 +140,7 @@ func (s *Server) clinicalRoutes() error {
 		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
 	}
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
-	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+	s.routes = s.routeTable()
 	for i := range s.routes {
 		if s.routes[i].Request == nil {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
@@ -160,6 +160,12 @@ func (s *Server) clinicalRoutes() error {
 	register(s.echo.Group("/v1", s.authenticate, s.limit), "/v1", s.routes, s.idempotent)
 	s.registerFHIR(s.routes, public)
 	return nil
+}
+
+// routeTable is every authenticated route: the one list that registers
+// handlers, generates the OpenAPI document and drives the generated tests.
+func (s *Server) routeTable() []route {
+	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
 }
 
 // refuseBody lets body-less routes take an empty body or {} and nothing
