@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -56,7 +57,8 @@ func durationFlag(fs *pflag.FlagSet, p *time.Duration, flag, env string, def tim
 }
 
 // applyEnv sets every flag the user did not pass from its environment
-// variable. A malformed value fails with one line naming the variable.
+// variable. A malformed value fails with one line naming the variable;
+// one the input rules refuse (strictInputs) exits 2.
 func applyEnv(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
@@ -68,7 +70,9 @@ func applyEnv(cmd *cobra.Command) error {
 		if !ok || v == "" {
 			return
 		}
-		if setErr := f.Value.Set(v); setErr != nil {
+		if setErr := f.Value.Set(v); errors.As(setErr, new(inputError)) {
+			err = exitError{2, fmt.Errorf("%s %w", names[0], setErr)} // without the value
+		} else if setErr != nil {
 			err = fmt.Errorf("invalid %s: %v", names[0], setErr)
 		}
 	})

@@ -59,9 +59,7 @@ Every setting is an environment variable (12-factor); a flag overrides it.
 Each subcommand's --help lists the variables it reads.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd)
-		},
+		PersistentPreRunE: prepare,
 	}
 	root.AddCommand(
 		newServeCmd(),
@@ -79,5 +77,6 @@ Each subcommand's --help lists the variables it reads.`,
 		newChaosCmd(),
 	)
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
+	strictInputs(root)
 	return root
 }
