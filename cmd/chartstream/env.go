@@ -93,19 +93,20 @@ func required(settings ...[2]string) error {
 // read, sorted, each once.
 func envVars(cmd *cobra.Command) []string {
 	seen := map[string]bool{}
-	collect := func(f *pflag.Flag) {
+	visitFlags(cmd, func(f *pflag.Flag) {
 		for _, name := range f.Annotations[envAnnotation] {
 			seen[name] = true
 		}
-	}
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		c.Flags().VisitAll(collect)
-		c.PersistentFlags().VisitAll(collect)
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(cmd)
+	})
 	return slices.Sorted(maps.Keys(seen))
+}
+
+// visitFlags calls fn for every flag of cmd and its subcommands, local and
+// persistent (a persistent flag once per command that defines it).
+func visitFlags(cmd *cobra.Command, fn func(*pflag.Flag)) {
+	cmd.Flags().VisitAll(fn)
+	cmd.PersistentFlags().VisitAll(fn)
+	for _, sub := range cmd.Commands() {
+		visitFlags(sub, fn)
+	}
 }

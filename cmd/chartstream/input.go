@@ -72,8 +72,7 @@ func (s *strictValue) Set(v string) error {
 // flags may repeat), and makes flag errors exit 2 without repeating a
 // refused value. Call it once the tree is built.
 func strictInputs(root *cobra.Command) {
-	var walk func(*cobra.Command)
-	wrap := func(f *pflag.Flag) {
+	visitFlags(root, func(f *pflag.Flag) {
 		if _, done := f.Value.(*strictValue); !done {
 			t, max := f.Value.Type(), maxInput
 			if n, ok := flagLimits[f.Name]; ok {
@@ -81,15 +80,7 @@ func strictInputs(root *cobra.Command) {
 			}
 			f.Value = &strictValue{Value: f.Value, max: max, once: !strings.HasSuffix(t, "Slice") && !strings.HasSuffix(t, "Array")}
 		}
-	}
-	walk = func(c *cobra.Command) {
-		c.Flags().VisitAll(wrap)
-		c.PersistentFlags().VisitAll(wrap)
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(root)
+	})
 	root.SetFlagErrorFunc(flagError)
 }
 

@@ -57,8 +57,8 @@ guarded by row-level security.
 
 Every setting is an environment variable (12-factor); a flag overrides it.
 Each subcommand's --help lists the variables it reads.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
 		PersistentPreRunE: prepare,
 	}
 	root.AddCommand(
