@@ -187,6 +187,7 @@ func jsonCases(example, request any) []badCase {
 			for pattern, raw := range badUTF8 {
 				cases = append(cases, badCase{name + ": invalid UTF-8 " + pattern, rawAt(tree, f.path, `"`+phiMarker+raw+`"`), ""})
 			}
+			cases = append(cases, badCase{name + ": a NUL", rawAt(tree, f.path, `"`+phiMarker+`\u0000"`), ""})
 			long, _ := json.Marshal(phiMarker + strings.Repeat("é", 1000))
 			cases = append(cases, badCase{name + ": over 1,000 characters", rawAt(tree, f.path, string(long)), ""},
 				badCase{name + ": a number", rawAt(tree, f.path, "12345"), ""})
@@ -219,6 +220,7 @@ func formCases(example url.Values) []badCase {
 		{"over 1,000 characters", url.Values{name: {phiMarker + strings.Repeat("é", 1000)}}.Encode(), ""},
 		{"_count a word", url.Values{"_count": {phiMarker}}.Encode(), ""},
 		{"_count with a sign", url.Values{"_count": {"+5"}}.Encode(), ""},
+		{"a NUL", url.Values{name: {phiMarker + "\x00"}}.Encode(), ""},
 		{"JSON instead of a form", `{"name":"` + phiMarker + `"}`, ""},
 		{"JSON content type", valid, "application/json"},
 	}
@@ -243,8 +245,8 @@ func baseQuery(path string, c chart) string {
 
 // TestBadInputCorpus sends every route of the route table a corpus of bad
 // bodies generated from its request type and example: malformed JSON,
-// trailing data, invalid UTF-8 (each pattern the issue found) in every
-// string field and in a member name, duplicate members in every object,
+// trailing data, invalid UTF-8 (each pattern the issue found) or a NUL in
+// every string field, invalid UTF-8 in a member name, duplicate members in every object,
 // nesting over 32, arrays over 100 items or their maxItems, strings over
 // 1,000 characters or their maxLength, wrong types and unknown fields (for
 // form bodies, their equivalents). Each is 400 with no PHI in the answer,

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -33,9 +34,10 @@ type queryParam struct {
 // parseQuery parses raw, a URL's query or a form body, strictly: every
 // pair well-formed (url.Values silently drops a malformed one, widening a
 // search), naming one of params at most its repeats times, its value UTF-8
-// of at most maxLen characters. An empty value is dropped when
-// ignoreEmpty is set (FHIR ignores empty parameters) and refused
-// otherwise. Errors name the parameter when its name is plain.
+// without control characters, of at most maxLen characters. An empty
+// value is dropped when ignoreEmpty is set (FHIR ignores empty
+// parameters) and refused otherwise. Errors name the parameter when its
+// name is plain.
 func parseQuery(raw string, params map[string]queryParam, ignoreEmpty bool) (url.Values, error) {
 	q := url.Values{}
 	var fields []chartstream.FieldError
@@ -62,6 +64,10 @@ func parseQuery(raw string, params map[string]queryParam, ignoreEmpty bool) (url
 			add(name, "is not well-formed percent-encoding")
 		case !utf8.ValidString(value):
 			add(name, "is not valid UTF-8")
+		case strings.IndexFunc(value, unicode.IsControl) >= 0:
+			// Meaningless in a search or an id, and a NUL made
+			// PostgreSQL fail the query: a 500.
+			add(name, "contains a control character")
 		case utf8.RuneCountInString(value) > p.maxLen:
 			add(name, "must be at most "+strconv.Itoa(p.maxLen)+" characters")
 		case value == "" && !ignoreEmpty:

@@ -23,12 +23,13 @@ func TestQueryParametersAreStrict(t *testing.T) {
 	for _, q := range []string{
 		"mrn=%zz", "mrn=A;name=B", "name=%FF%FE", "name=Lo%C0%AF", "name=%ED%A0%80", "name=Lo%C3",
 		"mrn=A&mrn=B", "name=" + long, "nmae=lovelace", "limit=", "limit=+5", "limit=05", "limit=201", "%zz=1",
+		"name=a%00b", "mrn=A%0AB", // a NUL made PostgreSQL fail the search: 500
 	} {
 		e.do(http.MethodGet, "/v1/patients?"+q, c.token, nil).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
 	}
 	for _, q := range []string{
 		"name=%zz", "name=a;birthdate=1990-01-02", "name=%FF", "name=a&name=b", "name=" + long, "_count=+5", "_count=0",
-		"nmae=lovelace",
+		"nmae=lovelace", "name=a%00b", "identifier=a%00b",
 	} {
 		e.do(http.MethodGet, "/fhir/R4/Patient?"+q, c.token, nil).wantOutcome(t, http.StatusBadRequest, "invalid")
 	}
@@ -36,6 +37,8 @@ func TestQueryParametersAreStrict(t *testing.T) {
 	e.do(http.MethodGet, obs+"&date=ge2025-01-01&date=lt2026-01-01", c.token, nil).wantFHIR(t, http.StatusOK, "Bundle")
 	e.do(http.MethodGet, obs+"&date=ge2025-01-01&date=lt2026-01-01&date=2025", c.token, nil).wantOutcome(t, http.StatusBadRequest, "invalid")
 	// Routes that take no parameters refuse them rather than ignore them.
+	e.do(http.MethodGet, "/v1/encounters?location=a%00b", c.token, nil).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
+	e.do(http.MethodPost, "/v1/patients/search", c.token, `{"name":"a\u0000b"}`).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
 	e.do(http.MethodGet, "/v1/patients/"+c.patient.String()+"?fields=name", c.token, nil).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
 	e.do(http.MethodGet, "/fhir/R4/Patient/"+c.patient.String()+"?_format=xml", c.token, nil).wantOutcome(t, http.StatusBadRequest, "invalid")
 	// Still fine: plain values, and FHIR's empty parameters (ignored).

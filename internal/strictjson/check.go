@@ -59,8 +59,8 @@ func (l Limits) withDefaults() Limits {
 
 // Check reports whether data is exactly one JSON value (RFC 8259) that
 // needs no repair: UTF-8 throughout, no unpaired surrogate escape, no
-// member name twice in an object (compared after unescaping), and within
-// lim. It returns nil or an EINVALID *chartstream.Error naming where the
+// member name twice in an object (compared after unescaping), no NUL
+// (which nothing downstream can store), and within lim. It returns nil or an EINVALID *chartstream.Error naming where the
 // first problem is.
 func Check(data []byte, lim Limits) error {
 	s := scanner{data: data, lim: lim.withDefaults()}
@@ -254,12 +254,18 @@ func (s *scanner) str(p path, what string) error {
 			s.i++
 			return nil
 		case c == '\\':
+			start := s.i
 			ok, paired := s.escape()
 			if !ok {
 				return syntax(p)
 			}
 			if !paired {
 				return fail("has an unpaired UTF-16 surrogate escape")
+			}
+			if string(s.data[start:s.i]) == `\u0000` {
+				// PostgreSQL stores no NUL in text or jsonb: it
+				// would fail later, as a 500.
+				return fail("contains a NUL character")
 			}
 		case c < 0x20:
 			return syntax(p) // control characters must be escaped

@@ -17,7 +17,7 @@ import (
 var reason = regexp.MustCompile(`^(the body )?(has a member name that )?(` +
 	`is not valid JSON|must be one JSON value with nothing after it|nests deeper than \d+ levels|` +
 	`must have at most \d+ (items|members)|is given more than once|is not valid UTF-8|` +
-	`has an unpaired UTF-16 surrogate escape|must be at most \d+ characters|is not a known field|` +
+	`has an unpaired UTF-16 surrogate escape|contains a NUL character|must be at most \d+ characters|is not a known field|` +
 	`must be (a string|an object|an array|a number|true or false|a number in range|a whole number in range)|` +
 	`must be (at least [-\d.e+]+)?( and )?(at most [-\d.e+]+)?|does not match the expected shape|cannot be decoded|` +
 	`the request is invalid)$`)

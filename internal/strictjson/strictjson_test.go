@@ -90,6 +90,8 @@ func TestDecodeRefusesWhatEncodingJSONWouldRepair(t *testing.T) {
 		{"BOM", "\ufeff{}", "", "not valid JSON"},
 		{"raw control character", "{\"mrn\":\"a\tb\"}", "mrn", "not valid JSON"},
 		{"bad escape", `{"mrn":"\x"}`, "mrn", "not valid JSON"},
+		{"NUL", `{"name":{"given":["a\u0000b"]}}`, "name.given[0]", "NUL"},
+		{"NUL in a member name", `{"a\u0000":1}`, "", "NUL"},
 		{"empty", ``, "", "not valid JSON"},
 	}
 	for _, tc := range cases {
