@@ -22,7 +22,8 @@ type route struct {
 	Summary string
 	// Roles may call the route; a caller needs any one of them.
 	Roles []chartstream.Role
-	// Request is a pointer to the body type, nil for routes without one.
+	// Request is a pointer to the body type, nil for routes without one
+	// (they take an empty body or {}, nothing else).
 	Request any
 	// RequestType is the body's media type, "" for JSON.
 	RequestType string
@@ -30,7 +31,8 @@ type route struct {
 	// GET (a search by POST, keeping PHI out of URLs): it takes the
 	// readers' roles and no Idempotency-Key, and records nothing.
 	Read bool
-	// Query is a pointer to a struct of query parameters, for the document.
+	// Query is a pointer to a struct of query parameters, for the document;
+	// nil for routes that take none (they refuse any).
 	Query any
 	// Response is a pointer to the success body type; nil for commands
 	// (CommandResult).
