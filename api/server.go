@@ -128,6 +128,7 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 		s.fhirOutcomes, // outside recovery: a panic on a FHIR path is an OperationOutcome too
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		middleware.BodyLimit(cfg.BodyLimit),
+		s.checkHeaders,
 	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -158,10 +159,13 @@ func (s *Server) clinicalRoutes() error {
 		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
 	}
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
-	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+	s.routes = s.routeTable()
 	for i := range s.routes {
-		if s.routes[i].Request == nil && s.routes[i].Method != http.MethodGet {
+		if s.routes[i].Request == nil {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
+		}
+		if s.routes[i].Query == nil {
+			s.routes[i].Handle = refuseQuery(s.routes[i].Handle)
 		}
 	}
 	var err error
@@ -172,12 +176,18 @@ func (s *Server) clinicalRoutes() error {
 	s.echo.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
 	})
-	register(s.echo.Group("/v1", s.authenticate, s.limit, s.idempotent), "/v1", s.routes)
+	register(s.echo.Group("/v1", s.authenticate, s.limit), "/v1", s.routes, s.idempotent)
 	s.registerFHIR(s.routes, public)
 	return nil
 }
 
-// refuseBody lets body-less commands take an empty body or {} and nothing
+// routeTable is every authenticated route: the one list that registers
+// handlers, generates the OpenAPI document and drives the generated tests.
+func (s *Server) routeTable() []route {
+	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+}
+
+// refuseBody lets body-less routes take an empty body or {} and nothing
 // else, so a client's misplaced fields are reported, not ignored.
 func refuseBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
