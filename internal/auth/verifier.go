@@ -3,9 +3,11 @@ package auth
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -13,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/strictjson"
 )
 
 // maxTokenBytes refuses absurdly long tokens before any decoding work. Real
@@ -136,6 +139,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Token, error) {
 	if !ok {
 		return Token{}, unauthorized(msgInvalid, fmt.Errorf("unexpected claims type %T", tok.Claims))
 	}
+	if err := strictPayload(raw); err != nil {
+		return Token{}, unauthorized(msgMalformed, err)
+	}
 	p, perr := v.principal(claims)
 	if perr != nil {
 		return Token{}, perr
@@ -149,6 +155,23 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Token, error) {
 		out.IssuedAt = iat.Time
 	}
 	return out, nil
+}
+
+// strictPayload refuses a signed payload that the JSON decoder would have
+// repaired: invalid UTF-8 (made U+FFFD), a claim given twice (the last
+// wins), trailing data. The subject becomes the actor recorded with every
+// event the token's holder writes, for ever, so it is taken exactly as the
+// identity provider signed it or not at all.
+func strictPayload(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return errors.New("token is not three segments")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("payload encoding: %w", err)
+	}
+	return strictjson.Check(payload, strictjson.Limits{MaxString: maxClaimLength})
 }
 
 // algorithmAllowed tells an algorithm outside the allow-list (including
