@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ type Verifier struct {
 	jwks   keyfunc.Keyfunc  // nil unless JWKSURL
 	cancel context.CancelFunc
 	now    func() time.Time // replaced in tests
+	cache  verifiedCache
 }
 
 // NewVerifier validates cfg, loads its keys and returns a Verifier. With a
@@ -128,6 +130,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Token, error) {
 	if raw == "" || len(raw) > maxTokenBytes {
 		return Token{}, unauthorized(msgMalformed, errors.New("token empty or too long"))
 	}
+	key, now := sha256.Sum256([]byte(raw)), v.now()
+	if tok, ok := v.cache.get(key, now); ok {
+		return tok, nil
+	}
 	tok, err := v.parser.Parse(raw, v.keyfunc(ctx))
 	if err != nil {
 		if tok != nil && !v.algorithmAllowed(tok) {
@@ -154,6 +160,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Token, error) {
 	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
 		out.IssuedAt = iat.Time
 	}
+	until := now.Add(verifiedTTL)
+	if exp := out.ExpiresAt.Add(v.cfg.Leeway); exp.Before(until) {
+		until = exp
+	}
+	v.cache.put(key, out, until)
 	return out, nil
 }
 

@@ -230,3 +230,27 @@ func TestVerifyRefusesPayloadsTheDecoderWouldRepair(t *testing.T) {
 		wantUnauthorized(t, err, msgSubjectInvalid)
 	}
 }
+
+// A verified token is reused for a while, but never past its expiry: the
+// cache saves the signature check, not the checks that change with time.
+func TestVerifyCachedTokenStillExpires(t *testing.T) {
+	t.Parallel()
+	idp := MustRSAKey(t)
+	pemPath, _ := MustPublicKeyPEM(t, &idp.PublicKey)
+	v := MustVerifier(t, Config{PublicKeyFile: pemPath, Leeway: 5 * time.Second})
+	start := time.Now()
+	claims := validClaims(start)
+	claims["exp"] = start.Add(20 * time.Second).Unix()
+	raw := sign(t, jwt.SigningMethodRS256, idp, "", claims)
+	clock := start
+	v.now = func() time.Time { return clock }
+	for _, at := range []time.Duration{0, 10 * time.Second} {
+		clock = start.Add(at)
+		if _, err := v.Verify(t.Context(), raw); err != nil {
+			t.Fatalf("at +%s: %v", at, err)
+		}
+	}
+	clock = start.Add(30 * time.Second) // within the cache's minute, past exp + leeway
+	_, err := v.Verify(t.Context(), raw)
+	wantUnauthorized(t, err, msgExpired)
+}
