@@ -120,9 +120,9 @@ func TestHelmLint(t *testing.T) {
 	}
 }
 
-// Both the default and the production values render every object the
-// issue names; the production values add the ALB Ingress and the
-// ServiceMonitor.
+// The default and the production values render every object the issue
+// names; the production values add the ServiceMonitor, and an Ingress (for
+// clusters with an ingress controller) renders when enabled.
 func TestHelmObjects(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -131,7 +131,8 @@ func TestHelmObjects(t *testing.T) {
 		extra []string
 	}{
 		{"default", nil, nil},
-		{"production", []string{"-f", productionValues(t)}, []string{"Ingress/cs-chartstream", "ServiceMonitor/cs-chartstream"}},
+		{"production", []string{"-f", productionValues(t)}, []string{"ServiceMonitor/cs-chartstream"}},
+		{"ingress", []string{"--set", "ingress.enabled=true,ingress.className=alb,serviceMonitor.enabled=true"}, []string{"Ingress/cs-chartstream", "ServiceMonitor/cs-chartstream"}},
 	} {
 		objs := render(t, tc.args...)
 		var got []string
