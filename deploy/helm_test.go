@@ -223,7 +223,7 @@ func TestHelmPods(t *testing.T) {
 				checkSettings(t, cname, []string{args[0].(string)}, names)
 				if args[0] == "serve" {
 					if str(c, "livenessProbe", "httpGet", "path") != "/healthz" || str(c, "readinessProbe", "httpGet", "path") != "/readyz" {
-						t.Errorf("%s: probes %v / %v, want /healthz and /readyz", cname, c.(map[string]any)["livenessProbe"], c.(map[string]any)["readinessProbe"])
+						t.Errorf("%s: probes %v / %v, want /healthz and /readyz", cname, get(c, "livenessProbe"), get(c, "readinessProbe"))
 					}
 				}
 			}
