@@ -297,3 +297,25 @@ func TestHelmRequiresSecretReferences(t *testing.T) {
 		}
 	}
 }
+
+// Extra volumes (the RDS CA bundle for sslmode=verify-full) reach every
+// chartstream container, the migration's too.
+func TestHelmExtraVolumes(t *testing.T) {
+	t.Parallel()
+	objs := render(t, "--set", "extraVolumes[0].name=rds-ca,extraVolumes[0].configMap.name=rds-ca,"+
+		"extraVolumeMounts[0].name=rds-ca,extraVolumeMounts[0].mountPath=/etc/rds-ca,extraVolumeMounts[0].readOnly=true")
+	for _, o := range objs {
+		if o.kind() != "Deployment" && o.kind() != "Job" {
+			continue
+		}
+		pod := get(o, "spec", "template", "spec")
+		if !slices.ContainsFunc(list(pod, "volumes"), func(v any) bool { return str(v, "name") == "rds-ca" }) {
+			t.Errorf("%s: no rds-ca volume", o.name())
+		}
+		for _, c := range list(pod, "containers") {
+			if !slices.ContainsFunc(list(c, "volumeMounts"), func(m any) bool { return str(m, "mountPath") == "/etc/rds-ca" }) {
+				t.Errorf("%s container %s: no /etc/rds-ca mount", o.name(), str(c, "name"))
+			}
+		}
+	}
+}

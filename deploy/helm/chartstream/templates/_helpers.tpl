@@ -167,6 +167,9 @@ initContainers:
 {{ include "chartstream.keyMounts" . }}
 - name: tmp
   mountPath: /tmp
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Volumes shared by serve and work: call with (list $ secretKeysYAML). */}}
@@ -175,6 +178,9 @@ initContainers:
 {{ include "chartstream.keyVolumes" (index . 0) }}
 - name: tmp
   emptyDir: {sizeLimit: 64Mi}
+{{- with (index . 0).Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Node placement of a component: call with its values. */}}
