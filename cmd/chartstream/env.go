@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -65,7 +66,7 @@ const fileSuffix = "_FILE"
 // applyEnv sets every flag the user did not pass from its environment
 // variable, or from the file its X_FILE variable names. A malformed value,
 // an unreadable file, or both X and X_FILE set fails with one line naming
-// the variable.
+// the variable; a value the input rules refuse (strictInputs) exits 2.
 func applyEnv(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
@@ -82,7 +83,9 @@ func applyEnv(cmd *cobra.Command) error {
 		if v == "" {
 			return
 		}
-		if setErr := f.Value.Set(v); setErr != nil {
+		if setErr := f.Value.Set(v); errors.As(setErr, new(inputError)) {
+			err = exitError{2, fmt.Errorf("%s %w", name, setErr)} // without the value
+		} else if setErr != nil {
 			err = fmt.Errorf("invalid %s: %v", name, setErr)
 		}
 	})
@@ -126,19 +129,20 @@ func required(settings ...[2]string) error {
 // read, sorted, each once.
 func envVars(cmd *cobra.Command) []string {
 	seen := map[string]bool{}
-	collect := func(f *pflag.Flag) {
+	visitFlags(cmd, func(f *pflag.Flag) {
 		for _, name := range f.Annotations[envAnnotation] {
 			seen[name] = true
 		}
-	}
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		c.Flags().VisitAll(collect)
-		c.PersistentFlags().VisitAll(collect)
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(cmd)
+	})
 	return slices.Sorted(maps.Keys(seen))
+}
+
+// visitFlags calls fn for every flag of cmd and its subcommands, local and
+// persistent (a persistent flag once per command that defines it).
+func visitFlags(cmd *cobra.Command, fn func(*pflag.Flag)) {
+	cmd.Flags().VisitAll(fn)
+	cmd.PersistentFlags().VisitAll(fn)
+	for _, sub := range cmd.Commands() {
+		visitFlags(sub, fn)
+	}
 }
