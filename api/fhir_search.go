@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -226,21 +225,7 @@ func fhirQuery(c echo.Context, typ string) (url.Values, fhirPage, error) {
 		}
 	}
 	q := c.QueryParams()
-	var fields []chartstream.FieldError
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range q {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		switch {
-		case !slices.Contains(allowed, name):
-			fields = append(fields, chartstream.FieldError{Field: name, Reason: "is not a supported search parameter"})
-		case len(q[name]) > 1 && name != "date":
-			fields = append(fields, chartstream.FieldError{Field: name, Reason: "must be given once"})
-		}
-	}
+	fields := queryNameProblems(q, allowed, "date", "is not a supported search parameter")
 	page := fhirPage{Cursor: q.Get(paramCursor)}
 	if v := q.Get(paramCount); v != "" {
 		n, err := strconv.Atoi(v)

@@ -2,7 +2,10 @@ package api
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -169,6 +172,38 @@ func (s *Server) patientRead(c echo.Context, projectionNames []string, read func
 		return err
 	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// queryNameProblems checks a query's parameter names: each in allowed
+// (unknown ones are refused with the reason given, not ignored: a
+// misspelled filter must not silently widen a read) and given once, except
+// repeatable ("" for none). An unknown name is shown only when it looks
+// like one of the API's own (lowercase ASCII and _): it could be anything
+// a client typed.
+func queryNameProblems(q url.Values, allowed []string, repeatable, unknown string) []chartstream.FieldError {
+	var fields []chartstream.FieldError
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		switch {
+		case !slices.Contains(allowed, name):
+			fields = append(fields, chartstream.FieldError{Field: plainName(name), Reason: unknown})
+		case len(q[name]) > 1 && name != repeatable:
+			fields = append(fields, chartstream.FieldError{Field: name, Reason: "must be given once"})
+		}
+	}
+	return fields
+}
+
+// plainName is a parameter's name as an error may show it, or "?".
+func plainName(name string) string {
+	if name == "" || len(name) > 32 {
+		return "?"
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && r != '_' {
+			return "?"
+		}
+	}
+	return name
 }
 
 // bindQuery binds query parameters, refusing unknown ones and malformed

@@ -83,6 +83,9 @@ type Deps struct {
 	Idempotency IdempotencyStore
 	// ReadModels is the app role's pool the queries read from.
 	ReadModels *pgxpool.Pool
+	// Analytics serves /v1/analytics from the hot standby. Optional: without
+	// it those routes answer 503 (they never read the primary instead).
+	Analytics AnalyticsReader
 }
 
 // Server is the HTTP server.
@@ -139,7 +142,7 @@ func (s *Server) clinicalRoutes() error {
 		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
 	}
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
-	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.analyticsRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
 	for i := range s.routes {
 		if s.routes[i].Request == nil && s.routes[i].Method != http.MethodGet {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
