@@ -166,7 +166,9 @@ type AnalyticsDeps struct {
 //   - Messages no relay announced. A periodic sweep compares each tenant's
 //     checkpoint with its newest event in the store and catches up.
 //   - Closing. The subscriber drains its NATS connection when the router
-//     closes, so the projector dials a connection of its own (Dial).
+//     closes, so the projector dials a connection of its own (Dial); and
+//     a message arriving as it closes would panic in the subscriber, which
+//     closingConsumer turns into a nak.
 type AnalyticsProjector struct {
 	deps AnalyticsDeps
 	cfg  AnalyticsConfig
@@ -272,5 +274,5 @@ func (a *AnalyticsProjector) consumer(ctx context.Context, js jetstream.JetStrea
 	if err != nil {
 		return nil, nil, fmt.Errorf("consumer %s: %w", a.cfg.Consumer, err)
 	}
-	return c, nil, nil // durable: it outlives this subscription
+	return closingConsumer{c}, nil, nil // durable: it outlives this subscription
 }

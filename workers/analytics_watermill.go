@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -161,3 +162,27 @@ func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 func (poisonPublisher) Close() error { return nil }
+
+// closingConsumer works around watermill-nats v2.1.3's JetStream
+// subscriber, which sends each message on its output channel in a select
+// that also watches for closing, while another goroutine closes that
+// channel on closing: a message arriving as the router stops panics with
+// "send on closed channel" in the NATS client's goroutine, and takes the
+// process down. Its Consume recovers exactly that panic and naks the
+// message, for whichever projector is active next; any other panic goes
+// on.
+type closingConsumer struct{ jetstream.Consumer }
+
+func (c closingConsumer) Consume(h jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	return c.Consumer.Consume(func(m jetstream.Msg) {
+		defer func() {
+			if r := recover(); r != nil {
+				if err, ok := r.(runtime.Error); !ok || err.Error() != "send on closed channel" {
+					panic(r)
+				}
+				_ = m.Nak()
+			}
+		}()
+		h(m)
+	}, opts...)
+}
