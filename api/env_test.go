@@ -34,6 +34,7 @@ import (
 	"github.com/chartstream/chartstream/internal/revocation"
 	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/internal/testkit"
+	"github.com/chartstream/chartstream/projections/analytics"
 )
 
 const (
@@ -82,6 +83,10 @@ type envConfig struct {
 	// storePool and storeCfg, when set, are the event store's.
 	storePool *pgxpool.Pool
 	storeCfg  eventstore.Config
+	// analytics serves /v1/analytics: the replica's, at min cell 11,
+	// unless an option replaced it (nil: none configured).
+	analytics    api.AnalyticsReader
+	analyticsSet bool
 }
 
 // envOption adjusts the environment newAPIEnvWith builds.
@@ -99,6 +104,25 @@ func withStore(pool *pgxpool.Pool, cfg eventstore.Config) envOption {
 	return func(c *envConfig) { c.storePool, c.storeCfg = pool, cfg }
 }
 
+// withAnalytics gives the server this analytics reader (nil: none).
+func withAnalytics(r api.AnalyticsReader) envOption {
+	return func(c *envConfig) { c.analytics, c.analyticsSet = r, true }
+}
+
+// withMinCell reads the replica with this small-cell threshold.
+func withMinCell(t *testing.T, minCell int) envOption {
+	return withAnalytics(mustAnalyticsReader(t, testkit.MustReplicaPool(t), minCell))
+}
+
+func mustAnalyticsReader(t *testing.T, pool *pgxpool.Pool, minCell int) *analytics.Reader {
+	t.Helper()
+	r, err := analytics.NewReader(pool, analytics.ReaderConfig{MinCell: minCell})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // withLog sends the server's log, at debug level, to w.
 func withLog(w io.Writer) envOption {
 	return func(c *envConfig) { c.log = w }
@@ -114,6 +138,9 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	cfg := envConfig{rate: ratelimit.DefaultConfig(), log: io.Discard}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if !cfg.analyticsSet {
+		cfg.analytics = mustAnalyticsReader(t, testkit.MustReplicaPool(t), 11)
 	}
 	dir := t.TempDir()
 	keyFile, devKey := filepath.Join(dir, "phi.key"), filepath.Join(dir, "jwt.pem")
@@ -164,7 +191,7 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		Logger:   logging.New(cfg.log, slog.LevelDebug),
 		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
-		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t),
+		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t), Analytics: cfg.analytics,
 	}, api.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

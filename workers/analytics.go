@@ -46,12 +46,14 @@ type AnalyticsConfig struct {
 	NakDelay time.Duration
 	// Page caps the events applied in one transaction. Default 1000.
 	Page int
-	// ReadAheadAt: a message with at least this many messages pending
-	// behind it on the consumer makes the projector apply its tenant's
-	// later events from the event store too, up to Page, so that a
-	// backlog is applied in batches (their messages then find nothing to
-	// do). Default 50.
-	ReadAheadAt int
+	// ReadAheadAt and ReadAheadAfter: a message with at least ReadAheadAt
+	// messages pending behind it on the consumer, or stored at least
+	// ReadAheadAfter ago, makes the projector apply its tenant's later
+	// events from the event store too, up to Page, so that a backlog is
+	// applied in batches (their messages then find nothing to do).
+	// Defaults 50 and 100ms.
+	ReadAheadAt    int
+	ReadAheadAfter time.Duration
 	// SweepInterval is how often every tenant's analytics checkpoint is
 	// compared with its newest event in the store (Heads). Default 30s.
 	SweepInterval time.Duration
@@ -80,7 +82,7 @@ func (c *AnalyticsConfig) setDefaults() {
 	for _, d := range []struct {
 		p *time.Duration
 		v time.Duration
-	}{{&c.AckWait, 30 * time.Second}, {&c.RetryInterval, 100 * time.Millisecond}, {&c.NakDelay, time.Second},
+	}{{&c.AckWait, 30 * time.Second}, {&c.RetryInterval, 100 * time.Millisecond}, {&c.NakDelay, time.Second}, {&c.ReadAheadAfter, 100 * time.Millisecond},
 		{&c.SweepInterval, 30 * time.Second}, {&c.LeaseRetry, time.Second}} {
 		if *d.p == 0 {
 			*d.p = d.v
@@ -94,7 +96,7 @@ func (c AnalyticsConfig) Validate() error {
 	if c.MaxRetries < 0 || c.Page < 1 || c.ReadAheadAt < 1 {
 		errs = append(errs, errors.New("analytics projector: retries must not be negative; page and read-ahead threshold must be positive"))
 	}
-	if c.AckWait <= 0 || c.RetryInterval <= 0 || c.NakDelay <= 0 || c.SweepInterval <= 0 || c.LeaseRetry <= 0 {
+	if c.AckWait <= 0 || c.RetryInterval <= 0 || c.NakDelay <= 0 || c.ReadAheadAfter <= 0 || c.SweepInterval <= 0 || c.LeaseRetry <= 0 {
 		errs = append(errs, errors.New("analytics projector: durations must be positive"))
 	}
 	return errors.Join(errs...)
@@ -144,17 +146,18 @@ type AnalyticsDeps struct {
 //     gap is read from the event store; a message at or before the
 //     checkpoint is done. Redeliveries change nothing.
 //   - Ack after commit. The subscriber acks when the handler returns nil,
-//     and the handler returns after its transaction committed. A lost ack
-//     is a redelivery, which is done at once.
+//     and the handler returns after its transaction committed. Acks are
+//     not confirmed (AckAsync): a lost one is a redelivery, done at once.
 //   - Per-tenant serialisation. Two transactions of one tenant serialise
 //     on its checkpoint row (SELECT ... FOR UPDATE). One projector is
 //     active across processes (an advisory-lock lease, as the read model
 //     projector's), so its messages are not split between processes.
-//   - Batching. Watermill hands over one message at a time. When many are
-//     pending behind one (a backlog), the handler applies its tenant's
-//     later events from the event store too, a page per transaction, and
-//     their messages are then done without touching the database (the
-//     last checkpoint committed is remembered).
+//   - Batching. Watermill hands over one message at a time. When the
+//     projector is behind (many messages pending on the server, or a
+//     message that waited in the client's buffer), the handler applies its
+//     tenant's later events from the event store too, a page per
+//     transaction, and their messages are then done without touching the
+//     database (the last checkpoint committed is remembered).
 //   - Poison. The PoisonQueue middleware only republishes a message.
 //     Before it does, an event that cannot be applied (known-permanent at
 //     once, otherwise after the Retry middleware's attempts) is set aside
@@ -231,6 +234,9 @@ func (a *AnalyticsProjector) consume(ctx context.Context) error {
 		Conn: nc, Logger: logger, AckWaitTimeout: a.cfg.AckWait,
 		ResourceInitializer: a.consumer, NakDelay: wmjetstream.NewStaticDelay(a.cfg.NakDelay),
 		Unmarshaler: unmarshaler{},
+		// A lost ack is a redelivery, which is done at once: no need to
+		// wait for the server to confirm each.
+		AckAsync: true,
 	})
 	if err != nil {
 		return fmt.Errorf("analytics: subscriber: %w", err)

@@ -102,12 +102,15 @@ func (a *AnalyticsProjector) step(ctx context.Context, t analyticsTarget, limit 
 		if created, err = a.ensurePartitions(ctx, tx, st.tried); err != nil {
 			return err
 		}
-		if err := analytics.Apply(ctx, tx, st.tried); err != nil {
+		// The events and the checkpoint in one round trip.
+		b := &pgx.Batch{}
+		if err := analytics.Queue(b, st.tried); err != nil {
 			return err
 		}
 		last := eventstore.CursorOf(st.tried[len(st.tried)-1])
-		if _, err := tx.Exec(ctx, `UPDATE analytics_checkpoints SET txid = $2, position = $3, updated_at = now() WHERE tenant_id = $1`,
-			t.tenant, last.TxID, last.Position); err != nil {
+		b.Queue(`UPDATE analytics_checkpoints SET txid = $2, position = $3, updated_at = now() WHERE tenant_id = $1`,
+			t.tenant, last.TxID, last.Position)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 		st.reached = last
@@ -165,12 +168,14 @@ func (a *AnalyticsProjector) collect(ctx context.Context, t analyticsTarget, cp 
 // checkpoint, creating it at the beginning, in one round trip.
 func lockAnalyticsCheckpoint(ctx context.Context, tx pgx.Tx, tenant chartstream.TenantID) (eventstore.Cursor, error) {
 	var c eventstore.Cursor
-	// The INSERT's row is not visible to the statement's own SELECT: the
-	// second SELECT, after it, reads (and locks) it.
-	if _, err := tx.Exec(ctx, `INSERT INTO analytics_checkpoints (tenant_id, txid, position) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING`, tenant); err != nil {
-		return c, err
-	}
-	err := tx.QueryRow(ctx, `SELECT txid, position FROM analytics_checkpoints WHERE tenant_id = $1 FOR UPDATE`, tenant).Scan(&c.TxID, &c.Position)
+	// The INSERT's row is not visible to its own statement's SELECT: the
+	// SELECT after it reads (and locks) it; both in one pipeline.
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO analytics_checkpoints (tenant_id, txid, position) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING`, tenant)
+	b.Queue(`SELECT txid, position FROM analytics_checkpoints WHERE tenant_id = $1 FOR UPDATE`, tenant).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&c.TxID, &c.Position)
+	})
+	err := tx.SendBatch(ctx, b).Close()
 	return c, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -17,9 +18,13 @@ import (
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
-// metadataPending carries, on a watermill message, how many messages were
-// pending on the consumer behind it when it was delivered.
-const metadataPending = "Chartstream-Pending"
+// metadataPending and metadataStored carry, on a watermill message, how
+// many messages were pending on the consumer behind it when it was
+// delivered, and when JetStream stored it (Unix nanoseconds).
+const (
+	metadataPending = "Chartstream-Pending"
+	metadataStored  = "Chartstream-Stored"
+)
 
 // unmarshaler turns a JetStream message into a watermill message keeping
 // what the projector needs, which watermill-nats's default drops: the
@@ -40,6 +45,7 @@ func (unmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
 	}
 	if meta, err := m.Metadata(); err == nil {
 		wm.Metadata.Set(metadataPending, strconv.FormatUint(meta.NumPending, 10))
+		wm.Metadata.Set(metadataStored, strconv.FormatInt(meta.Timestamp.UnixNano(), 10))
 	}
 	if id := m.Headers().Get(HeaderCorrelationID); id != "" {
 		middleware.SetCorrelationID(id, wm)
@@ -84,8 +90,11 @@ func (a *AnalyticsProjector) target(msg *message.Message) (analyticsTarget, erro
 	}
 	t.tenant, t.cursor = tenant, c
 	t.prev, t.hasPrev = cursorHeaders(h, HeaderPrevTxID, HeaderPrevPosition)
+	// Behind: many pending on the server, or (the client buffers what it
+	// pulled) a message that waited.
 	pending, _ := strconv.Atoi(msg.Metadata.Get(metadataPending))
-	t.readAhead = pending >= a.cfg.ReadAheadAt
+	stored, _ := strconv.ParseInt(msg.Metadata.Get(metadataStored), 10, 64)
+	t.readAhead = pending >= a.cfg.ReadAheadAt || (stored > 0 && time.Since(time.Unix(0, stored)) >= a.cfg.ReadAheadAfter)
 	return t, nil
 }
 

@@ -4,7 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/postgres"
+	"github.com/chartstream/chartstream/projections/analytics"
 )
 
 // MustReplicaPool returns the shared pool of the hot standby as
@@ -35,5 +40,28 @@ func WaitReplica(tb testing.TB) {
 			tb.Fatalf("the replica has not replayed the primary's WAL up to %s within 10s (%v)", lsn, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// MustApplyAnalytics applies events of tenant to the analytics tables on
+// the primary as the app role, creating their months' partitions, as the
+// analytics projector does (without its checkpoint: apply each event once).
+func MustApplyAnalytics(tb testing.TB, tenant chartstream.TenantID, events []chartstream.Event) {
+	tb.Helper()
+	ctx := Context(tb)
+	months, err := analytics.Months(events)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	err = postgres.InTenantTx(ctx, MustAppPool(tb), tenant, func(tx pgx.Tx) error {
+		for _, m := range months {
+			if _, err := tx.Exec(ctx, `SELECT chartstream_analytics_partitions($1)`, m); err != nil {
+				return err
+			}
+		}
+		return analytics.Apply(ctx, tx, events)
+	})
+	if err != nil {
+		tb.Fatalf("apply analytics: %v", err)
 	}
 }

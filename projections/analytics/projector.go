@@ -71,18 +71,30 @@ func dayOf(e chartstream.Event) (time.Time, bool, error) {
 	return time.Time{}, false, nil
 }
 
-// Apply applies a tenant's events, in order, in tx: their statements go as
-// one pipeline. Observations and orders only add up, so each kind is one
-// set-based statement; encounter events depend on what came before them
-// and go one statement each, in order. Partitions for Months(events) must
-// exist. Errors: EINVALID for an event whose payload this code cannot
-// read; the database's otherwise.
+// Apply applies a tenant's events, in order, in tx, in one round trip
+// (see Queue).
 func Apply(ctx context.Context, tx pgx.Tx, events []chartstream.Event) error {
+	b := &pgx.Batch{}
+	if err := Queue(b, events); err != nil {
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("analytics: apply %d events: %w", len(events), err)
+	}
+	return nil
+}
+
+// Queue queues on b the statements that apply a tenant's events, in order,
+// so that a caller can send them in one pipeline with its own.
+// Observations and orders only add up, so each kind is one set-based
+// statement; encounter events depend on what came before them and are one
+// statement each, in order. Partitions for Months(events) must exist.
+// Errors: EINVALID for an event whose payload this code cannot read.
+func Queue(b *pgx.Batch, events []chartstream.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	tenant := events[0].Tenant
-	b := &pgx.Batch{}
 	var obs observationRows
 	var meds medicationRows
 	for _, e := range events {
@@ -107,9 +119,6 @@ func Apply(ctx context.Context, tx pgx.Tx, events []chartstream.Event) error {
 	}
 	obs.queue(b, tenant)
 	meds.queue(b, tenant)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("analytics: apply %d events: %w", len(events), err)
-	}
 	return nil
 }
 

@@ -30,26 +30,10 @@ func event(t *testing.T, tenant chartstream.TenantID, stream uuid.UUID, typ stri
 		Version: 1, Payload: raw, RecordedAt: at}
 }
 
-// apply applies events to the analytics tables on the primary, as the app
-// role, creating their months' partitions.
+// apply applies events to the analytics tables on the primary.
 func apply(t *testing.T, tenant chartstream.TenantID, events ...chartstream.Event) {
 	t.Helper()
-	ctx := testkit.Context(t)
-	months, err := analytics.Months(events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = postgres.InTenantTx(ctx, testkit.MustAppPool(t), tenant, func(tx pgx.Tx) error {
-		for _, m := range months {
-			if _, err := tx.Exec(ctx, `SELECT chartstream_analytics_partitions($1)`, m); err != nil {
-				return err
-			}
-		}
-		return analytics.Apply(ctx, tx, events)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testkit.MustApplyAnalytics(t, tenant, events)
 }
 
 // observations are n pulse readings of tenant on day, valued 60, 61, ...
