@@ -29,18 +29,18 @@ const HeaderReplicaLag = "X-Replica-Lag-Ms"
 // Query parameters of the analytics routes, for the OpenAPI document.
 type (
 	censusQuery struct {
-		From     string `query:"from" format:"date" description:"first day (UTC), default 29 days before to"`
-		To       string `query:"to" format:"date" description:"last day (UTC), default today; at most 366 days after from"`
+		From     string `query:"from" format:"date" maxLength:"10" description:"first day (UTC), default 29 days before to"`
+		To       string `query:"to" format:"date" maxLength:"10" description:"last day (UTC), default today; at most 366 days after from"`
 		Location string `query:"location" maxLength:"200" description:"one location; default every location"`
 	}
 	analyticsObservationQuery struct {
 		Code string `query:"code" maxLength:"64" description:"one LOINC code; default every code"`
-		From string `query:"from" format:"date" description:"first day (UTC), default 29 days before to"`
-		To   string `query:"to" format:"date" description:"last day (UTC), default today; at most 366 days after from"`
+		From string `query:"from" format:"date" maxLength:"10" description:"first day (UTC), default 29 days before to"`
+		To   string `query:"to" format:"date" maxLength:"10" description:"last day (UTC), default today; at most 366 days after from"`
 	}
 	analyticsMedicationQuery struct {
-		From string `query:"from" format:"date" description:"first day (UTC), default 29 days before to"`
-		To   string `query:"to" format:"date" description:"last day (UTC), default today; at most 366 days after from"`
+		From string `query:"from" format:"date" maxLength:"10" description:"first day (UTC), default 29 days before to"`
+		To   string `query:"to" format:"date" maxLength:"10" description:"last day (UTC), default today; at most 366 days after from"`
 	}
 )
 
@@ -60,29 +60,30 @@ func (s *Server) analyticsRoutes() []route {
 }
 
 func (s *Server) analyticsCensus(c echo.Context) error {
-	q := c.QueryParams()
-	rg, err := analyticsInput(c, []string{"from", "to", "location"}, analytics.CheckLocation(q.Get("location")))
+	var q censusQuery
+	rg, err := analyticsInput(c, &q, &q.From, &q.To, func() error { return analytics.CheckLocation(q.Location) })
 	if err != nil {
 		return err
 	}
 	return s.serveAnalytics(c, func(ctx context.Context, tenant chartstream.TenantID) (any, analytics.Lag, error) {
-		return s.deps.Analytics.Census(ctx, tenant, rg, q.Get("location"))
+		return s.deps.Analytics.Census(ctx, tenant, rg, q.Location)
 	})
 }
 
 func (s *Server) analyticsObservations(c echo.Context) error {
-	q := c.QueryParams()
-	rg, err := analyticsInput(c, []string{"code", "from", "to"}, analytics.CheckCode(q.Get("code")))
+	var q analyticsObservationQuery
+	rg, err := analyticsInput(c, &q, &q.From, &q.To, func() error { return analytics.CheckCode(q.Code) })
 	if err != nil {
 		return err
 	}
 	return s.serveAnalytics(c, func(ctx context.Context, tenant chartstream.TenantID) (any, analytics.Lag, error) {
-		return s.deps.Analytics.Observations(ctx, tenant, rg, q.Get("code"))
+		return s.deps.Analytics.Observations(ctx, tenant, rg, q.Code)
 	})
 }
 
 func (s *Server) analyticsMedications(c echo.Context) error {
-	rg, err := analyticsInput(c, []string{"from", "to"}, nil)
+	var q analyticsMedicationQuery
+	rg, err := analyticsInput(c, &q, &q.From, &q.To, func() error { return nil })
 	if err != nil {
 		return err
 	}
@@ -91,15 +92,18 @@ func (s *Server) analyticsMedications(c echo.Context) error {
 	})
 }
 
-// analyticsInput checks an analytics request's query: only the allowed
-// parameters, each at most once, a valid range (analytics.ParseRange) and
-// the route's own filter check (nil when it has none). Every problem is
-// reported at once, naming the parameter, never its value.
-func analyticsInput(c echo.Context, allowed []string, filterErr error) (analytics.Range, error) {
-	q := c.QueryParams()
-	fields := queryNameProblems(q, allowed, "", "is not a parameter of this route")
-	rg, err := analytics.ParseRange(q.Get("from"), q.Get("to"), time.Now())
-	for _, e := range []error{err, filterErr} {
+// analyticsInput binds an analytics request's query into q strictly
+// (bindQuery: unknown, repeated, empty or overlong parameters are refused)
+// and checks the range (analytics.ParseRange) and the route's filter.
+// Every problem with the range and the filter is reported at once, naming
+// the parameter, never its value.
+func analyticsInput(c echo.Context, q any, from, to *string, filter func() error) (analytics.Range, error) {
+	if err := bindQuery(c, q); err != nil {
+		return analytics.Range{}, err
+	}
+	rg, err := analytics.ParseRange(*from, *to, time.Now())
+	var fields []chartstream.FieldError
+	for _, e := range []error{err, filter()} {
 		var invalid *chartstream.Error
 		if errors.As(e, &invalid) {
 			fields = append(fields, invalid.Fields...)

@@ -87,6 +87,9 @@ type envConfig struct {
 	// unless an option replaced it (nil: none configured).
 	analytics    api.AnalyticsReader
 	analyticsSet bool
+	// readModels, when set, is the pool queries read from.
+	readModels *pgxpool.Pool
+	server     api.Config
 }
 
 // envOption adjusts the environment newAPIEnvWith builds.
@@ -123,6 +126,16 @@ func mustAnalyticsReader(t *testing.T, pool *pgxpool.Pool, minCell int) *analyti
 	return r
 }
 
+// withReadModels gives the queries a pool of the test's.
+func withReadModels(pool *pgxpool.Pool) envOption {
+	return func(c *envConfig) { c.readModels = pool }
+}
+
+// withServer sets the server's configuration (its Addr is the test's).
+func withServer(cfg api.Config) envOption {
+	return func(c *envConfig) { c.server = cfg }
+}
+
 // withLog sends the server's log, at debug level, to w.
 func withLog(w io.Writer) envOption {
 	return func(c *envConfig) { c.log = w }
@@ -142,6 +155,7 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	if !cfg.analyticsSet {
 		cfg.analytics = mustAnalyticsReader(t, testkit.MustReplicaPool(t), 11)
 	}
+	cfg.server.Addr = "127.0.0.1:0"
 	dir := t.TempDir()
 	keyFile, devKey := filepath.Join(dir, "phi.key"), filepath.Join(dir, "jwt.pem")
 	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
@@ -175,6 +189,10 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(verifier.Close)
+	readModels := cfg.readModels
+	if readModels == nil {
+		readModels = testkit.MustAppPool(t)
+	}
 	rdb := testkit.MustRedis(t)
 	prefix := "test:" + uuid.NewString() + ":"
 	rateCfg := cfg.rate
@@ -191,8 +209,8 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		Logger:   logging.New(cfg.log, slog.LevelDebug),
 		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
-		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t), Analytics: cfg.analytics,
-	}, api.Config{Addr: "127.0.0.1:0"})
+		Limits:      limits, Idempotency: idem, ReadModels: readModels, Analytics: cfg.analytics,
+	}, cfg.server)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,8 +51,8 @@ func TestNurseMayDoBedsideWorkOnly(t *testing.T) {
 }
 
 // Administrators, auditors and analysts use other interfaces: every
-// command route, taken from the route table, refuses them and writes
-// nothing. A token with no role at all is refused too.
+// route, taken from the route table, refuses them (auditors read) and
+// writes nothing. A token with no role at all is refused too.
 func TestNonClinicalRolesAreRefusedEveryCommand(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
@@ -67,7 +67,7 @@ func TestNonClinicalRolesAreRefusedEveryCommand(t *testing.T) {
 			tok = e.token(c.tenant, role)
 		}
 		for _, r := range routes {
-			if r.Method == http.MethodGet && (role == chartstream.RoleAuditor || role == chartstream.RoleAnalyst && slices.Contains(r.Roles, role)) {
+			if r.Read && (role == chartstream.RoleAuditor || role == chartstream.RoleAnalyst && slices.Contains(r.Roles, role)) {
 				continue // auditors read charts, analysts analytics; TestRouteRoles pins who reads
 			}
 			if slices.Contains(r.Roles, role) {
@@ -98,10 +98,10 @@ func TestRouteRoles(t *testing.T) {
 	for _, r := range e.server.RouteTable() {
 		want := []chartstream.Role{chartstream.RoleClinician}
 		switch {
-		case r.Method == http.MethodGet && strings.HasPrefix(r.Path, "/v1/analytics/"):
+		case r.Read && strings.HasPrefix(r.Path, "/v1/analytics/"):
 			// Aggregates are the analysts', and theirs only.
 			want = []chartstream.Role{chartstream.RoleAnalyst}
-		case r.Method == http.MethodGet:
+		case r.Read:
 			// Charts are read by the care team and by auditors; analysts
 			// get de-identified data elsewhere, never charts.
 			want = append(want, chartstream.RoleNurse, chartstream.RoleAuditor)
