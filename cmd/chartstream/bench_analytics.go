@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -79,43 +76,16 @@ func benchAnalytics(ctx context.Context, log io.Writer, urls benchURLs, perSecon
 		return r, err
 	}
 	defer b.Close()
-	tenant := b.tenant.ID
-	var mu sync.Mutex
-	applied := make(map[uuid.UUID]time.Time)
+	applied := newAppliedTimes(b.tenant.ID)
 	projector, err := workers.NewAnalyticsProjector(workers.AnalyticsDeps{
 		Dial: func() (*nats.Conn, error) { return b.nats.Dial("chartstream-bench-analytics") },
-		DB:   b.writerPool, Events: b.writer, Logger: b.quiet,
-		Applied: func(e chartstream.Event, at time.Time) {
-			if e.Tenant == tenant {
-				mu.Lock()
-				applied[e.ID] = at
-				mu.Unlock()
-			}
-		},
+		DB:   b.writerPool, Events: b.writer, Logger: b.quiet, Applied: applied.record,
 	}, workers.AnalyticsConfig{Stream: b.relayCfg.Stream, SubjectPrefix: b.relayCfg.SubjectPrefix, Consumer: "bench-analytics-" + b.relayCfg.Name})
 	if err != nil {
 		return r, err
 	}
-	stopRelay, err := b.startRelay(ctx, nil)
-	if err != nil {
-		return r, err
-	}
-	defer stopRelay()
-	defer runInBackground(ctx, projector.Run)()
-	ids, err := benchPatients(ctx, b, patients)
-	if err != nil {
-		return r, err
-	}
-	committed, err := recordVitals(ctx, b, ids, perSecond, duration)
-	if err != nil {
-		return r, err
-	}
-	lags, err := commitLags(committed, func(id uuid.UUID) (time.Time, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		at, ok := applied[id]
-		return at, ok
-	})
+	_, lags, stop, err := lagPhase(ctx, b, projector.Run, applied, patients, perSecond, duration)
+	defer stop()
 	if err != nil {
 		return r, err
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,43 +126,16 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 	tenant := b.tenant.ID
 
 	// applied records when the projector applied each of the tenant's events.
-	var mu sync.Mutex
-	applied := make(map[uuid.UUID]time.Time)
+	applied := newAppliedTimes(tenant)
 	projector, err := workers.NewProjector(workers.ProjectorDeps{
-		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet,
-		Applied: func(e chartstream.Event, at time.Time) {
-			if e.Tenant == tenant {
-				mu.Lock()
-				applied[e.ID] = at
-				mu.Unlock()
-			}
-		},
+		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet, Applied: applied.record,
 	}, workers.ProjectorConfig{Stream: b.relayCfg.Stream, SubjectPrefix: b.relayCfg.SubjectPrefix, Consumer: "bench-" + b.relayCfg.Name})
 	if err != nil {
 		return r, err
 	}
-	stopRelay, err := b.startRelay(ctx, nil)
-	if err != nil {
-		return r, err
-	}
-	defer stopRelay()
-	defer runInBackground(ctx, projector.Run)()
-
-	ids, err := benchPatients(ctx, b, patients)
-	if err != nil {
-		return r, err
-	}
 	// Phase 1: vital signs at perSecond.
-	committed, err := recordVitals(ctx, b, ids, perSecond, duration)
-	if err != nil {
-		return r, err
-	}
-	lags, err := commitLags(committed, func(id uuid.UUID) (time.Time, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		at, ok := applied[id]
-		return at, ok
-	})
+	ids, lags, stop, err := lagPhase(ctx, b, projector.Run, applied, patients, perSecond, duration)
+	defer stop()
 	if err != nil {
 		return r, err
 	}

@@ -112,3 +112,53 @@ func commitLags(committed map[uuid.UUID]time.Time, appliedAt func(uuid.UUID) (ti
 	slices.Sort(lags)
 	return lags, nil
 }
+
+// appliedTimes records when a worker applied each of the bench tenant's
+// events (its AppliedFn).
+type appliedTimes struct {
+	tenant chartstream.TenantID
+	mu     sync.Mutex
+	at     map[uuid.UUID]time.Time
+}
+
+func newAppliedTimes(tenant chartstream.TenantID) *appliedTimes {
+	return &appliedTimes{tenant: tenant, at: make(map[uuid.UUID]time.Time)}
+}
+
+func (a *appliedTimes) record(e chartstream.Event, at time.Time) {
+	if e.Tenant == a.tenant {
+		a.mu.Lock()
+		a.at[e.ID] = at
+		a.mu.Unlock()
+	}
+}
+
+func (a *appliedTimes) of(id uuid.UUID) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.at[id]
+	return at, ok
+}
+
+// lagPhase runs the bench's relay and worker (until stop), registers
+// patients, records their vital signs at perSecond for duration and
+// returns the patients and each event's commit-to-applied lag in ms,
+// sorted.
+func lagPhase(ctx context.Context, b *benchPipeline, worker func(context.Context) error, applied *appliedTimes,
+	patients, perSecond int, duration time.Duration) (ids []uuid.UUID, lags []float64, stop func(), err error) {
+	stopRelay, err := b.startRelay(ctx, nil)
+	if err != nil {
+		return nil, nil, func() {}, err
+	}
+	stopWorker := runInBackground(ctx, worker)
+	stop = func() { stopWorker(); stopRelay() }
+	if ids, err = benchPatients(ctx, b, patients); err != nil {
+		return nil, nil, stop, err
+	}
+	committed, err := recordVitals(ctx, b, ids, perSecond, duration)
+	if err != nil {
+		return nil, nil, stop, err
+	}
+	lags, err = commitLags(committed, applied.of)
+	return ids, lags, stop, err
+}
