@@ -170,8 +170,9 @@ type AnalyticsDeps struct {
 //     checkpoint with its newest event in the store and catches up.
 //   - Closing. The subscriber drains its NATS connection when the router
 //     closes, so the projector dials a connection of its own (Dial); and
-//     a message arriving as it closes would panic in the subscriber, which
-//     closingConsumer turns into a nak.
+//     a message arriving as it closes would be sent on a closed channel in
+//     the subscriber (a race and a panic), so the flow stops first
+//     (flowGate).
 type AnalyticsProjector struct {
 	deps AnalyticsDeps
 	cfg  AnalyticsConfig
@@ -229,10 +230,11 @@ func (a *AnalyticsProjector) consume(ctx context.Context) error {
 	if err := ensureDeadLetterStream(ctx, js, a.cfg.DeadLetterStream); err != nil {
 		return fmt.Errorf("analytics: %w", err)
 	}
+	gate := &flowGate{}
 	logger := watermill.NewSlogLoggerWithLevelMapping(a.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	sub, err := wmjetstream.NewSubscriber(wmjetstream.SubscriberConfig{
 		Conn: nc, Logger: logger, AckWaitTimeout: a.cfg.AckWait,
-		ResourceInitializer: a.consumer, NakDelay: wmjetstream.NewStaticDelay(a.cfg.NakDelay),
+		ResourceInitializer: a.consumer(gate), NakDelay: wmjetstream.NewStaticDelay(a.cfg.NakDelay),
 		Unmarshaler: unmarshaler{},
 		// A lost ack is a redelivery, which is done at once: no need to
 		// wait for the server to confirm each.
@@ -264,21 +266,38 @@ func (a *AnalyticsProjector) consume(ctx context.Context) error {
 	swept := make(chan struct{})
 	go func() { defer close(swept); a.sweep(sweepCtx) }()
 	defer func() { stopSweep(); <-swept }()
-	if err := router.Run(ctx); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("analytics: router: %w", err)
+	// The router gets a context of its own: the gate closes before it
+	// stops (see flowGate).
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
+	ran := make(chan error, 1)
+	go func() { ran <- router.Run(routerCtx) }()
+	select {
+	case err := <-ran:
+		if err != nil {
+			return fmt.Errorf("analytics: router: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
 	}
+	gate.close(a.cfg.AckWait)
+	stopRouter()
+	<-ran
 	return nil
 }
 
-// consumer creates (or updates) the durable consumer the subscriber reads:
-// every tenant's events, acked one by one.
-func (a *AnalyticsProjector) consumer(ctx context.Context, js jetstream.JetStream, topic string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
-	c, err := js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, jetstream.ConsumerConfig{
-		Durable: a.cfg.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: a.cfg.AckWait,
-		DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: topic,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("consumer %s: %w", a.cfg.Consumer, err)
+// consumer returns the subscriber's resource initializer: it creates (or
+// updates) the durable consumer, every tenant's events acked one by one,
+// behind gate.
+func (a *AnalyticsProjector) consumer(gate *flowGate) wmjetstream.ResourceInitializer {
+	return func(ctx context.Context, js jetstream.JetStream, topic string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
+		c, err := js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, jetstream.ConsumerConfig{
+			Durable: a.cfg.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: a.cfg.AckWait,
+			DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: topic,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("consumer %s: %w", a.cfg.Consumer, err)
+		}
+		return gatedConsumer{Consumer: c, gate: gate}, nil, nil // durable: it outlives this subscription
 	}
-	return closingConsumer{c}, nil, nil // durable: it outlives this subscription
 }

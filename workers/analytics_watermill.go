@@ -3,9 +3,9 @@ package workers
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -172,26 +172,67 @@ func (p poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
 
 func (poisonPublisher) Close() error { return nil }
 
-// closingConsumer works around watermill-nats v2.1.3's JetStream
-// subscriber, which sends each message on its output channel in a select
-// that also watches for closing, while another goroutine closes that
-// channel on closing: a message arriving as the router stops panics with
-// "send on closed channel" in the NATS client's goroutine, and takes the
-// process down. Its Consume recovers exactly that panic and naks the
-// message, for whichever projector is active next; any other panic goes
-// on.
-type closingConsumer struct{ jetstream.Consumer }
+// flowGate works around watermill-nats v2.1.3's JetStream subscriber,
+// which hands each message to the router by a send on a channel that
+// another goroutine closes when the subscription ends: a message arriving
+// as the router stops is a send on a closed channel (a data race, and a
+// panic in the NATS client's goroutine that takes the process down). The
+// projector closes the gate before it stops the router: the consumers stop
+// pulling, messages still arriving are nakked for whichever projector is
+// active next, and the gate waits for the messages in hand to be done.
+type flowGate struct {
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+	ccs      []jetstream.ConsumeContext
+}
 
-func (c closingConsumer) Consume(h jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
-	return c.Consumer.Consume(func(m jetstream.Msg) {
-		defer func() {
-			if r := recover(); r != nil {
-				if err, ok := r.(runtime.Error); !ok || err.Error() != "send on closed channel" {
-					panic(r)
-				}
-				_ = m.Nak()
-			}
-		}()
+func (g *flowGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.inflight.Add(1)
+	return true
+}
+
+// close stops the flow and waits up to wait for the messages in hand.
+func (g *flowGate) close(wait time.Duration) {
+	g.mu.Lock()
+	g.closed = true
+	ccs := g.ccs
+	g.mu.Unlock()
+	for _, cc := range ccs {
+		cc.Stop()
+	}
+	done := make(chan struct{})
+	go func() { g.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
+}
+
+// gatedConsumer is a consumer whose messages pass the gate.
+type gatedConsumer struct {
+	jetstream.Consumer
+	gate *flowGate
+}
+
+func (c gatedConsumer) Consume(h jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	cc, err := c.Consumer.Consume(func(m jetstream.Msg) {
+		if !c.gate.enter() {
+			_ = m.Nak()
+			return
+		}
+		defer c.gate.inflight.Done()
 		h(m)
 	}, opts...)
+	if err == nil {
+		c.gate.mu.Lock()
+		c.gate.ccs = append(c.gate.ccs, cc)
+		c.gate.mu.Unlock()
+	}
+	return cc, err
 }
