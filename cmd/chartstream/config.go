@@ -16,6 +16,7 @@ import (
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/internal/tlsconfig"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -25,6 +26,12 @@ type Config struct {
 	// HTTPAddr is the API's listen address (HTTP_ADDR). Default
 	// 127.0.0.1:18080.
 	HTTPAddr string
+	// TLSCertFile and TLSKeyFile are the API's certificate (chain) and
+	// key, PEM (TLS_CERT_FILE, TLS_KEY_FILE): both set, the API speaks
+	// HTTPS only, TLS 1.2 at least, and picks up a renewed pair without a
+	// restart. Default neither: plain HTTP (behind a TLS-terminating load
+	// balancer, or on loopback).
+	TLSCertFile, TLSKeyFile string
 	// DatabaseURL is the app role's PostgreSQL URL (DATABASE_URL). Required.
 	DatabaseURL string
 	// DatabaseRelayURL is the relay role's URL (DATABASE_RELAY_URL): it
@@ -75,8 +82,11 @@ type Config struct {
 	// (NATS_STORE_DIR). Default .local/nats-embedded.
 	NATSStoreDir string
 	// RedisURL is Redis for idempotency keys, revocation and rate limits
-	// (REDIS_URL). Required for serve and all.
+	// (REDIS_URL); rediss:// for TLS. Required for serve and all.
 	RedisURL string
+	// RedisTLSCAFile is the CA that signed Redis's certificate
+	// (REDIS_TLS_CA_FILE), with a rediss:// URL. Default the system's CAs.
+	RedisTLSCAFile string
 	// LogLevel is debug, info, warn or error (LOG_LEVEL). Default info.
 	LogLevel string
 	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
@@ -100,6 +110,25 @@ func (c Config) rateLimits() (ratelimit.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// redisOptions are the Redis client's options from REDIS_URL, trusting
+// REDIS_TLS_CA_FILE for a rediss:// URL. Errors name the setting, never
+// the URL (it holds the password).
+func (c Config) redisOptions() (*redis.Options, error) {
+	opts, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, errors.New("REDIS_URL is malformed")
+	}
+	if opts.TLSConfig != nil {
+		opts.TLSConfig.MinVersion = tlsconfig.MinVersion
+		if c.RedisTLSCAFile != "" {
+			if opts.TLSConfig.RootCAs, err = tlsconfig.CAPool(c.RedisTLSCAFile); err != nil {
+				return nil, fmt.Errorf("REDIS_TLS_CA_FILE: %w", err)
+			}
+		}
+	}
+	return opts, nil
+}
+
 // authConfig is the token verification config. The dev key file is set in
 // every dev environment; it counts only when the dev key is allowed.
 func (c Config) authConfig() auth.Config {
@@ -112,6 +141,8 @@ func (c Config) authConfig() auth.Config {
 
 func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:18080", "API listen address")
+	stringFlag(fs, &c.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "", "API certificate (PEM, chain); with --tls-key-file the API serves HTTPS only")
+	stringFlag(fs, &c.TLSKeyFile, "tls-key-file", "TLS_KEY_FILE", "", "API certificate's private key (PEM)")
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
@@ -128,7 +159,8 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty starts an embedded JetStream server")
 	natsAuthFlags(fs, &c.NATS)
 	stringFlag(fs, &c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", ".local/nats-embedded", "embedded NATS JetStream store directory")
-	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (required for the API)")
+	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL, rediss:// for TLS (required for the API)")
+	stringFlag(fs, &c.RedisTLSCAFile, "redis-tls-ca-file", "REDIS_TLS_CA_FILE", "", "CA that signed Redis's certificate (with rediss://; default the system's)")
 	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain on SIGTERM")
 	stringFlag(fs, &c.Auth.Issuer, "jwt-issuer", "JWT_ISSUER", defaultJWTIssuer, "accepted token issuer (iss)")
@@ -200,11 +232,16 @@ func (c Config) Validate(api, workers bool) error {
 		}
 		if c.RedisURL == "" {
 			errs = append(errs, errors.New("REDIS_URL is required"))
-		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		} else if opts, err := redis.ParseURL(c.RedisURL); err != nil {
 			errs = append(errs, errors.New("REDIS_URL is malformed"))
+		} else if c.RedisTLSCAFile != "" && opts.TLSConfig == nil {
+			errs = append(errs, errors.New("REDIS_TLS_CA_FILE needs a rediss:// REDIS_URL"))
 		}
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+		}
+		if err := tlsconfig.CheckPair("TLS", c.TLSCertFile, c.TLSKeyFile); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := c.natsConfig().Validate(); err != nil {

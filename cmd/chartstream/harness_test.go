@@ -138,7 +138,11 @@ func serveMain(t *testing.T, m *Main) (base string, stop func() error) {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return "http://" + m.Addr().String(), stop
+	scheme := "http://"
+	if m.Config.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	return scheme + m.Addr().String(), stop
 }
 
 func startMain(t *testing.T, m *Main) string {

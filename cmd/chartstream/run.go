@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,6 +27,7 @@ import (
 	"github.com/chartstream/chartstream/internal/revocation"
 	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/tenants"
+	"github.com/chartstream/chartstream/internal/tlsconfig"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -146,9 +147,9 @@ func (m *Main) openWorkers(ctx context.Context) error {
 }
 
 func (m *Main) openAPI(ctx context.Context) error {
-	opts, err := redis.ParseURL(m.Config.RedisURL)
+	opts, err := m.Config.redisOptions()
 	if err != nil {
-		return errors.New("REDIS_URL is malformed")
+		return err
 	}
 	m.redis = redis.NewClient(opts)
 	if err := m.redis.Ping(ctx).Err(); err != nil {
@@ -210,12 +211,18 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if m.verifier, err = auth.NewVerifier(m.closing, authCfg); err != nil {
 		return fmt.Errorf("JWT settings: %w", err)
 	}
+	var tlsCfg *tls.Config
+	if m.Config.TLSCertFile != "" {
+		if tlsCfg, err = tlsconfig.Server(m.Config.TLSCertFile, m.Config.TLSKeyFile, m.Logger); err != nil {
+			return err
+		}
+	}
 	m.server, err = api.NewServer(api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
 		Limits: limits, Idempotency: idem, ReadModels: m.pool,
 	},
-		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout})
+		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, TLS: tlsCfg})
 	if err != nil {
 		return err
 	}
