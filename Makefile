@@ -14,8 +14,10 @@ CHAOS_PG_PORT ?= 25432
 CHAOS_REDIS_PORT ?= 26379
 CHAOS_NATS_PORT ?= 24222
 CHAOS_HTTP_PORT ?= 28080
+# Chaos runs its own nats-server without TLS, so its stack is plain (CS_TLS=0)
+# even when the developer's is not.
 CHAOS_STACK := CS_LOCAL_DIR=$(CHAOS_LOCAL) CS_PG_PORT=$(CHAOS_PG_PORT) CS_REDIS_PORT=$(CHAOS_REDIS_PORT) \
-	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT)
+	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT) CS_TLS=0
 
 .PHONY: help build up down clean run test lint bench chaos chaos-sigkill
 

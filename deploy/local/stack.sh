@@ -17,6 +17,13 @@
 #
 # Ports (loopback only) can be overridden: CS_PG_PORT, CS_REDIS_PORT,
 # CS_NATS_PORT, CS_HTTP_PORT.
+#
+# CS_TLS=1 turns on transport security everywhere: a dev CA and a server
+# certificate for loopback (chartstream dev init-tls, in .local/secrets/tls),
+# PostgreSQL refusing connections without TLS (URLs with sslmode=verify-full),
+# Redis listening TLS-only (rediss://), NATS with TLS and a password
+# (tls://), and the API on HTTPS. A running stack keeps its mode: make down
+# before switching.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +32,8 @@ PG_PORT=${CS_PG_PORT:-15432}
 REDIS_PORT=${CS_REDIS_PORT:-16379}
 NATS_PORT=${CS_NATS_PORT:-14222}
 HTTP_PORT=${CS_HTTP_PORT:-18080}
+TLS=${CS_TLS:-0}
+TLS_DIR=$LOCAL/secrets/tls
 DB=chartstream
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -141,16 +150,51 @@ shared_buffers = 256MB
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
 CONF
+	pg_tls "$dir" >>"$dir/chartstream.conf.tmp"
 	chown "$PG_OS_USER" "$dir/chartstream.conf.tmp"; mv "$dir/chartstream.conf.tmp" "$dir/data/chartstream.conf"
+	pg_hba "$dir"
 	grep -q "include_if_exists = 'chartstream.conf'" "$dir/data/postgresql.conf" ||
 		echo "include_if_exists = 'chartstream.conf'" | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
 	if as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
 		log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+		as_pg "$bin/pg_ctl" -D "$dir/data" reload >/dev/null # the TLS and hba settings above
 	else
 		log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 		as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null ||
 			{ tail -20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
 	fi
+}
+
+# pg_tls prints the ssl settings for chartstream.conf. With CS_TLS=1 the
+# server certificate is copied where the postgres user owns it (PostgreSQL
+# refuses a key others can read).
+pg_tls() {
+	local dir=$1
+	if [ "$TLS" != 1 ]; then echo "ssl = off"; return; fi
+	as_pg mkdir -p "$dir/tls"
+	install -m 600 -o "$PG_OS_USER" "$TLS_DIR/server.pem" "$dir/tls/server.pem"
+	install -m 600 -o "$PG_OS_USER" "$TLS_DIR/server.key" "$dir/tls/server.key"
+	cat <<CONF
+ssl = on
+ssl_cert_file = '$dir/tls/server.pem'
+ssl_key_file = '$dir/tls/server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+CONF
+}
+
+# pg_hba writes the client authentication rules: the private socket
+# trusted, TCP with passwords, and with CS_TLS=1 only over TLS (hostssl: a
+# connection without TLS matches no line and is refused).
+pg_hba() {
+	local dir=$1 host=host
+	if [ "$TLS" = 1 ]; then host=hostssl; fi
+	cat >"$dir/pg_hba.conf.tmp" <<HBA
+# Written by deploy/local/stack.sh on every up (CS_TLS=$TLS).
+local all all trust
+$host all all 127.0.0.1/32 scram-sha-256
+$host all all ::1/128 scram-sha-256
+HBA
+	chown "$PG_OS_USER" "$dir/pg_hba.conf.tmp"; mv "$dir/pg_hba.conf.tmp" "$dir/data/pg_hba.conf"
 }
 
 psql_super() {
@@ -183,8 +227,15 @@ start_redis() {
 	if [ -s "$LOCAL/redis/redis.pid" ] && kill -0 "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null; then
 		log "Redis already running on 127.0.0.1:$REDIS_PORT"; return
 	fi
-	log "starting Redis on 127.0.0.1:$REDIS_PORT"
-	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --requirepass "$(secret redis)" \
+	local listen=(--port "$REDIS_PORT")
+	if [ "$TLS" = 1 ]; then
+		# TLS only: the plain port is closed. Clients are not asked for
+		# certificates; they authenticate with the password.
+		listen=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server.key"
+			--tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no --tls-protocols "TLSv1.2 TLSv1.3")
+	fi
+	log "starting Redis on 127.0.0.1:$REDIS_PORT$([ "$TLS" = 1 ] && echo ' (TLS)')"
+	redis-server --bind 127.0.0.1 "${listen[@]}" --requirepass "$(secret redis)" \
 		--daemonize yes --dir "$LOCAL/redis" --pidfile "$LOCAL/redis/redis.pid" \
 		--logfile "$LOCAL/redis/redis.log" --appendonly yes --save "" >/dev/null
 	wait_port "$REDIS_PORT" Redis
@@ -227,8 +278,25 @@ start_nats() {
 	if [ -s "$LOCAL/nats/nats.pid" ] && kill -0 "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null; then
 		log "NATS already running on 127.0.0.1:$NATS_PORT"; return
 	fi
-	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT"
-	setsid "$LOCAL/bin/nats-server" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
+	local conf=()
+	if [ "$TLS" = 1 ]; then
+		# The password in a file of the owner's, not on the command line.
+		(umask 077; cat >"$LOCAL/nats/nats.conf" <<CONF
+tls {
+  cert_file: "$TLS_DIR/server.pem"
+  key_file: "$TLS_DIR/server.key"
+  min_version: "1.2"
+}
+authorization {
+  user: chartstream
+  password: "$(secret nats)"
+}
+CONF
+		)
+		conf=(-c "$LOCAL/nats/nats.conf")
+	fi
+	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT$([ "$TLS" = 1 ] && echo ' (TLS)')"
+	setsid "$LOCAL/bin/nats-server" "${conf[@]}" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
 		-P "$LOCAL/nats/nats.pid" -l "$LOCAL/nats/nats.log" </dev/null >/dev/null 2>&1 &
 	wait_port "$NATS_PORT" NATS
 }
@@ -243,34 +311,67 @@ wait_port() {
 }
 
 write_env() {
-	local url="127.0.0.1:$PG_PORT/$DB?sslmode=disable"
+	local url="127.0.0.1:$PG_PORT/$DB?sslmode=disable" nats="nats://127.0.0.1:$NATS_PORT" redis=redis
+	if [ "$TLS" = 1 ]; then
+		url="127.0.0.1:$PG_PORT/$DB?sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
+		nats="tls://127.0.0.1:$NATS_PORT"
+		redis=rediss
+	fi
 	(umask 077; cat >"$LOCAL/env.tmp" <<ENV
 # chartstream local stack; source this file: . .local/env
 export DATABASE_URL='postgres://chartstream_app:$(secret app)@$url'
 export DATABASE_ADMIN_URL='postgres://chartstream_owner:$(secret owner)@$url'
 export DATABASE_RELAY_URL='postgres://chartstream_relay:$(secret relay)@$url'
 export DATABASE_ANALYTICS_URL='postgres://chartstream_analytics:$(secret analytics)@$url'
-export NATS_URL='nats://127.0.0.1:$NATS_PORT'
-export REDIS_URL='redis://:$(secret redis)@127.0.0.1:$REDIS_PORT/0'
+export NATS_URL='$nats'
+export REDIS_URL='$redis://:$(secret redis)@127.0.0.1:$REDIS_PORT/0'
 export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
 export PHI_KEY_FILE='$LOCAL/secrets/phi-master.key'
 export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
 export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
 ENV
+	if [ "$TLS" = 1 ]; then cat >>"$LOCAL/env.tmp" <<ENV
+# CS_TLS=1: every connection is TLS, verified against the dev CA.
+export CS_TLS_CA_FILE='$TLS_DIR/ca.pem'
+export TLS_CERT_FILE='$TLS_DIR/server.pem'
+export TLS_KEY_FILE='$TLS_DIR/server.key'
+export NATS_TLS_CA_FILE='$TLS_DIR/ca.pem'
+export NATS_USER='chartstream'
+export NATS_PASSWORD='$(secret nats)'
+export REDIS_TLS_CA_FILE='$TLS_DIR/ca.pem'
+ENV
+	fi
 	mv "$LOCAL/env.tmp" "$LOCAL/env")
+}
+
+# transport_mode refuses to mix modes: services already running keep the
+# CS_TLS they were started with.
+transport_mode() {
+	local want=plain
+	if [ "$TLS" = 1 ]; then want=tls; fi
+	# A stack started before modes were recorded is plain.
+	if [ ! -s "$LOCAL/transport" ] && [ -s "$LOCAL/redis/redis.pid" ] && kill -0 "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null; then
+		echo plain >"$LOCAL/transport"
+	fi
+	if [ -s "$LOCAL/transport" ] && [ "$(cat "$LOCAL/transport")" != "$want" ]; then
+		die "the stack in $LOCAL runs with transport $(cat "$LOCAL/transport"), not $want: make down first (CS_TLS=${TLS})"
+	fi
+	echo "$want" >"$LOCAL/transport"
 }
 
 up() {
 	command -v go >/dev/null || die "Go is required (https://go.dev/dl)"
 	mkdir -p "$LOCAL"
+	transport_mode
 	install_missing
+	log "building chartstream"
+	(cd "$ROOT" && go build -o "$LOCAL/bin/chartstream" ./cmd/chartstream)
+	if [ "$TLS" = 1 ]; then "$LOCAL/bin/chartstream" dev init-tls --dir "$TLS_DIR" >&2; fi
 	start_postgres
 	bootstrap_database
 	start_redis
 	start_nats
 	write_env
-	log "building chartstream"
-	(cd "$ROOT" && go build -o "$LOCAL/bin/chartstream" ./cmd/chartstream)
 	# shellcheck disable=SC1091
 	. "$LOCAL/env"
 	"$LOCAL/bin/chartstream" migrate
@@ -287,7 +388,7 @@ down() {
 	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then
 		as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
-	for f in "$LOCAL/nats/nats.pid" "$LOCAL/redis/redis.pid"; do rm -f "$f"; done
+	for f in "$LOCAL/nats/nats.pid" "$LOCAL/redis/redis.pid" "$LOCAL/transport"; do rm -f "$f"; done
 	log "stack down"
 }
 
