@@ -84,6 +84,7 @@ install_missing() {
 		useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 	fi
 	install_nats
+	install_local_kms
 }
 
 # nats-server is built from its Go module at the version go.mod pins, so the
@@ -98,6 +99,21 @@ install_nats() {
 	log "building nats-server $want into $LOCAL/bin"
 	mkdir -p "$LOCAL/bin"
 	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$want")
+}
+
+# local-kms, the AWS KMS emulator the KMS key provider's tests start, is
+# built from its Go module at this pinned version (it is not a dependency
+# of chartstream's module: its own go.mod pins its dependencies).
+LOCAL_KMS_MODULE=github.com/nsmithuk/local-kms
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
+
+install_local_kms() {
+	local stamp="$LOCAL/bin/local-kms.version"
+	if [ -x "$LOCAL/bin/local-kms" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$LOCAL_KMS_VERSION" ]; then return 0; fi
+	log "building local-kms $LOCAL_KMS_VERSION into $LOCAL/bin"
+	mkdir -p "$LOCAL/bin"
+	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "$LOCAL_KMS_MODULE@$LOCAL_KMS_VERSION")
+	echo "$LOCAL_KMS_VERSION" >"$stamp"
 }
 
 secret() {
@@ -329,6 +345,7 @@ export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
 export PHI_KEY_FILE='$LOCAL/secrets/phi-master.key'
 export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
 export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
+export LOCAL_KMS_BIN='$LOCAL/bin/local-kms'
 ENV
 	if [ "$TLS" = 1 ]; then cat >>"$LOCAL/env.tmp" <<ENV
 # CS_TLS=1: every connection is TLS, verified against the dev CA.
