@@ -44,8 +44,9 @@ type Config struct {
 	// PgBouncer in transaction mode, point it at PostgreSQL directly or
 	// at a session-mode pool. Default DATABASE_URL.
 	DatabaseSessionURL string
-	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
-	PHIKeyFile string
+	// Keys is the PHI key provider (PHI_KEY_PROVIDER, default local, with
+	// PHI_KEY_FILE; or aws-kms with AWS_KMS_*).
+	Keys phiKeys
 	// MessageSigningKeyFile is the relay's Ed25519 private key
 	// (MESSAGE_SIGNING_KEY_FILE, PKCS #8 PEM): it signs every event message.
 	// Required for the workers.
@@ -146,7 +147,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
-	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
+	phiKeyFlags(fs, &c.Keys)
 	stringFlag(fs, &c.MessageSigningKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "Ed25519 key the relay signs event messages with (required for workers)")
 	stringFlag(fs, &c.MessageVerifyKeyFiles, "message-verify-key-files", "MESSAGE_VERIFY_KEY_FILES", "", "public keys whose signatures the projector accepts, comma-separated (default: the signing key's)")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
@@ -220,8 +221,8 @@ func (c Config) Validate(api, workers bool) error {
 			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))
 		}
 	}
-	if c.PHIKeyFile == "" {
-		errs = append(errs, errors.New("PHI_KEY_FILE is required"))
+	if err := c.Keys.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if api {
 		if err := c.authConfig().Validate(); err != nil {

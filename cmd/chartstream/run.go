@@ -22,6 +22,7 @@ import (
 	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
+	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/internal/revocation"
@@ -54,6 +55,8 @@ type Main struct {
 	projector *workers.Projector
 	// history is the event store as the relay role: every tenant's events.
 	history *eventstore.Store
+	// keys is the PHI key provider every event store shares.
+	keys phi.KeyProvider
 	// phiStores are the event stores that open PHI: their key caches must
 	// hear of every shredding (eventstore.Store.WatchKeys).
 	phiStores []*eventstore.Store
@@ -76,6 +79,9 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Logger = logging.New(os.Stderr, level)
 	}
 	var err error
+	if m.keys, err = m.Config.Keys.open(ctx); err != nil {
+		return err
+	}
 	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream"}); err != nil {
 		return err
 	}
@@ -110,7 +116,10 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if m.topology, err = workers.HoldTopology(ctx, m.sessions, workers.TopologyScope(m.Config.Relay, m.Config.Projector), m.nats.Embedded(), m.Logger); err != nil {
 		return err
 	}
-	if m.history, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", commands.EventSpecs()); err != nil {
+	if m.relayPool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseRelayURL, ApplicationName: "chartstream-relay"}); err != nil {
+		return err
+	}
+	if m.history, err = newStore(m.relayPool, m.keys, commands.EventSpecs(), eventstore.Config{}); err != nil {
 		return err
 	}
 	js, err := jetstream.New(m.nats.Conn, jetstream.WithPublishAsyncMaxPending(max(m.Config.Relay.MaxInFlight, 512)))
@@ -133,7 +142,7 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	}
 	// Projectors open PHI and write read models as the app role, each
 	// event in its tenant's transaction.
-	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
+	opener, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.Config.EventStore)
 	if err != nil {
 		return err
 	}
@@ -188,7 +197,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return map[string]any{"events": lag.Events, "seconds": lag.Age.Seconds()}
 		}
 	}
-	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
+	store, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.Config.EventStore)
 	if err != nil {
 		return err
 	}

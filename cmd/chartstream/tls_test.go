@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
-	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,9 +10,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/api"
-	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/internal/tlsconfig"
@@ -96,47 +90,7 @@ func TestEndToEndOverTLS(t *testing.T) {
 
 	// A command and a read-your-writes query: the event travels relay ->
 	// NATS (TLS) -> projector -> read model.
-	https := client(tls.VersionTLS12, 0)
-	tenant := m.Config.Projector.Tenants[0]
-	key, err := auth.LoadDevKey(m.Config.Auth.DevKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := auth.NewMinter(key).Mint(auth.MintParams{Tenant: tenant, Subject: "dr-tls", Roles: []chartstream.Role{chartstream.RoleClinician},
-		TTL: time.Hour, Issuer: m.Config.Auth.Issuer, Audience: m.Config.Auth.Audience})
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(method, path string, body []byte, header ...string) (*http.Response, []byte) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(testkit.Context(t), method, base+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := https.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		return resp, raw
-	}
-	resp, raw := send(http.MethodPost, "/v1/patients",
-		[]byte(`{"mrn":"TLS-1","name":{"family":"Lovelace","given":["Ada"]},"birth_date":"1990-01-02","sex":"female"}`))
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("register: %d %s", resp.StatusCode, raw)
-	}
-	var created chartstream.CommandResult
-	decodeJSON(t, raw, &created)
-	resp, raw = send(http.MethodGet, "/v1/patients/"+created.ID.String(), nil, api.HeaderConsistencyToken, resp.Header.Get(api.HeaderConsistencyToken))
-	var chart struct {
-		FamilyName string `json:"family_name"`
-	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(api.HeaderConsistency) == "stale" || json.Unmarshal(raw, &chart) != nil || chart.FamilyName != "Lovelace" {
-		t.Fatalf("chart over TLS: %d %q %s", resp.StatusCode, resp.Header.Get(api.HeaderConsistency), raw)
-	}
+	registerAndReadBack(t, clinicianSender(t, m, base, client(tls.VersionTLS12, 0)), "TLS-1")
 }
 
 // Half a certificate pair is refused at start, naming both settings.
