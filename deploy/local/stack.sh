@@ -39,6 +39,10 @@ DB=chartstream
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 
+# Transport security (CS_TLS=1) and the KMS emulator.
+# shellcheck source=deploy/local/security.sh
+. "$ROOT/deploy/local/security.sh"
+
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 
@@ -99,21 +103,6 @@ install_nats() {
 	log "building nats-server $want into $LOCAL/bin"
 	mkdir -p "$LOCAL/bin"
 	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$want")
-}
-
-# local-kms, the AWS KMS emulator the KMS key provider's tests start, is
-# built from its Go module at this pinned version (it is not a dependency
-# of chartstream's module: its own go.mod pins its dependencies).
-LOCAL_KMS_MODULE=github.com/nsmithuk/local-kms
-LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
-
-install_local_kms() {
-	local stamp="$LOCAL/bin/local-kms.version"
-	if [ -x "$LOCAL/bin/local-kms" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$LOCAL_KMS_VERSION" ]; then return 0; fi
-	log "building local-kms $LOCAL_KMS_VERSION into $LOCAL/bin"
-	mkdir -p "$LOCAL/bin"
-	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "$LOCAL_KMS_MODULE@$LOCAL_KMS_VERSION")
-	echo "$LOCAL_KMS_VERSION" >"$stamp"
 }
 
 secret() {
@@ -181,38 +170,6 @@ CONF
 	fi
 }
 
-# pg_tls prints the ssl settings for chartstream.conf. With CS_TLS=1 the
-# server certificate is copied where the postgres user owns it (PostgreSQL
-# refuses a key others can read).
-pg_tls() {
-	local dir=$1
-	if [ "$TLS" != 1 ]; then echo "ssl = off"; return; fi
-	as_pg mkdir -p "$dir/tls"
-	install -m 600 -o "$PG_OS_USER" "$TLS_DIR/server.pem" "$dir/tls/server.pem"
-	install -m 600 -o "$PG_OS_USER" "$TLS_DIR/server.key" "$dir/tls/server.key"
-	cat <<CONF
-ssl = on
-ssl_cert_file = '$dir/tls/server.pem'
-ssl_key_file = '$dir/tls/server.key'
-ssl_min_protocol_version = 'TLSv1.2'
-CONF
-}
-
-# pg_hba writes the client authentication rules: the private socket
-# trusted, TCP with passwords, and with CS_TLS=1 only over TLS (hostssl: a
-# connection without TLS matches no line and is refused).
-pg_hba() {
-	local dir=$1 host=host
-	if [ "$TLS" = 1 ]; then host=hostssl; fi
-	cat >"$dir/pg_hba.conf.tmp" <<HBA
-# Written by deploy/local/stack.sh on every up (CS_TLS=$TLS).
-local all all trust
-$host all all 127.0.0.1/32 scram-sha-256
-$host all all ::1/128 scram-sha-256
-HBA
-	chown "$PG_OS_USER" "$dir/pg_hba.conf.tmp"; mv "$dir/pg_hba.conf.tmp" "$dir/data/pg_hba.conf"
-}
-
 psql_super() {
 	local dir; dir=$(pg_dir)
 	as_pg "$(pg_bindir)/psql" -h "$dir/run" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"
@@ -243,13 +200,8 @@ start_redis() {
 	if [ -s "$LOCAL/redis/redis.pid" ] && kill -0 "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null; then
 		log "Redis already running on 127.0.0.1:$REDIS_PORT"; return
 	fi
-	local listen=(--port "$REDIS_PORT")
-	if [ "$TLS" = 1 ]; then
-		# TLS only: the plain port is closed. Clients are not asked for
-		# certificates; they authenticate with the password.
-		listen=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server.key"
-			--tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no --tls-protocols "TLSv1.2 TLSv1.3")
-	fi
+	local listen
+	mapfile -t listen < <(redis_listen_args)
 	log "starting Redis on 127.0.0.1:$REDIS_PORT$([ "$TLS" = 1 ] && echo ' (TLS)')"
 	redis-server --bind 127.0.0.1 "${listen[@]}" --requirepass "$(secret redis)" \
 		--daemonize yes --dir "$LOCAL/redis" --pidfile "$LOCAL/redis/redis.pid" \
@@ -294,23 +246,8 @@ start_nats() {
 	if [ -s "$LOCAL/nats/nats.pid" ] && kill -0 "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null; then
 		log "NATS already running on 127.0.0.1:$NATS_PORT"; return
 	fi
-	local conf=()
-	if [ "$TLS" = 1 ]; then
-		# The password in a file of the owner's, not on the command line.
-		(umask 077; cat >"$LOCAL/nats/nats.conf" <<CONF
-tls {
-  cert_file: "$TLS_DIR/server.pem"
-  key_file: "$TLS_DIR/server.key"
-  min_version: "1.2"
-}
-authorization {
-  user: chartstream
-  password: "$(secret nats)"
-}
-CONF
-		)
-		conf=(-c "$LOCAL/nats/nats.conf")
-	fi
+	local conf
+	mapfile -t conf < <(nats_conf_args)
 	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT$([ "$TLS" = 1 ] && echo ' (TLS)')"
 	setsid "$LOCAL/bin/nats-server" "${conf[@]}" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
 		-P "$LOCAL/nats/nats.pid" -l "$LOCAL/nats/nats.log" </dev/null >/dev/null 2>&1 &
@@ -347,34 +284,11 @@ export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
 export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
 export LOCAL_KMS_BIN='$LOCAL/bin/local-kms'
 ENV
-	if [ "$TLS" = 1 ]; then cat >>"$LOCAL/env.tmp" <<ENV
-# CS_TLS=1: every connection is TLS, verified against the dev CA.
-export CS_TLS_CA_FILE='$TLS_DIR/ca.pem'
-export TLS_CERT_FILE='$TLS_DIR/server.pem'
-export TLS_KEY_FILE='$TLS_DIR/server.key'
-export NATS_TLS_CA_FILE='$TLS_DIR/ca.pem'
-export NATS_USER='chartstream'
-export NATS_PASSWORD='$(secret nats)'
-export REDIS_TLS_CA_FILE='$TLS_DIR/ca.pem'
-ENV
-	fi
+	tls_env >>"$LOCAL/env.tmp"
 	mv "$LOCAL/env.tmp" "$LOCAL/env")
 }
 
-# transport_mode refuses to mix modes: services already running keep the
-# CS_TLS they were started with.
-transport_mode() {
-	local want=plain
-	if [ "$TLS" = 1 ]; then want=tls; fi
-	# A stack started before modes were recorded is plain.
-	if [ ! -s "$LOCAL/transport" ] && [ -s "$LOCAL/redis/redis.pid" ] && kill -0 "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null; then
-		echo plain >"$LOCAL/transport"
-	fi
-	if [ -s "$LOCAL/transport" ] && [ "$(cat "$LOCAL/transport")" != "$want" ]; then
-		die "the stack in $LOCAL runs with transport $(cat "$LOCAL/transport"), not $want: make down first (CS_TLS=${TLS})"
-	fi
-	echo "$want" >"$LOCAL/transport"
-}
+
 
 up() {
 	command -v go >/dev/null || die "Go is required (https://go.dev/dl)"
