@@ -9,11 +9,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/commands/patient"
+	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/awskms"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
 )
+
+// mustKMSEnv starts local-kms and gives the AWS SDK credentials for it in
+// the environment, as real ones would be given (so the test cannot be
+// parallel).
+func mustKMSEnv(t *testing.T) *testkit.LocalKMS {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	return testkit.MustLocalKMS(t)
+}
 
 // stackKeys is the local stack's PHI key provider (PHI_KEY_FILE).
 func stackKeys(t *testing.T) phi.KeyProvider {
@@ -50,9 +64,7 @@ func TestKeySettingsRefuse(t *testing.T) {
 // Not parallel: the AWS SDK takes the emulator's credentials from the
 // environment, as it would take real ones.
 func TestEndToEndWithKMSKeys(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	k := testkit.MustLocalKMS(t)
+	k := mustKMSEnv(t)
 	m := newTestMain(t, true, true, "")
 	m.Config.Keys = phiKeys{Provider: keyProviderAWSKMS, KMS: awskms.Config{KeyID: "alias/chartstream-phi", Region: k.Region, Endpoint: k.Endpoint}}
 	admin, err := awskms.New(testkit.Context(t), m.Config.Keys.KMS)
@@ -84,5 +96,66 @@ func TestEndToEndWithKMSKeys(t *testing.T) {
 	}
 	if _, err := stackKeys(t).UnwrapKey(testkit.Context(t), tenant, wrapped); err == nil {
 		t.Error("the stored data key unwraps with the local master key")
+	}
+}
+
+// After the tenant's alias moves to a new KMS key, keys rewrap leaves
+// nothing under the old key: with the old key disabled (as before its
+// deletion), the patient's PHI and the tenant's claims key still open.
+func TestKeysRewrapFreesTheOldKMSKey(t *testing.T) {
+	k := mustKMSEnv(t)
+	ctx := testkit.Context(t)
+	keys := phiKeys{Provider: keyProviderAWSKMS, KMS: awskms.Config{KeyAliasTemplate: "alias/rewrap-{tenant}", Region: k.Region, Endpoint: k.Endpoint}}
+	provider, err := awskms.New(ctx, keys.KMS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := provider.Client()
+	tenant := testkit.MustTenant(t)
+	alias := aws.String(provider.KeyFor(tenant))
+	oldKey, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: alias, TargetKeyId: oldKey.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := newStore(testkit.MustAppPool(t), provider, commands.EventSpecs(), eventstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := commands.New(store, nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dr-rewrap"}, patient.RegisterPatient{
+		MRN: "RW-1", Name: patient.HumanName{Family: "Lovelace"}, BirthDate: "1990-01-02", Sex: "female"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	newKey, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: alias, TargetKeyId: newKey.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := execute(ctx, "keys", "rewrap", "--tenant", tenant.String(), "--phi-key-provider", keyProviderAWSKMS,
+		"--aws-kms-key-alias-template", keys.KMS.KeyAliasTemplate, "--aws-region", k.Region, "--aws-kms-endpoint", k.Endpoint)
+	if err != nil || !strings.Contains(out, "1 data keys and 1 tenant keys wrapped again") {
+		t.Fatalf("keys rewrap: %v\n%s", err, out)
+	}
+	if _, err := client.DisableKey(ctx, &kms.DisableKeyInput{KeyId: oldKey.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh store, with nothing cached: every key comes from KMS.
+	fresh, err := newStore(testkit.MustAppPool(t), provider, commands.EventSpecs(), eventstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := fresh.ReadStream(ctx, tenant, patient.Stream(p.ID), 1)
+	if err != nil || len(events) != 1 || len(events[0].Erased) != 0 || !strings.Contains(string(events[0].Payload), "Lovelace") {
+		t.Fatalf("the patient after rewrap and the old key disabled: %v, %d events", err, len(events))
+	}
+	if _, err := commands.New(fresh, nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dr-rewrap"}, patient.RegisterPatient{
+		MRN: "RW-2", Name: patient.HumanName{Family: "Hopper"}, BirthDate: "1906-12-09", Sex: "female"}); err != nil {
+		t.Fatalf("a new patient (the claims key unwrapped) after rewrap: %v", err)
 	}
 }

@@ -84,6 +84,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newBenchCmd(),
 		newProjectionsCmd(),
 		newPatientCmd(),
+		newKeysCmd(),
 		newRelayCmd(),
 		newChaosCmd(),
 	)
