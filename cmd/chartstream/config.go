@@ -22,6 +22,9 @@ import (
 	"github.com/chartstream/chartstream/workers"
 )
 
+// defaultHTTPAddr is the API's listen address when HTTP_ADDR is unset.
+const defaultHTTPAddr = "127.0.0.1:18080"
+
 // Config is the configuration of the long-running process (serve, work,
 // all). Each field is set by an environment variable or its flag.
 type Config struct {
@@ -150,7 +153,7 @@ func (c Config) authConfig() auth.Config {
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
-	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:18080", "API listen address")
+	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "API listen address")
 	stringFlag(fs, &c.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "", "API certificate (PEM, chain); with --tls-key-file the API serves HTTPS only")
 	stringFlag(fs, &c.TLSKeyFile, "tls-key-file", "TLS_KEY_FILE", "", "API certificate's private key (PEM)")
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
