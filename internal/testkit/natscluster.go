@@ -18,6 +18,8 @@ import (
 type NATSCluster struct {
 	// Servers are the nodes, named n1, n2, …; a stopped one is nil.
 	Servers []*server.Server
+	tb      testing.TB
+	opts    []server.Options
 }
 
 // MustNATSCluster starts an n-node JetStream cluster on free loopback
@@ -31,30 +33,21 @@ func MustNATSCluster(tb testing.TB, n int) *NATSCluster {
 		routePorts[i] = freePort(tb)
 		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
 	}
-	c := &NATSCluster{}
+	c := &NATSCluster{tb: tb, Servers: make([]*server.Server, n)}
 	tb.Cleanup(func() {
 		for i := range c.Servers {
 			c.Stop(i)
 		}
 	})
 	for i := range n {
-		srv, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		c.opts = append(c.opts, server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: freePort(tb),
 			JetStream: true, StoreDir: tb.TempDir(),
 			Cluster: server.ClusterOpts{Name: "chartstream-test", Host: "127.0.0.1", Port: routePorts[i]},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
 			NoLog:   true, NoSigs: true,
 		})
-		if err != nil {
-			tb.Fatalf("nats cluster node %d: %v", i+1, err)
-		}
-		srv.Start()
-		c.Servers = append(c.Servers, srv)
-	}
-	for _, srv := range c.Servers {
-		if !srv.ReadyForConnections(10 * time.Second) {
-			tb.Fatalf("nats cluster node %s not ready", srv.Name())
-		}
+		c.Start(i)
 	}
 	js, err := jetstream.New(c.MustConnect(tb))
 	if err != nil {
@@ -105,6 +98,22 @@ func (c *NATSCluster) Node(name string) int {
 		}
 	}
 	return -1
+}
+
+// Start starts node i (again: same name, ports and store, so it rejoins
+// and catches up) and waits until it accepts connections.
+func (c *NATSCluster) Start(i int) {
+	c.tb.Helper()
+	opts := c.opts[i]
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		c.tb.Fatalf("nats cluster node %s: %v", opts.ServerName, err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		c.tb.Fatalf("nats cluster node %s not ready", opts.ServerName)
+	}
+	c.Servers[i] = srv
 }
 
 // Stop shuts node i down, as a crash looks to its peers and clients: its
