@@ -2,140 +2,171 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
-// rewrapPage is how many keys RewrapKeys reads and writes per transaction.
+// rewrapPage is how many keys one transaction of Rewrap re-wraps.
 const rewrapPage = 200
 
-// RewrapReport counts the keys RewrapKeys wrapped again.
-type RewrapReport struct {
-	DataKeys   int64 `json:"data_keys"`
-	TenantKeys int64 `json:"tenant_keys"`
+// KeyUnwrapper opens keys wrapped by a key provider that is being retired.
+type KeyUnwrapper interface {
+	UnwrapKey(ctx context.Context, tenant chartstream.TenantID, wrapped []byte) ([]byte, error)
 }
 
-// rewrapRow is one wrapped key: a data key (subject) or a tenant key
-// (purpose).
-type rewrapRow struct {
-	subject uuid.UUID
-	purpose string
-	wrapped []byte
+// RewrapStats counts what Rewrap did.
+type RewrapStats struct {
+	// Rewrapped keys are now wrapped by the store's key provider.
+	Rewrapped int
+	// Current keys were wrapped by the store's provider already.
+	Current int
 }
 
-// RewrapKeys wraps every live key of the tenant again with the store's key
-// provider: each data key (destroyed ones stay destroyed) and each tenant
-// key is unwrapped and wrapped anew, for the KMS key the provider now uses
-// for the tenant. After moving a tenant's KMS alias to a new key, it
-// leaves nothing that needs the old key, which can then be disabled and
-// deleted: the old key's deletion makes the copies in backups unreadable,
-// erased patients' included. The keys themselves do not change, so no
-// cache, event or snapshot is touched.
+// Rewrap re-wraps tenant's live keys (its patients' data keys and its own
+// keyed-hash keys, tenant_keys) from the key provider old to the store's: each is
+// unwrapped with old and wrapped again with the store's provider, the data
+// untouched. It is how a tenant's key-encryption key is retired: once every
+// key is re-wrapped, the old key can be destroyed, and with it every copy of
+// the wrapped keys that backups and WAL archives still hold, an erased
+// patient's included.
 //
-// It works a page at a time, each in its own short transaction, and
-// replaces a wrapped key only if it is still the one it read, so it may run
-// beside the platform (a key shredded meanwhile stays shredded). The
-// store's pool must be allowed to update both tables: the owner role. A
-// key that does not unwrap (its KMS key already disabled) stops it with
-// the error; a run again resumes the work.
-func (s *Store) RewrapKeys(ctx context.Context, tenant chartstream.TenantID, progress ProgressFn) (RewrapReport, error) {
-	var r RewrapReport
-	var total int64
-	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM data_keys WHERE tenant_id = $1 AND wrapped IS NOT NULL)
-			+ (SELECT count(*) FROM tenant_keys WHERE tenant_id = $1)`, tenant).Scan(&total)
-	})
-	if err != nil {
-		return r, fmt.Errorf("rewrap: count keys: %w", err)
-	}
-	tell := func() {
-		if progress != nil {
-			progress(r.DataKeys+r.TenantKeys, total)
-		}
-	}
-	tell()
-	var after uuid.UUID
+// A key old cannot open but the store's provider can is current already,
+// so Rewrap can be run again after an interruption, and should be run once
+// more after every process uses the new provider (a process still on the
+// old one may have made a key meanwhile). A key neither can open stops it
+// with an error. Destroyed keys stay destroyed: a shredding that races
+// Rewrap wins. Data keys may be re-wrapped as the app role; a tenant key
+// that needs re-wrapping needs the owner role (the app role may only add
+// them). With the same provider as old and new (a KMS alias moved to a new
+// key), every key is re-wrapped under the provider's current key.
+func (s *Store) Rewrap(ctx context.Context, tenant chartstream.TenantID, old KeyUnwrapper, progress func(RewrapStats)) (RewrapStats, error) {
+	var stats RewrapStats
+	after := uuid.Nil
 	for {
-		rows, err := s.rewrapPage(ctx, tenant, `SELECT subject_id, '', wrapped FROM data_keys
-			WHERE tenant_id = $1 AND subject_id > $2 AND wrapped IS NOT NULL ORDER BY subject_id LIMIT $3`, after)
-		if err != nil || len(rows) == 0 {
-			if err != nil {
-				return r, err
+		var page []wrappedKey
+		err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+			rows, _ := tx.Query(ctx, `SELECT subject_id, wrapped FROM data_keys
+				WHERE tenant_id = $1 AND subject_id > $2 AND wrapped IS NOT NULL ORDER BY subject_id LIMIT $3`, tenant, after, rewrapPage)
+			var err error
+			page, err = pgx.CollectRows(rows, pgx.RowToStructByPos[wrappedKey])
+			if err != nil || len(page) == 0 {
+				return err
 			}
+			for i := range page {
+				if err := s.rewrapOne(ctx, tenant, old, &page[i]); err != nil {
+					return fmt.Errorf("data key of subject %s: %w", page[i].ID, err)
+				}
+			}
+			for _, k := range page {
+				if k.rewrapped == nil {
+					continue
+				}
+				// Compare and set: a key shredded meanwhile stays shredded.
+				if _, err := tx.Exec(ctx, `UPDATE data_keys SET wrapped = $3 WHERE tenant_id = $1 AND subject_id = $2 AND wrapped = $4`,
+					tenant, k.ID, k.rewrapped, k.Wrapped); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return stats, fmt.Errorf("rewrap: %w", err)
+		}
+		if len(page) == 0 {
 			break
 		}
-		if err := s.rewrapRows(ctx, tenant, rows, `UPDATE data_keys SET wrapped = $4 WHERE tenant_id = $1 AND subject_id = $2 AND wrapped = $3`,
-			func(k rewrapRow) any { return k.subject }); err != nil {
-			return r, err
+		for _, k := range page {
+			if k.rewrapped != nil {
+				stats.Rewrapped++
+			} else {
+				stats.Current++
+			}
 		}
-		r.DataKeys += int64(len(rows))
-		after = rows[len(rows)-1].subject
-		tell()
+		after = page[len(page)-1].ID
+		if progress != nil {
+			progress(stats)
+		}
 	}
-	rows, err := s.rewrapPage(ctx, tenant, `SELECT $2::uuid, purpose, wrapped FROM tenant_keys WHERE tenant_id = $1 ORDER BY purpose LIMIT $3`, uuid.Nil)
-	if err == nil {
-		err = s.rewrapRows(ctx, tenant, rows, `UPDATE tenant_keys SET wrapped = $4 WHERE tenant_id = $1 AND purpose = $2 AND wrapped = $3`,
-			func(k rewrapRow) any { return k.purpose })
+	if err := s.rewrapTenantKeys(ctx, tenant, old, &stats); err != nil {
+		return stats, fmt.Errorf("rewrap: %w", err)
 	}
-	if err != nil {
-		return r, err
+	if progress != nil {
+		progress(stats)
 	}
-	r.TenantKeys = int64(len(rows))
-	s.tkeys.mu.Lock()
-	s.tkeys.m = nil // they hold the same keys; dropped only to be safe
-	s.tkeys.mu.Unlock()
-	tell()
-	return r, nil
+	return stats, nil
 }
 
-func (s *Store) rewrapPage(ctx context.Context, tenant chartstream.TenantID, query string, after uuid.UUID) ([]rewrapRow, error) {
-	var rows []rewrapRow
+// rewrapTenantKeys re-wraps the tenant's keyed-hash keys (tenant_keys, a
+// few rows) in one transaction. Replacing one needs the owner role: the
+// app role may only add them.
+func (s *Store) rewrapTenantKeys(ctx context.Context, tenant chartstream.TenantID, old KeyUnwrapper, stats *RewrapStats) error {
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		res, err := tx.Query(ctx, query, tenant, after, rewrapPage)
-		if err != nil {
+		rows, _ := tx.Query(ctx, `SELECT purpose, wrapped FROM tenant_keys WHERE tenant_id = $1 ORDER BY purpose`, tenant)
+		var purposes []string
+		var keys []wrappedKey
+		for rows.Next() {
+			var purpose string
+			var k wrappedKey
+			if err := rows.Scan(&purpose, &k.Wrapped); err != nil {
+				return err
+			}
+			purposes, keys = append(purposes, purpose), append(keys, k)
+		}
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = pgx.CollectRows(res, func(row pgx.CollectableRow) (rewrapRow, error) {
-			var k rewrapRow
-			return k, row.Scan(&k.subject, &k.purpose, &k.wrapped)
-		})
-		return err
+		for i := range keys {
+			if err := s.rewrapOne(ctx, tenant, old, &keys[i]); err != nil {
+				return fmt.Errorf("tenant key %s: %w", purposes[i], err)
+			}
+			if keys[i].rewrapped == nil {
+				stats.Current++
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE tenant_keys SET wrapped = $3 WHERE tenant_id = $1 AND purpose = $2 AND wrapped = $4`,
+				tenant, purposes[i], keys[i].rewrapped, keys[i].Wrapped); err != nil {
+				return fmt.Errorf("tenant key %s: %w", purposes[i], err)
+			}
+			stats.Rewrapped++
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("rewrap: read keys: %w", err)
-	}
-	return rows, nil
+	// Cached tenant keys are the same keys; dropped only to be sure.
+	s.tkeys.mu.Lock()
+	s.tkeys.m = nil
+	s.tkeys.mu.Unlock()
+	return err
 }
 
-// rewrapRows wraps rows again and writes them with update ($1 tenant, $2
-// the row's key from id, $3 the old wrapping, $4 the new).
-func (s *Store) rewrapRows(ctx context.Context, tenant chartstream.TenantID, rows []rewrapRow, update string, id func(rewrapRow) any) error {
-	fresh := make([][]byte, len(rows))
-	for i, k := range rows {
-		key, err := s.keys.UnwrapKey(ctx, tenant, k.wrapped)
-		if err != nil {
-			return fmt.Errorf("rewrap: unwrap: %w", err)
-		}
-		fresh[i], err = s.keys.WrapKey(ctx, tenant, key)
-		clear(key)
-		if err != nil {
-			return fmt.Errorf("rewrap: wrap: %w", err)
+// wrappedKey is one row of data_keys, and what Rewrap makes of it.
+type wrappedKey struct {
+	ID        uuid.UUID
+	Wrapped   []byte
+	rewrapped []byte
+}
+
+// rewrapOne sets k.rewrapped to k's key wrapped by the store's provider, or
+// leaves it nil when that provider wrapped k already.
+func (s *Store) rewrapOne(ctx context.Context, tenant chartstream.TenantID, old KeyUnwrapper, k *wrappedKey) error {
+	key, err := old.UnwrapKey(ctx, tenant, k.Wrapped)
+	if errors.Is(err, phi.ErrDecrypt) {
+		if _, cerr := s.keys.UnwrapKey(ctx, tenant, k.Wrapped); cerr == nil {
+			return nil // current already
 		}
 	}
-	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		batch := &pgx.Batch{}
-		for i, k := range rows {
-			batch.Queue(update, tenant, id(k), k.wrapped, fresh[i])
-		}
-		return tx.SendBatch(ctx, batch).Close()
-	})
 	if err != nil {
-		return fmt.Errorf("rewrap: write keys: %w", err)
+		return fmt.Errorf("unwrap with the old provider: %w", err)
+	}
+	defer clear(key)
+	if k.rewrapped, err = s.keys.WrapKey(ctx, tenant, key); err != nil {
+		return fmt.Errorf("wrap with the new provider: %w", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -139,7 +140,7 @@ func TestKeysRewrapFreesTheOldKMSKey(t *testing.T) {
 	}
 	out, err := execute(ctx, "keys", "rewrap", "--tenant", tenant.String(), "--phi-key-provider", keyProviderAWSKMS,
 		"--aws-kms-key-alias-template", keys.KMS.KeyAliasTemplate, "--aws-region", k.Region, "--aws-kms-endpoint", k.Endpoint)
-	if err != nil || !strings.Contains(out, "1 data keys and 1 tenant keys wrapped again") {
+	if err != nil || !strings.Contains(out, "2 keys wrapped again, 0 current already") {
 		t.Fatalf("keys rewrap: %v\n%s", err, out)
 	}
 	if _, err := client.DisableKey(ctx, &kms.DisableKeyInput{KeyId: oldKey.KeyMetadata.KeyId}); err != nil {
@@ -157,5 +158,53 @@ func TestKeysRewrapFreesTheOldKMSKey(t *testing.T) {
 	if _, err := commands.New(fresh, nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dr-rewrap"}, patient.RegisterPatient{
 		MRN: "RW-2", Name: patient.HumanName{Family: "Hopper"}, BirthDate: "1906-12-09", Sex: "female"}); err != nil {
 		t.Fatalf("a new patient (the claims key unwrapped) after rewrap: %v", err)
+	}
+}
+
+// The local master key is retired the same way: keys rewrap from the old
+// file to the new one, and the new one alone opens the patient's PHI and
+// the tenant's claims key.
+func TestKeysRewrapRetiresALocalMasterKey(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	dir := t.TempDir()
+	oldFile, newFile := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
+	for _, f := range []string{oldFile, newFile} {
+		if _, err := phi.CreateLocalKeyFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(file string) *eventstore.Store {
+		t.Helper()
+		keys, err := phiKeys{File: file}.open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, err := newStore(testkit.MustAppPool(t), keys, commands.EventSpecs(), eventstore.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store
+	}
+	tenant := testkit.MustTenant(t)
+	p, err := commands.New(open(oldFile), nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dr-rewrap"}, patient.RegisterPatient{
+		MRN: "RL-1", Name: patient.HumanName{Family: "Lovelace"}, BirthDate: "1990-01-02", Sex: "female"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := execute(ctx, "keys", "rewrap", "--tenant", tenant.String(), "--from-phi-key-file", oldFile, "--phi-key-file", newFile)
+	if err != nil || !strings.Contains(out, "2 keys wrapped again, 0 current already") {
+		t.Fatalf("keys rewrap: %v\n%s", err, out)
+	}
+	events, err := open(newFile).ReadStream(ctx, tenant, patient.Stream(p.ID), 1)
+	if err != nil || len(events) != 1 || !strings.Contains(string(events[0].Payload), "Lovelace") {
+		t.Fatalf("the patient under the new master key: %v", err)
+	}
+	if _, err := commands.New(open(newFile), nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dr-rewrap"}, patient.RegisterPatient{
+		MRN: "RL-2", Name: patient.HumanName{Family: "Hopper"}, BirthDate: "1906-12-09", Sex: "female"}); err != nil {
+		t.Fatalf("a new patient (the claims key) under the new master key: %v", err)
+	}
+	if _, err := open(oldFile).ReadStream(ctx, tenant, patient.Stream(p.ID), 1); err == nil {
+		t.Error("the retired master key still opens the patient's PHI")
 	}
 }

@@ -20,19 +20,22 @@ ssl_min_protocol_version = 'TLSv1.2'
 CONF
 }
 
-# pg_hba writes the client authentication rules: the private socket
-# trusted, TCP with passwords, and with CS_TLS=1 only over TLS (hostssl: a
-# connection without TLS matches no line and is refused).
+# pg_hba writes the client authentication rules into data directory $2 (the
+# primary's or the standby's): the private socket trusted, TCP with
+# passwords, the standby's replication as its own role, and with CS_TLS=1
+# all of TCP only over TLS (hostssl: a connection without TLS matches no
+# line and is refused).
 pg_hba() {
-	local dir=$1 host=host
+	local dir=$1 data=$2 host=host
 	if [ "$TLS" = 1 ]; then host=hostssl; fi
 	cat >"$dir/pg_hba.conf.tmp" <<HBA
-# Written by deploy/local/stack.sh on every up (CS_TLS=$TLS).
+# Written by deploy/local/stack.sh on every start (CS_TLS=$TLS).
 local all all trust
 $host all all 127.0.0.1/32 scram-sha-256
 $host all all ::1/128 scram-sha-256
+$host replication $REPLICATOR 127.0.0.1/32 scram-sha-256
 HBA
-	chown "$PG_OS_USER" "$dir/pg_hba.conf.tmp"; mv "$dir/pg_hba.conf.tmp" "$dir/data/pg_hba.conf"
+	chown "$PG_OS_USER" "$dir/pg_hba.conf.tmp"; mv "$dir/pg_hba.conf.tmp" "$data/pg_hba.conf"
 }
 
 # redis_listen_args prints Redis's listening arguments, one a line. With
