@@ -20,10 +20,12 @@ CHAOS_PG_PORT ?= 25432
 CHAOS_REDIS_PORT ?= 26379
 CHAOS_NATS_PORT ?= 24222
 CHAOS_HTTP_PORT ?= 28080
-# No hot standby there: nothing in a chaos run reads it, and the machine's
-# memory and cores are better left to the run.
+# Chaos runs its own nats-server without TLS, so its stack is plain (CS_TLS=0)
+# even when the developer's is not. No hot standby there either: nothing in
+# a chaos run reads it, and the machine's memory and cores are better left
+# to the run.
 CHAOS_STACK := CS_LOCAL_DIR=$(CHAOS_LOCAL) CS_PG_PORT=$(CHAOS_PG_PORT) CS_REDIS_PORT=$(CHAOS_REDIS_PORT) \
-	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT) CS_PG_REPLICA=off
+	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT) CS_PG_REPLICA=off CS_TLS=0
 
 .PHONY: help build up down clean run test fuzz lint bench chaos chaos-sigkill image deploy-check
 

@@ -52,16 +52,37 @@ func (s *Store) dataKey(ctx context.Context, tenant chartstream.TenantID, subjec
 	})
 }
 
+// dataKeyGenerator is a key provider that makes data keys itself, wrapped
+// in the same call: a KMS's GenerateDataKey (internal/awskms), whose keys
+// come from the KMS's own randomness.
+type dataKeyGenerator interface {
+	GenerateDataKey(ctx context.Context, tenant chartstream.TenantID) (dek, wrapped []byte, err error)
+}
+
+// newWrappedKey returns a fresh data key and its wrapping for tenant: from
+// the provider when it makes keys, else made here and wrapped.
+func (s *Store) newWrappedKey(ctx context.Context, tenant chartstream.TenantID) (dek, wrapped []byte, err error) {
+	if g, ok := s.keys.(dataKeyGenerator); ok {
+		if dek, wrapped, err = g.GenerateDataKey(ctx, tenant); err != nil {
+			return nil, nil, fmt.Errorf("generate data key: %w", err)
+		}
+		return dek, wrapped, nil
+	}
+	if dek, err = phi.NewDataKey(); err != nil {
+		return nil, nil, err
+	}
+	if wrapped, err = s.keys.WrapKey(ctx, tenant, dek); err != nil {
+		return nil, nil, fmt.Errorf("wrap data key: %w", err)
+	}
+	return dek, wrapped, nil
+}
+
 // createDataKey stores a new wrapped key for subject. Two writers racing to
 // create the first key agree on whichever row the database kept.
 func (s *Store) createDataKey(ctx context.Context, tenant chartstream.TenantID, subject uuid.UUID) (*phi.Cipher, error) {
-	dek, err := phi.NewDataKey()
+	dek, wrapped, err := s.newWrappedKey(ctx, tenant)
 	if err != nil {
 		return nil, err
-	}
-	wrapped, err := s.keys.WrapKey(ctx, tenant, dek)
-	if err != nil {
-		return nil, fmt.Errorf("wrap data key: %w", err)
 	}
 	var stored []byte
 	err = postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {

@@ -30,7 +30,7 @@ type RewrapStats struct {
 }
 
 // Rewrap re-wraps tenant's live keys (its patients' data keys and its own
-// keyed-hash keys) from the key provider old to the store's: each is
+// keyed-hash keys, tenant_keys) from the key provider old to the store's: each is
 // unwrapped with old and wrapped again with the store's provider, the data
 // untouched. It is how a tenant's key-encryption key is retired: once every
 // key is re-wrapped, the old key can be destroyed, and with it every copy of
@@ -42,7 +42,10 @@ type RewrapStats struct {
 // more after every process uses the new provider (a process still on the
 // old one may have made a key meanwhile). A key neither can open stops it
 // with an error. Destroyed keys stay destroyed: a shredding that races
-// Rewrap wins.
+// Rewrap wins. Data keys may be re-wrapped as the app role; a tenant key
+// that needs re-wrapping needs the owner role (the app role may only add
+// them). With the same provider as old and new (a KMS alias moved to a new
+// key), every key is re-wrapped under the provider's current key.
 func (s *Store) Rewrap(ctx context.Context, tenant chartstream.TenantID, old KeyUnwrapper, progress func(RewrapStats)) (RewrapStats, error) {
 	var stats RewrapStats
 	after := uuid.Nil
@@ -77,7 +80,7 @@ func (s *Store) Rewrap(ctx context.Context, tenant chartstream.TenantID, old Key
 			return stats, fmt.Errorf("rewrap: %w", err)
 		}
 		if len(page) == 0 {
-			return stats, nil
+			break
 		}
 		for _, k := range page {
 			if k.rewrapped != nil {
@@ -91,6 +94,55 @@ func (s *Store) Rewrap(ctx context.Context, tenant chartstream.TenantID, old Key
 			progress(stats)
 		}
 	}
+	if err := s.rewrapTenantKeys(ctx, tenant, old, &stats); err != nil {
+		return stats, fmt.Errorf("rewrap: %w", err)
+	}
+	if progress != nil {
+		progress(stats)
+	}
+	return stats, nil
+}
+
+// rewrapTenantKeys re-wraps the tenant's keyed-hash keys (tenant_keys, a
+// few rows) in one transaction. Replacing one needs the owner role: the
+// app role may only add them.
+func (s *Store) rewrapTenantKeys(ctx context.Context, tenant chartstream.TenantID, old KeyUnwrapper, stats *RewrapStats) error {
+	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT purpose, wrapped FROM tenant_keys WHERE tenant_id = $1 ORDER BY purpose`, tenant)
+		var purposes []string
+		var keys []wrappedKey
+		for rows.Next() {
+			var purpose string
+			var k wrappedKey
+			if err := rows.Scan(&purpose, &k.Wrapped); err != nil {
+				return err
+			}
+			purposes, keys = append(purposes, purpose), append(keys, k)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := s.rewrapOne(ctx, tenant, old, &keys[i]); err != nil {
+				return fmt.Errorf("tenant key %s: %w", purposes[i], err)
+			}
+			if keys[i].rewrapped == nil {
+				stats.Current++
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE tenant_keys SET wrapped = $3 WHERE tenant_id = $1 AND purpose = $2 AND wrapped = $4`,
+				tenant, purposes[i], keys[i].rewrapped, keys[i].Wrapped); err != nil {
+				return fmt.Errorf("tenant key %s: %w", purposes[i], err)
+			}
+			stats.Rewrapped++
+		}
+		return nil
+	})
+	// Cached tenant keys are the same keys; dropped only to be sure.
+	s.tkeys.mu.Lock()
+	s.tkeys.m = nil
+	s.tkeys.mu.Unlock()
+	return err
 }
 
 // wrappedKey is one row of data_keys, and what Rewrap makes of it.

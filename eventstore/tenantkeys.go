@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
@@ -50,13 +49,9 @@ func (s *Store) tenantKey(ctx context.Context, tenant chartstream.TenantID, purp
 	if ok && now.Before(k.expires) {
 		return k.key, nil
 	}
-	fresh, err := phi.NewDataKey()
+	fresh, wrapped, err := s.newWrappedKey(ctx, tenant)
 	if err != nil {
-		return nil, err
-	}
-	wrapped, err := s.keys.WrapKey(ctx, tenant, fresh)
-	if err != nil {
-		return nil, fmt.Errorf("wrap tenant key: %w", err)
+		return nil, fmt.Errorf("tenant key: %w", err)
 	}
 	var stored []byte
 	err = postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {

@@ -72,10 +72,24 @@ type relayEnv struct {
 
 func newRelayEnv(t *testing.T) *relayEnv {
 	t.Helper()
+	n := testkit.MustNATSServer(t)
+	js, err := jetstream.New(n.MustConnect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newRelayEnvOn(t, js)
+	e.nats = n
+	return e
+}
+
+// newRelayEnvOn is a relay setup on the JetStream js reaches (a cluster);
+// its relays are started with startRelayOn.
+func newRelayEnvOn(t *testing.T, js jetstream.JetStream) *relayEnv {
+	t.Helper()
 	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	e := &relayEnv{
-		t:    t,
-		nats: testkit.MustNATSServer(t),
+		t:  t,
+		js: js,
 		cfg: workers.RelayConfig{
 			Name: "test-" + id, Stream: "TEST_" + strings.ToUpper(id), SubjectPrefix: "t" + id,
 			LeaseRetry: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
@@ -86,10 +100,6 @@ func newRelayEnv(t *testing.T) *relayEnv {
 		reader: mustStore(t, "DATABASE_RELAY_URL"),
 		writer: mustStore(t, "DATABASE_URL"),
 		tenant: testkit.MustTenant(t),
-	}
-	var err error
-	if e.js, err = jetstream.New(e.nats.MustConnect(t)); err != nil {
-		t.Fatal(err)
 	}
 	ctx := testkit.Context(t)
 	head, err := e.reader.Head(ctx, eventstore.Filter{})

@@ -70,11 +70,11 @@ func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs 
 	if _, err := phi.CreateLocalKeyFile(b.keyFile); err != nil {
 		return b, err
 	}
-	if b.writer, b.writerPool, err = openStore(ctx, urls.db, b.keyFile, "chartstream-bench", specs); err != nil {
+	if b.writer, b.writerPool, err = openStore(ctx, urls.db, phiKeys{File: b.keyFile}, "chartstream-bench", specs); err != nil {
 		return b, err
 	}
 	b.closers = append(b.closers, b.writerPool.Close)
-	if b.reader, b.relayPool, err = openStore(ctx, urls.relay, b.keyFile, "chartstream-bench-relay", specs); err != nil {
+	if b.reader, b.relayPool, err = openStore(ctx, urls.relay, phiKeys{File: b.keyFile}, "chartstream-bench-relay", specs); err != nil {
 		return b, err
 	}
 	b.closers = append(b.closers, b.relayPool.Close)

@@ -118,7 +118,11 @@ func seedHistory(ctx context.Context, log io.Writer, urls benchURLs, keyFile str
 		return r, err
 	}
 	defer pool.Close()
-	store, err := newStore(pool, keyFile, commands.EventSpecs(), eventstore.Config{})
+	keys, err := phiKeys{File: keyFile}.open(ctx)
+	if err != nil {
+		return r, err
+	}
+	store, err := newStore(pool, keys, commands.EventSpecs(), eventstore.Config{})
 	if err != nil {
 		return r, err
 	}

@@ -117,7 +117,7 @@ func openCommandsStack(ctx context.Context, log io.Writer, cfg Config, o stackOp
 	if cfg.NATSURL != "" {
 		s.closers = append(s.closers, func() { deleteBenchStream(log, cfg.NATSURL, cfg.Relay.Stream) })
 	}
-	if s.store, s.pool, err = openStore(ctx, cfg.DatabaseURL, cfg.PHIKeyFile, "chartstream-bench", commands.EventSpecs()); err != nil {
+	if s.store, s.pool, err = openStore(ctx, cfg.DatabaseURL, cfg.Keys, "chartstream-bench", commands.EventSpecs()); err != nil {
 		return s, err
 	}
 	s.closers = append(s.closers, s.pool.Close)
@@ -222,7 +222,7 @@ func isolateBenchWorkers(ctx context.Context, cfg *Config, tenant chartstream.Te
 	cfg.Relay.MaxBytes = 1 << 30
 	cfg.Projector.Consumer = "bench-" + id
 	cfg.Projector.Tenants = []chartstream.TenantID{tenant}
-	reader, pool, err := openStore(ctx, cfg.DatabaseRelayURL, cfg.PHIKeyFile, "chartstream-bench-relay", commands.EventSpecs())
+	reader, pool, err := openStore(ctx, cfg.DatabaseRelayURL, cfg.Keys, "chartstream-bench-relay", commands.EventSpecs())
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func (r *chaosRun) checkLive(ctx context.Context, tenant chartstream.TenantID, a
 // openCollector connects to the event store and the read models for the
 // checks; done closes what it opened.
 func (r *chaosRun) openCollector(ctx context.Context, tenant chartstream.TenantID) (*collector, func(), error) {
-	store, relayPool, err := openStore(ctx, r.cfg.DatabaseRelayURL, r.cfg.PHIKeyFile, "chartstream-chaos", commands.EventSpecs())
+	store, relayPool, err := openStore(ctx, r.cfg.DatabaseRelayURL, phiKeys{File: r.cfg.PHIKeyFile}, "chartstream-chaos", commands.EventSpecs())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/internal/tlsconfig"
 	"github.com/chartstream/chartstream/projections/analytics"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -31,6 +32,12 @@ type Config struct {
 	// HTTPAddr is the API's listen address (HTTP_ADDR). Default
 	// 127.0.0.1:18080.
 	HTTPAddr string
+	// TLSCertFile and TLSKeyFile are the API's certificate (chain) and
+	// key, PEM (TLS_CERT_FILE, TLS_KEY_FILE): both set, the API speaks
+	// HTTPS only, TLS 1.2 at least, and picks up a renewed pair without a
+	// restart. Default neither: plain HTTP (behind a TLS-terminating load
+	// balancer, or on loopback).
+	TLSCertFile, TLSKeyFile string
 	// DatabaseURL is the app role's PostgreSQL URL (DATABASE_URL). Required.
 	DatabaseURL string
 	// DatabaseRelayURL is the relay role's URL (DATABASE_RELAY_URL): it
@@ -59,8 +66,9 @@ type Config struct {
 	// Default: the URL's pool_max_conns, else 32. Each tenant may hold at
 	// most half of it with requests in flight in one API process.
 	DatabaseMaxConns int
-	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
-	PHIKeyFile string
+	// Keys is the PHI key provider (PHI_KEY_PROVIDER, default local, with
+	// PHI_KEY_FILE; or aws-kms with AWS_KMS_*).
+	Keys phiKeys
 	// MessageSigningKeyFile is the relay's Ed25519 private key
 	// (MESSAGE_SIGNING_KEY_FILE, PKCS #8 PEM): it signs every event message.
 	// Required for the workers.
@@ -100,8 +108,11 @@ type Config struct {
 	// (NATS_STORE_DIR). Default .local/nats-embedded.
 	NATSStoreDir string
 	// RedisURL is Redis for idempotency keys, revocation and rate limits
-	// (REDIS_URL). Required for serve and all.
+	// (REDIS_URL); rediss:// for TLS. Required for serve and all.
 	RedisURL string
+	// RedisTLSCAFile is the CA that signed Redis's certificate
+	// (REDIS_TLS_CA_FILE), with a rediss:// URL. Default the system's CAs.
+	RedisTLSCAFile string
 	// LogLevel is debug, info, warn or error (LOG_LEVEL). Default info.
 	LogLevel string
 	// RequestTimeout is every API request's deadline (REQUEST_TIMEOUT).
@@ -128,6 +139,25 @@ func (c Config) rateLimits() (ratelimit.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// redisOptions are the Redis client's options from REDIS_URL, trusting
+// REDIS_TLS_CA_FILE for a rediss:// URL. Errors name the setting, never
+// the URL (it holds the password).
+func (c Config) redisOptions() (*redis.Options, error) {
+	opts, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, errors.New("REDIS_URL is malformed")
+	}
+	if opts.TLSConfig != nil {
+		opts.TLSConfig.MinVersion = tlsconfig.MinVersion
+		if c.RedisTLSCAFile != "" {
+			if opts.TLSConfig.RootCAs, err = tlsconfig.CAPool(c.RedisTLSCAFile); err != nil {
+				return nil, fmt.Errorf("REDIS_TLS_CA_FILE: %w", err)
+			}
+		}
+	}
+	return opts, nil
+}
+
 // analyticsConfig is the analytics API's reader configuration.
 func (c Config) analyticsConfig() analytics.ReaderConfig {
 	return analytics.ReaderConfig{MaxLag: c.AnalyticsMaxReplicaLag, MinCell: c.AnalyticsMinCell}
@@ -145,13 +175,15 @@ func (c Config) authConfig() auth.Config {
 
 func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "API listen address")
+	stringFlag(fs, &c.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "", "API certificate (PEM, chain); with --tls-key-file the API serves HTTPS only")
+	stringFlag(fs, &c.TLSKeyFile, "tls-key-file", "TLS_KEY_FILE", "", "API certificate's private key (PEM)")
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
 	stringFlag(fs, &c.DatabaseReplicaURL, "database-replica-url", "DATABASE_REPLICA_URL", "", "hot standby URL as chartstream_analytics, for the analytics API (optional)")
 	durationFlag(fs, &c.AnalyticsMaxReplicaLag, "analytics-max-replica-lag", "ANALYTICS_MAX_REPLICA_LAG", 30*time.Second, "analytics answers 503 when the standby lags more")
 	intFlag(fs, &c.AnalyticsMinCell, "analytics-min-cell", "ANALYTICS_MIN_CELL", 11, "analytics suppress counts from 1 to this minus one")
-	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
+	phiKeyFlags(fs, &c.Keys)
 	stringFlag(fs, &c.MessageSigningKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "Ed25519 key the relay signs event messages with (required for workers)")
 	stringFlag(fs, &c.MessageVerifyKeyFiles, "message-verify-key-files", "MESSAGE_VERIFY_KEY_FILES", "", "public keys whose signatures the projector accepts, comma-separated (default: the signing key's)")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
@@ -164,7 +196,8 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty starts an embedded JetStream server")
 	natsAuthFlags(fs, &c.NATS)
 	stringFlag(fs, &c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", ".local/nats-embedded", "embedded NATS JetStream store directory")
-	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (required for the API)")
+	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL, rediss:// for TLS (required for the API)")
+	stringFlag(fs, &c.RedisTLSCAFile, "redis-tls-ca-file", "REDIS_TLS_CA_FILE", "", "CA that signed Redis's certificate (with rediss://; default the system's)")
 	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	intFlag(fs, &c.DatabaseMaxConns, "database-max-conns", "DATABASE_MAX_CONNS", 0, "app role pool size (default: the URL's pool_max_conns, else 32)")
 	durationFlag(fs, &c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Second, "every API request's deadline")
@@ -226,8 +259,8 @@ func (c Config) Validate(api, workers bool) error {
 			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))
 		}
 	}
-	if c.PHIKeyFile == "" {
-		errs = append(errs, errors.New("PHI_KEY_FILE is required"))
+	if err := c.Keys.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if api {
 		if c.DatabaseReplicaURL != "" {
@@ -244,11 +277,16 @@ func (c Config) Validate(api, workers bool) error {
 		}
 		if c.RedisURL == "" {
 			errs = append(errs, errors.New("REDIS_URL is required"))
-		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		} else if opts, err := redis.ParseURL(c.RedisURL); err != nil {
 			errs = append(errs, errors.New("REDIS_URL is malformed"))
+		} else if c.RedisTLSCAFile != "" && opts.TLSConfig == nil {
+			errs = append(errs, errors.New("REDIS_TLS_CA_FILE needs a rediss:// REDIS_URL"))
 		}
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+		}
+		if err := tlsconfig.CheckPair("TLS", c.TLSCertFile, c.TLSKeyFile); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := c.natsConfig().Validate(); err != nil {

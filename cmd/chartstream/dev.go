@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -8,6 +9,7 @@ import (
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/signing"
+	"github.com/chartstream/chartstream/internal/tlsconfig"
 )
 
 func newDevCmd() *cobra.Command {
@@ -46,6 +48,31 @@ func newDevCmd() *cobra.Command {
 	stringFlag(initKeys.Flags(), &phiKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "local PHI master key file")
 	stringFlag(initKeys.Flags(), &jwtKeyFile, "jwt-dev-key-file", "JWT_DEV_KEY_FILE", "", "dev JWT signing key (ES256 PEM)")
 	stringFlag(initKeys.Flags(), &signingKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "relay's message signing key (Ed25519 PEM; its .pub beside it)")
-	cmd.AddCommand(initKeys)
+	cmd.AddCommand(initKeys, newDevInitTLSCmd())
+	return cmd
+}
+
+func newDevInitTLSCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "init-tls",
+		Short: "Create a development CA and a server certificate for localhost, 127.0.0.1 and ::1 if absent (the CA is never replaced)",
+		Args:  badInput(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return exitError{2, errors.New("--dir is required")}
+			}
+			files, wrote, err := tlsconfig.EnsureDev(dir)
+			if err != nil {
+				return err
+			}
+			for _, f := range wrote {
+				fmt.Fprintf(cmd.OutOrStdout(), "created %s\n", f)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dev TLS ready: CA %s, server certificate %s, key %s\n", files.CACert, files.Cert, files.Key)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory of the dev CA and server certificate (the local stack uses .local/secrets/tls)")
 	return cmd
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -52,6 +53,14 @@ func newTestMain(t *testing.T, apiOn, workers bool, natsURL string) *Main {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.NATSURL = natsURL
 	cfg.NATSStoreDir = t.TempDir()
+	if natsURL == "" {
+		// The embedded server takes no credentials or TLS (the stack's
+		// may have some: CS_TLS=1).
+		cfg.NATS = messaging.Config{}
+	}
+	// Plain HTTP, spoken by http.DefaultClient, even on a CS_TLS=1 stack:
+	// TestEndToEndOverTLS sets TLS itself.
+	cfg.TLSCertFile, cfg.TLSKeyFile = "", ""
 	// The dev environment has a dev key; tests, like make run, allow it.
 	cfg.Auth.AllowDevKey = true
 	if workers {
@@ -138,7 +147,11 @@ func serveMain(t *testing.T, m *Main) (base string, stop func() error) {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return "http://" + m.Addr().String(), stop
+	scheme := "http://"
+	if m.Config.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	return scheme + m.Addr().String(), stop
 }
 
 func startMain(t *testing.T, m *Main) string {

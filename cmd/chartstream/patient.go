@@ -17,7 +17,8 @@ func newPatientCmd() *cobra.Command {
 		Use:   "patient",
 		Short: "Operator actions on a patient's record",
 	}
-	var dbURL, keyFile, tenantArg, patientArg, actor string
+	var keys phiKeys
+	var dbURL, tenantArg, patientArg, actor string
 	erase := &cobra.Command{
 		Use:   "erase --tenant T --patient P --actor A",
 		Short: "Erase a patient's record on request (crypto-shredding)",
@@ -40,7 +41,7 @@ Safe to run again after a failure.`,
 			if err != nil {
 				return errors.New("--patient must be a patient id (UUID)")
 			}
-			store, pool, err := openStore(cmd.Context(), dbURL, keyFile, "chartstream-erase", commands.EventSpecs())
+			store, pool, err := openStore(cmd.Context(), dbURL, keys, "chartstream-erase", commands.EventSpecs())
 			if err != nil {
 				return err
 			}
@@ -55,7 +56,7 @@ Safe to run again after a failure.`,
 		},
 	}
 	stringFlag(erase.Flags(), &dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
-	stringFlag(erase.Flags(), &keyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file (local key provider)")
+	phiKeyFlags(erase.Flags(), &keys)
 	erase.Flags().StringVar(&tenantArg, "tenant", "", "tenant id")
 	erase.Flags().StringVar(&patientArg, "patient", "", "patient id")
 	erase.Flags().StringVar(&actor, "actor", "", "who requested the erasure (an operator id, recorded in the event)")

@@ -14,7 +14,7 @@ import (
 func TestPatientEraseCLI(t *testing.T) {
 	t.Parallel()
 	ctx := testkit.Context(t)
-	store, err := newStore(testkit.MustAppPool(t), testkit.Env(t, "PHI_KEY_FILE"), commands.EventSpecs(), eventstore.Config{})
+	store, err := newStore(testkit.MustAppPool(t), stackKeys(t), commands.EventSpecs(), eventstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestPatientEraseCLI(t *testing.T) {
 	}
 	// A fresh store: this one's key cache still holds the key it used to
 	// register the patient (other processes forget it within the TTL).
-	fresh, err := newStore(testkit.MustAppPool(t), testkit.Env(t, "PHI_KEY_FILE"), commands.EventSpecs(), eventstore.Config{})
+	fresh, err := newStore(testkit.MustAppPool(t), stackKeys(t), commands.EventSpecs(), eventstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

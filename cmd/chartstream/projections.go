@@ -24,7 +24,8 @@ import (
 )
 
 func newProjectionsCmd() *cobra.Command {
-	var dbURL, adminURL, keyFile, tenantArg string
+	var keys phiKeys
+	var dbURL, adminURL, tenantArg string
 	cmd := &cobra.Command{
 		Use:   "projections",
 		Short: "Rebuild read models and show their progress",
@@ -32,7 +33,7 @@ func newProjectionsCmd() *cobra.Command {
 	pf := cmd.PersistentFlags()
 	stringFlag(pf, &dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
 	stringFlag(pf, &adminURL, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL, to list tenants when --tenant is not given")
-	stringFlag(pf, &keyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file (local key provider)")
+	phiKeyFlags(pf, &keys)
 	pf.StringVar(&tenantArg, "tenant", "", "one tenant's id; default every tenant")
 
 	// scope returns the tenants to work on.
@@ -68,7 +69,7 @@ func newProjectionsCmd() *cobra.Command {
 		if err := required([2]string{"DATABASE_URL", dbURL}); err != nil {
 			return workers.CopyDeps{}, nil, exitError{2, err}
 		}
-		store, pool, err := openStore(ctx, dbURL, keyFile, appName, commands.EventSpecs())
+		store, pool, err := openStore(ctx, dbURL, keys, appName, commands.EventSpecs())
 		if err != nil {
 			return workers.CopyDeps{}, nil, exitError{2, err}
 		}

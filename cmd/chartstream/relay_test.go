@@ -85,7 +85,7 @@ func TestRelayVerifyCLIReports(t *testing.T) {
 	}
 
 	// A committed event the relay never published.
-	store, err := newStore(testkit.MustAppPool(t), testkit.Env(t, "PHI_KEY_FILE"), commands.EventSpecs(), eventstore.Config{})
+	store, err := newStore(testkit.MustAppPool(t), stackKeys(t), commands.EventSpecs(), eventstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

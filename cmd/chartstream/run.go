@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,11 +23,13 @@ import (
 	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
+	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/internal/revocation"
 	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/tenants"
+	"github.com/chartstream/chartstream/internal/tlsconfig"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -58,6 +60,8 @@ type Main struct {
 	replica *pgxpool.Pool
 	// history is the event store as the relay role: every tenant's events.
 	history *eventstore.Store
+	// keys is the PHI key provider every event store shares.
+	keys phi.KeyProvider
 	// phiStores are the event stores that open PHI: their key caches must
 	// hear of every shredding (eventstore.Store.WatchKeys).
 	phiStores []*eventstore.Store
@@ -80,6 +84,9 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Logger = logging.New(os.Stderr, level)
 	}
 	var err error
+	if m.keys, err = m.Config.Keys.open(ctx); err != nil {
+		return err
+	}
 	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream", MaxConns: int32(m.Config.DatabaseMaxConns)}); err != nil {
 		return err
 	}
@@ -114,7 +121,10 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if m.topology, err = workers.HoldTopology(ctx, m.sessions, workers.TopologyScope(m.Config.Relay, m.Config.Projector), m.nats.Embedded(), m.Logger); err != nil {
 		return err
 	}
-	if m.history, m.relayPool, err = openStore(ctx, m.Config.DatabaseRelayURL, m.Config.PHIKeyFile, "chartstream-relay", commands.EventSpecs()); err != nil {
+	if m.relayPool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseRelayURL, ApplicationName: "chartstream-relay"}); err != nil {
+		return err
+	}
+	if m.history, err = newStore(m.relayPool, m.keys, commands.EventSpecs(), eventstore.Config{}); err != nil {
 		return err
 	}
 	js, err := jetstream.New(m.nats.Conn, jetstream.WithPublishAsyncMaxPending(max(m.Config.Relay.MaxInFlight, 512)))
@@ -137,7 +147,7 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	}
 	// Projectors open PHI and write read models as the app role, each
 	// event in its tenant's transaction.
-	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
+	opener, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.Config.EventStore)
 	if err != nil {
 		return err
 	}
@@ -160,9 +170,9 @@ func (m *Main) openWorkers(ctx context.Context) error {
 }
 
 func (m *Main) openAPI(ctx context.Context) error {
-	opts, err := redis.ParseURL(m.Config.RedisURL)
+	opts, err := m.Config.redisOptions()
 	if err != nil {
-		return errors.New("REDIS_URL is malformed")
+		return err
 	}
 	m.redis = redis.NewClient(opts)
 	if err := m.redis.Ping(ctx).Err(); err != nil {
@@ -202,7 +212,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return map[string]any{"events": lag.Events, "seconds": lag.Age.Seconds()}
 		}
 	}
-	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
+	store, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.Config.EventStore)
 	if err != nil {
 		return err
 	}
@@ -232,12 +242,18 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if m.verifier, err = auth.NewVerifier(m.closing, authCfg); err != nil {
 		return fmt.Errorf("JWT settings: %w", err)
 	}
+	var tlsCfg *tls.Config
+	if m.Config.TLSCertFile != "" {
+		if tlsCfg, err = tlsconfig.Server(m.Config.TLSCertFile, m.Config.TLSKeyFile, m.Logger); err != nil {
+			return err
+		}
+	}
 	m.server, err = api.NewServer(api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
 		Limits: limits, Idempotency: idem, ReadModels: m.pool, Analytics: reader,
 	},
-		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout})
+		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout, TLS: tlsCfg})
 	if err != nil {
 		return err
 	}

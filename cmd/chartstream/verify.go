@@ -11,7 +11,8 @@ import (
 )
 
 func newVerifyCmd() *cobra.Command {
-	var dbURL, keyFile, tenantArg string
+	var keys phiKeys
+	var dbURL, tenantArg string
 	cmd := &cobra.Command{
 		Use:   "verify --tenant T",
 		Short: "Prove a tenant's event history was not altered (hash chains)",
@@ -30,7 +31,7 @@ version, event id), 2 when the check could not run.`,
 			if err != nil {
 				return exitError{2, errors.New("--tenant must be a tenant id (UUID)")}
 			}
-			store, pool, err := openStore(cmd.Context(), dbURL, keyFile, "chartstream-verify", commands.EventSpecs())
+			store, pool, err := openStore(cmd.Context(), dbURL, keys, "chartstream-verify", commands.EventSpecs())
 			if err != nil {
 				return exitError{2, err}
 			}
@@ -53,7 +54,7 @@ version, event id), 2 when the check could not run.`,
 		},
 	}
 	stringFlag(cmd.Flags(), &dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
-	stringFlag(cmd.Flags(), &keyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file (local key provider)")
+	phiKeyFlags(cmd.Flags(), &keys)
 	cmd.Flags().StringVar(&tenantArg, "tenant", "", "tenant id")
 	return cmd
 }

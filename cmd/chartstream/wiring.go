@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -18,13 +17,17 @@ import (
 )
 
 // openStore connects to url and returns the event store on it for the
-// given event types, with the PHI key provider from keyFile.
-func openStore(ctx context.Context, url, keyFile, appName string, specs []chartstream.EventSpec) (*eventstore.Store, *pgxpool.Pool, error) {
+// given event types, with the configured PHI key provider.
+func openStore(ctx context.Context, url string, keys phiKeys, appName string, specs []chartstream.EventSpec) (*eventstore.Store, *pgxpool.Pool, error) {
+	provider, err := keys.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	pool, err := postgres.Connect(ctx, postgres.Config{URL: url, ApplicationName: appName})
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := newStore(pool, keyFile, specs, eventstore.Config{})
+	store, err := newStore(pool, provider, specs, eventstore.Config{})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -33,15 +36,8 @@ func openStore(ctx context.Context, url, keyFile, appName string, specs []charts
 }
 
 // newStore returns the event store on pool for the given event types, with
-// the PHI key provider from keyFile.
-func newStore(pool *pgxpool.Pool, keyFile string, specs []chartstream.EventSpec, cfg eventstore.Config) (*eventstore.Store, error) {
-	if keyFile == "" {
-		return nil, errors.New("PHI_KEY_FILE is required")
-	}
-	keys, err := phi.OpenLocalKeyFile(keyFile)
-	if err != nil {
-		return nil, err
-	}
+// the PHI key provider keys.
+func newStore(pool *pgxpool.Pool, keys phi.KeyProvider, specs []chartstream.EventSpec, cfg eventstore.Config) (*eventstore.Store, error) {
 	reg, err := eventstore.NewRegistry(specs)
 	if err != nil {
 		return nil, err

@@ -3,15 +3,19 @@
 # workers in one process. Expects `make up` to have run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-set -a; . "$ROOT/.local/env"; set +a
-BIN="$ROOT/.local/bin/chartstream"
+LOCAL=${CS_LOCAL_DIR:-$ROOT/.local}
+set -a; . "$LOCAL/env"; set +a
+BIN="$LOCAL/bin/chartstream"
+# CS_TLS=1: the API speaks HTTPS with the dev CA's certificate.
+URL="http://$HTTP_ADDR" CURL="curl -s"
+if [ -n "${TLS_CERT_FILE:-}" ]; then URL="https://$HTTP_ADDR" CURL="curl -s --cacert $CS_TLS_CA_FILE"; fi
 
 tenant=$("$BIN" tenant create --slug demo --name "Demo Clinic" --tier standard --if-not-exists)
 cat <<MSG
 
-chartstream is starting on http://$HTTP_ADDR
+chartstream is starting on $URL
   demo tenant: $tenant
-  readiness:   curl -s http://$HTTP_ADDR/readyz
+  readiness:   $CURL $URL/readyz
 MSG
 if "$BIN" token --help >/dev/null 2>&1; then
 	token=$("$BIN" token --tenant "$tenant" --role clinician --sub dev-clinician --ttl 12h)
@@ -19,9 +23,9 @@ if "$BIN" token --help >/dev/null 2>&1; then
   dev token (clinician, 12h):
     export TOKEN=$token
   example:
-    curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+    $CURL -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
       -d '{"mrn":"A-1001","name":{"family":"Lovelace","given":["Ada"]},"birth_date":"1990-01-02","sex":"female"}' \\
-      http://$HTTP_ADDR/v1/patients
+      $URL/v1/patients
 MSG
 fi
 echo

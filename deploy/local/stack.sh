@@ -24,6 +24,13 @@
 #
 # Ports (loopback only) can be overridden: CS_PG_PORT, CS_PG_REPLICA_PORT,
 # CS_REDIS_PORT, CS_NATS_PORT, CS_HTTP_PORT.
+#
+# CS_TLS=1 turns on transport security everywhere: a dev CA and a server
+# certificate for loopback (chartstream dev init-tls, in .local/secrets/tls),
+# PostgreSQL refusing connections without TLS (URLs with sslmode=verify-full),
+# Redis listening TLS-only (rediss://), NATS with TLS and a password
+# (tls://), and the API on HTTPS. A running stack keeps its mode: make down
+# before switching.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,12 +41,18 @@ REPLICA=${CS_PG_REPLICA:-on}
 REDIS_PORT=${CS_REDIS_PORT:-16379}
 NATS_PORT=${CS_NATS_PORT:-14222}
 HTTP_PORT=${CS_HTTP_PORT:-18080}
+TLS=${CS_TLS:-0}
+TLS_DIR=$LOCAL/secrets/tls
 DB=chartstream
 REPLICATOR=chartstream_replicator
 SLOT=chartstream_replica
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
+
+# Transport security (CS_TLS=1) and the KMS emulator.
+# shellcheck source=deploy/local/security.sh
+. "$ROOT/deploy/local/security.sh"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
@@ -87,6 +100,7 @@ install_missing() {
 	fi
 	install_nats
 	install_helm
+	install_local_kms
 }
 
 # nats-server is built from its Go module at the version go.mod pins, so the
@@ -177,15 +191,15 @@ max_wal_senders = 10
 max_replication_slots = 10
 max_slot_wal_keep_size = 1GB
 CONF
+	pg_tls "$dir" >>"$dir/chartstream.conf.tmp"
 	chown "$PG_OS_USER" "$dir/chartstream.conf.tmp"; mv "$dir/chartstream.conf.tmp" "$dir/data/chartstream.conf"
+	# The standby streams as its own role, from loopback only (pg_hba).
+	pg_hba "$dir" "$dir/data"
 	grep -q "include_if_exists = 'chartstream.conf'" "$dir/data/postgresql.conf" ||
 		echo "include_if_exists = 'chartstream.conf'" | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
-	# The standby streams as its own role, from loopback only.
-	grep -q "^host replication $REPLICATOR 127.0.0.1/32" "$dir/data/pg_hba.conf" ||
-		echo "host replication $REPLICATOR 127.0.0.1/32 scram-sha-256" | as_pg tee -a "$dir/data/pg_hba.conf" >/dev/null
 	if as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
 		log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
-		as_pg "$bin/pg_ctl" -D "$dir/data" reload >/dev/null
+		as_pg "$bin/pg_ctl" -D "$dir/data" reload >/dev/null # the TLS and hba settings above
 	else
 		log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 		as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null ||
@@ -223,8 +237,10 @@ start_redis() {
 	if [ -s "$LOCAL/redis/redis.pid" ] && kill -0 "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null; then
 		log "Redis already running on 127.0.0.1:$REDIS_PORT"; return
 	fi
-	log "starting Redis on 127.0.0.1:$REDIS_PORT"
-	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --requirepass "$(secret redis)" \
+	local listen
+	mapfile -t listen < <(redis_listen_args)
+	log "starting Redis on 127.0.0.1:$REDIS_PORT$([ "$TLS" = 1 ] && echo ' (TLS)')"
+	redis-server --bind 127.0.0.1 "${listen[@]}" --requirepass "$(secret redis)" \
 		--daemonize yes --dir "$LOCAL/redis" --pidfile "$LOCAL/redis/redis.pid" \
 		--logfile "$LOCAL/redis/redis.log" --appendonly yes --save "" >/dev/null
 	wait_port "$REDIS_PORT" Redis
@@ -316,7 +332,9 @@ hot_standby = on
 # Long analytics reads are not cancelled for vacuum on the primary.
 hot_standby_feedback = on
 CONF
+	pg_tls "$dir" >>"$dir/replica.conf.tmp"
 	chown "$PG_OS_USER" "$dir/replica.conf.tmp"; mv "$dir/replica.conf.tmp" "$rdir/chartstream.conf"
+	pg_hba "$dir" "$rdir"
 }
 
 # clone_replica makes a fresh standby: a new slot and a base backup that
@@ -376,8 +394,10 @@ start_nats() {
 	if [ -s "$LOCAL/nats/nats.pid" ] && kill -0 "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null; then
 		log "NATS already running on 127.0.0.1:$NATS_PORT"; return
 	fi
-	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT"
-	setsid "$LOCAL/bin/nats-server" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
+	local conf
+	mapfile -t conf < <(nats_conf_args)
+	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT$([ "$TLS" = 1 ] && echo ' (TLS)')"
+	setsid "$LOCAL/bin/nats-server" "${conf[@]}" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
 		-P "$LOCAL/nats/nats.pid" -l "$LOCAL/nats/nats.log" </dev/null >/dev/null 2>&1 &
 	wait_port "$NATS_PORT" NATS
 }
@@ -392,37 +412,50 @@ wait_port() {
 }
 
 write_env() {
-	local url="127.0.0.1:$PG_PORT/$DB?sslmode=disable"
+	local pgq="sslmode=disable" nats="nats://127.0.0.1:$NATS_PORT" redis=redis
+	if [ "$TLS" = 1 ]; then
+		pgq="sslmode=verify-full&sslrootcert=$TLS_DIR/ca.pem"
+		nats="tls://127.0.0.1:$NATS_PORT"
+		redis=rediss
+	fi
+	local url="127.0.0.1:$PG_PORT/$DB?$pgq"
 	(umask 077; cat >"$LOCAL/env.tmp" <<ENV
 # chartstream local stack; source this file: . .local/env
 export DATABASE_URL='postgres://chartstream_app:$(secret app)@$url'
 export DATABASE_ADMIN_URL='postgres://chartstream_owner:$(secret owner)@$url'
 export DATABASE_RELAY_URL='postgres://chartstream_relay:$(secret relay)@$url'
 export DATABASE_ANALYTICS_URL='postgres://chartstream_analytics:$(secret analytics)@$url'
-$(if [ "$REPLICA" != off ]; then echo "export DATABASE_REPLICA_URL='postgres://chartstream_analytics:$(secret analytics)@127.0.0.1:$REPLICA_PORT/$DB?sslmode=disable'"; fi)
-export NATS_URL='nats://127.0.0.1:$NATS_PORT'
-export REDIS_URL='redis://:$(secret redis)@127.0.0.1:$REDIS_PORT/0'
+$(if [ "$REPLICA" != off ]; then echo "export DATABASE_REPLICA_URL='postgres://chartstream_analytics:$(secret analytics)@127.0.0.1:$REPLICA_PORT/$DB?$pgq'"; fi)
+export NATS_URL='$nats'
+export REDIS_URL='$redis://:$(secret redis)@127.0.0.1:$REDIS_PORT/0'
 export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
 export PHI_KEY_FILE='$LOCAL/secrets/phi-master.key'
 export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
 export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
-# Tools, not settings: the deploy package's tests run this helm.
+# Tools, not settings: the deploy package's tests run this helm, the KMS
+# key provider's tests this KMS emulator.
 export HELM_BIN='$HELM_BIN'
+export LOCAL_KMS_BIN='$LOCAL/bin/local-kms'
 ENV
+	tls_env >>"$LOCAL/env.tmp"
 	mv "$LOCAL/env.tmp" "$LOCAL/env")
 }
+
+
 
 up() {
 	command -v go >/dev/null || die "Go is required (https://go.dev/dl)"
 	mkdir -p "$LOCAL"
+	transport_mode
 	install_missing
+	log "building chartstream"
+	(cd "$ROOT" && go build -o "$LOCAL/bin/chartstream" ./cmd/chartstream)
+	if [ "$TLS" = 1 ]; then "$LOCAL/bin/chartstream" dev init-tls --dir "$TLS_DIR" >&2; fi
 	start_postgres
 	bootstrap_database
 	start_redis
 	start_nats
 	write_env
-	log "building chartstream"
-	(cd "$ROOT" && go build -o "$LOCAL/bin/chartstream" ./cmd/chartstream)
 	# shellcheck disable=SC1091
 	. "$LOCAL/env"
 	"$LOCAL/bin/chartstream" migrate
@@ -441,7 +474,7 @@ down() {
 	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then
 		as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
-	for f in "$LOCAL/nats/nats.pid" "$LOCAL/redis/redis.pid"; do rm -f "$f"; done
+	for f in "$LOCAL/nats/nats.pid" "$LOCAL/redis/redis.pid" "$LOCAL/transport"; do rm -f "$f"; done
 	log "stack down"
 }
 

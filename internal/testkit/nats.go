@@ -77,7 +77,14 @@ func (n *NATSServer) URL() string {
 // forever, without a reconnect buffer.
 func (n *NATSServer) MustConnect(tb testing.TB) *nats.Conn {
 	tb.Helper()
-	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
+	return mustConnect(tb, n.URL())
+}
+
+// mustConnect connects to urls (comma-separated) reconnecting forever,
+// without a reconnect buffer, until the test ends.
+func mustConnect(tb testing.TB, urls string) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
 	if err != nil {
 		tb.Fatalf("nats connect: %v", err)
 	}

@@ -1,0 +1,135 @@
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATSCluster is a JetStream cluster of real nats-servers running in the
+// test process, routed to each other on loopback.
+type NATSCluster struct {
+	// Servers are the nodes, named n1, n2, …; a stopped one is nil.
+	Servers []*server.Server
+	tb      testing.TB
+	opts    []server.Options
+}
+
+// MustNATSCluster starts an n-node JetStream cluster on free loopback
+// ports, each node with a store of its own, and waits until JetStream
+// answers (its meta leader is elected). It stops when the test ends.
+func MustNATSCluster(tb testing.TB, n int) *NATSCluster {
+	tb.Helper()
+	routePorts := make([]int, n)
+	routes := make([]string, n)
+	for i := range routePorts {
+		routePorts[i] = freePort(tb)
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
+	}
+	c := &NATSCluster{tb: tb, Servers: make([]*server.Server, n)}
+	tb.Cleanup(func() {
+		for i := range c.Servers {
+			c.Stop(i)
+		}
+	})
+	for i := range n {
+		c.opts = append(c.opts, server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: freePort(tb),
+			JetStream: true, StoreDir: tb.TempDir(),
+			Cluster: server.ClusterOpts{Name: "chartstream-test", Host: "127.0.0.1", Port: routePorts[i]},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+			NoLog:   true, NoSigs: true,
+		})
+		c.Start(i)
+	}
+	js, err := jetstream.New(c.MustConnect(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := js.AccountInfo(ctx)
+		cancel()
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the JetStream cluster did not form within 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// freePort returns a loopback port nobody listens on (at the moment).
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// URLs are the running nodes' client URLs, comma-separated.
+func (c *NATSCluster) URLs() string {
+	var urls []string
+	for _, srv := range c.Servers {
+		if srv != nil {
+			urls = append(urls, srv.ClientURL())
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// Node returns the index of the node named name, or -1.
+func (c *NATSCluster) Node(name string) int {
+	for i, srv := range c.Servers {
+		if srv != nil && srv.Name() == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Start starts node i (again: same name, ports and store, so it rejoins
+// and catches up) and waits until it accepts connections.
+func (c *NATSCluster) Start(i int) {
+	c.tb.Helper()
+	opts := c.opts[i]
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		c.tb.Fatalf("nats cluster node %s: %v", opts.ServerName, err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		c.tb.Fatalf("nats cluster node %s not ready", opts.ServerName)
+	}
+	c.Servers[i] = srv
+}
+
+// Stop shuts node i down, as a crash looks to its peers and clients: its
+// connections and routes drop at once.
+func (c *NATSCluster) Stop(i int) {
+	if srv := c.Servers[i]; srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		c.Servers[i] = nil
+	}
+}
+
+// MustConnect connects to every node the way chartstream does:
+// reconnecting forever (to whichever node is up), without a reconnect
+// buffer.
+func (c *NATSCluster) MustConnect(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	return mustConnect(tb, c.URLs())
+}
