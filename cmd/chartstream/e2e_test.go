@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
-	"github.com/chartstream/chartstream/internal/auth"
 )
 
 // The whole flow on the real binary's wiring: HTTP command -> handler ->
@@ -22,15 +20,7 @@ func TestEndToEndCommandToQuery(t *testing.T) {
 	m := newTestMain(t, true, true, "")
 	base := startMain(t, m)
 	tenant := m.Config.Projector.Tenants[0] // the tenant this Main projects
-	key, err := auth.LoadDevKey(m.Config.Auth.DevKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := auth.NewMinter(key).Mint(auth.MintParams{Tenant: tenant, Subject: "dr-e2e", Roles: []chartstream.Role{chartstream.RoleClinician},
-		TTL: time.Hour, Issuer: m.Config.Auth.Issuer, Audience: m.Config.Auth.Audience})
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := mintToken(t, m, tenant)
 	send := func(method, path string, body any, consistency string) (*http.Response, []byte) {
 		t.Helper()
 		var rd io.Reader

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/commands"
@@ -22,6 +24,7 @@ import (
 	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
+	"github.com/chartstream/chartstream/internal/metrics"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/internal/revocation"
@@ -38,6 +41,10 @@ type Main struct {
 	API, Workers bool
 	// Logger defaults to JSON on stderr at Config.LogLevel.
 	Logger *slog.Logger
+	// TracerProvider traces requests, commands, writes, publishing and
+	// projecting. Default: the OTLP exporter's when tracing is configured
+	// (see newTracerProvider), none otherwise. Tests set their own.
+	TracerProvider trace.TracerProvider
 
 	pool      *pgxpool.Pool
 	relayPool *pgxpool.Pool
@@ -57,6 +64,11 @@ type Main struct {
 	// hear of every shredding (eventstore.Store.WatchKeys).
 	phiStores []*eventstore.Store
 	verifier  *auth.Verifier
+	// metrics is nil unless configured; metricsLn is its listener.
+	metrics   *metrics.Metrics
+	metricsLn net.Listener
+	// sdkTracing is the provider newTracerProvider made, flushed at Close.
+	sdkTracing *sdktrace.TracerProvider
 	// closing ends background work started by Open (JWKS refresh).
 	closing context.Context
 	close   context.CancelFunc
@@ -73,6 +85,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Logger == nil {
 		level, _ := logging.ParseLevel(m.Config.LogLevel)
 		m.Logger = logging.New(os.Stderr, level)
+	}
+	if err := m.openTelemetry(ctx); err != nil {
+		return err
 	}
 	var err error
 	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream"}); err != nil {
@@ -101,6 +116,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	m.watchResources()
 	return nil
 }
 
@@ -126,22 +142,27 @@ func (m *Main) openWorkers(ctx context.Context) error {
 			return fmt.Errorf("MESSAGE_VERIFY_KEY_FILES: %w", err)
 		}
 	}
-	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js,
-		Signer: signer, Logger: m.Logger}, m.Config.Relay); err != nil {
-		return err
-	}
+	relayDeps := workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js,
+		Signer: signer, Logger: m.Logger, TracerProvider: m.TracerProvider}
 	// Projectors open PHI and write read models as the app role, each
 	// event in its tenant's transaction.
-	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
+	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.storeConfig())
 	if err != nil {
 		return err
 	}
 	m.phiStores = append(m.phiStores, opener)
 	m.Config.Projector.Stream, m.Config.Projector.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
-	m.projector, err = workers.NewProjector(workers.ProjectorDeps{
+	projectorDeps := workers.ProjectorDeps{
 		JetStream: js, DB: m.pool, Sessions: m.sessions, Events: opener, Heads: m.history,
-		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger,
-	}, m.Config.Projector)
+		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger, TracerProvider: m.TracerProvider,
+	}
+	if m.metrics != nil {
+		relayDeps.Published, projectorDeps.Applied = m.metrics.Published, m.metrics.Applied
+	}
+	if m.relay, err = workers.NewRelay(relayDeps, m.Config.Relay); err != nil {
+		return err
+	}
+	m.projector, err = workers.NewProjector(projectorDeps, m.Config.Projector)
 	return err
 }
 
@@ -187,11 +208,23 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return map[string]any{"events": lag.Events, "seconds": lag.Age.Seconds()}
 		}
 	}
-	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
+	store, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.storeConfig())
 	if err != nil {
 		return err
 	}
 	m.phiStores = append(m.phiStores, store)
+	var runner commands.Runner = commands.New(store, nil)
+	if m.TracerProvider != nil {
+		runner = commands.Traced(runner, m.TracerProvider)
+	}
+	deps := api.Deps{
+		Logger: m.Logger, Ready: ready, Info: info,
+		Commands: commands.Logged(runner, m.Logger), Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
+		ReadModels: m.pool, TracerProvider: m.TracerProvider,
+	}
+	if m.metrics != nil {
+		deps.Observer, deps.Metrics = m.metrics, m.metrics.Handler()
+	}
 	rateCfg, err := m.Config.rateLimits()
 	if err != nil {
 		return err
@@ -210,12 +243,9 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if m.verifier, err = auth.NewVerifier(m.closing, authCfg); err != nil {
 		return fmt.Errorf("JWT settings: %w", err)
 	}
-	m.server, err = api.NewServer(api.Deps{
-		Logger: m.Logger, Ready: ready, Info: info,
-		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		Limits: limits, Idempotency: idem, ReadModels: m.pool,
-	},
-		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout})
+	deps.Tokens, deps.Limits, deps.Idempotency = m.verifier, limits, idem
+	m.server, err = api.NewServer(deps,
+		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, MetricsToken: m.Config.Metrics.Token})
 	if err != nil {
 		return err
 	}
@@ -244,6 +274,7 @@ func (m *Main) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.WatchKeys(ctx, m.sessions) }()
 	}
+	m.runTelemetry(ctx, &wg)
 	if m.relay != nil {
 		go func() {
 			select {
@@ -272,6 +303,7 @@ func (m *Main) Close() {
 	if m.close != nil {
 		m.close()
 	}
+	m.closeTelemetry()
 	if m.verifier != nil {
 		m.verifier.Close()
 	}
