@@ -90,7 +90,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream"}); err != nil {
+	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream", MaxConns: int32(m.Config.DatabaseMaxConns)}); err != nil {
 		return err
 	}
 	m.sessions = m.pool
@@ -185,7 +185,8 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if m.nats != nil {
 		info["nats"] = func(ctx context.Context) any {
 			if err := m.nats.Check(ctx); err != nil {
-				return "unavailable: " + err.Error()
+				m.Logger.WarnContext(ctx, "readiness: NATS unavailable", logging.Error(err))
+				return "unavailable"
 			}
 			return "ok"
 		}
@@ -229,6 +230,9 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// No tenant may hold more than half of the pool with requests in
+	// flight, whatever its tier.
+	rateCfg.InFlightCeiling = max(1, int(m.pool.Config().MaxConns)/2)
 	limits, err := ratelimit.New(m.redis, rateCfg)
 	if err != nil {
 		return err
@@ -244,8 +248,8 @@ func (m *Main) openAPI(ctx context.Context) error {
 		return fmt.Errorf("JWT settings: %w", err)
 	}
 	deps.Tokens, deps.Limits, deps.Idempotency = m.verifier, limits, idem
-	m.server, err = api.NewServer(deps,
-		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, MetricsToken: m.Config.Metrics.Token})
+	m.server, err = api.NewServer(deps, api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout,
+		RequestTimeout: m.Config.RequestTimeout, MetricsToken: m.Config.Metrics.Token})
 	if err != nil {
 		return err
 	}
