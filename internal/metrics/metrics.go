@@ -132,9 +132,6 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// Gatherer is the registry, for tests.
-func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
-
 // Run ranks the busiest tenants every RankInterval and measures the lags
 // every SampleInterval (at once first), until ctx ends.
 func (m *Metrics) Run(ctx context.Context) {

@@ -80,18 +80,6 @@ func (l *tenantLabels) count(t chartstream.TenantID, n float64) string {
 	return l.label(t)
 }
 
-// allowed reports whether s is a label some tenant may have now.
-func (l *tenantLabels) allowed(s string) bool {
-	if s == OtherTenants {
-		return true
-	}
-	t, err := chartstream.ParseTenantID(s)
-	if err != nil {
-		return false
-	}
-	return l.label(t) == s
-}
-
 // rank makes the busiest tenants (not opted in) the labelled ones, halves
 // every tenant's traffic so that recent traffic counts most, and returns
 // the labels that are no longer given (see retired), whose series must go.
