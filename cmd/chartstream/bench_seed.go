@@ -215,7 +215,7 @@ func seedTenant(ctx context.Context, store *eventstore.Store, tenant chartstream
 		}
 		if _, err := cmds.Run(ctx, tenant, md, medicationorder.PrescribeMedication{PatientID: reg.ID,
 			Medication: patient.Coding{Code: "197361", Display: "Amlodipine 5 MG Oral Tablet", System: patient.RxNorm},
-			Dose: "5 mg", Route: "oral", Frequency: "daily", Prescriber: "seed"}); err != nil {
+			Dose:       "5 mg", Route: "oral", Frequency: "daily", Prescriber: "seed"}); err != nil {
 			return added, fmt.Errorf("prescribe: %w", err)
 		}
 		count(3)

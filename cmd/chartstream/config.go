@@ -22,6 +22,9 @@ import (
 	"github.com/chartstream/chartstream/workers"
 )
 
+// defaultHTTPAddr is the API's listen address when HTTP_ADDR is unset.
+const defaultHTTPAddr = "127.0.0.1:18080"
+
 // Config is the configuration of the long-running process (serve, work,
 // all). Each field is set by an environment variable or its flag.
 type Config struct {
@@ -129,7 +132,7 @@ func (c Config) authConfig() auth.Config {
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
-	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:18080", "API listen address")
+	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "API listen address")
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")

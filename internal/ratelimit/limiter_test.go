@@ -149,7 +149,7 @@ func TestTenantOverrideWinsOverTier(t *testing.T) {
 	ctx := testkit.Context(t)
 	special := chartstream.NewTenantID()
 	l := MustLimiter(t, ratelimit.Config{
-		Tiers:   map[chartstream.Tier]ratelimit.Limit{chartstream.TierPremium: {PerSecond: 20, MaxInFlight: 4}},
+		Tiers:     map[chartstream.Tier]ratelimit.Limit{chartstream.TierPremium: {PerSecond: 20, MaxInFlight: 4}},
 		Tenants:   map[chartstream.TenantID]ratelimit.Limit{special: {PerSecond: 3}},
 		QueueWait: -1,
 	})
