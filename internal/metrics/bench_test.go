@@ -1,8 +1,12 @@
 package metrics_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
@@ -42,5 +46,35 @@ func BenchmarkWritten(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Written(p)
+	}
+}
+
+// BenchmarkAPIRequest is a request through the API's middleware (request
+// id, log line, route) to /healthz: without observers, with the metrics,
+// and with the metrics and a sampling tracer.
+func BenchmarkAPIRequest(b *testing.B) {
+	m, err := metrics.New(quiet(), metrics.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		deps api.Deps
+	}{
+		{"off", api.Deps{Logger: quiet()}},
+		{"metrics", api.Deps{Logger: quiet(), Observer: m}},
+		{"metrics+traces", api.Deps{Logger: quiet(), Observer: m, TracerProvider: sdktrace.NewTracerProvider()}},
+	} {
+		s, err := api.NewServer(c.deps, api.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := s.Handler()
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			}
+		})
 	}
 }
