@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -58,6 +59,10 @@ type Main struct {
 	ln        net.Listener
 	relay     *workers.Relay
 	projector *workers.Projector
+	analytics *workers.AnalyticsProjector
+	// replica is the hot standby's pool (chartstream_analytics), nil when
+	// DATABASE_REPLICA_URL is not set.
+	replica *pgxpool.Pool
 	// history is the event store as the relay role: every tenant's events.
 	history *eventstore.Store
 	// phiStores are the event stores that open PHI: their key caches must
@@ -162,7 +167,15 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if m.relay, err = workers.NewRelay(relayDeps, m.Config.Relay); err != nil {
 		return err
 	}
-	m.projector, err = workers.NewProjector(projectorDeps, m.Config.Projector)
+	if m.projector, err = workers.NewProjector(projectorDeps, m.Config.Projector); err != nil {
+		return err
+	}
+	// The analytics read no PHI: the store is only for gaps, never opened.
+	m.Config.Analytics.Stream, m.Config.Analytics.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
+	m.analytics, err = workers.NewAnalyticsProjector(workers.AnalyticsDeps{
+		Dial: func() (*nats.Conn, error) { return m.nats.Dial("chartstream-analytics") },
+		DB:   m.pool, Sessions: m.sessions, Events: opener, Heads: m.history, Verifier: verifier, Logger: m.Logger,
+	}, m.Config.Analytics)
 	return err
 }
 
@@ -214,6 +227,10 @@ func (m *Main) openAPI(ctx context.Context) error {
 		return err
 	}
 	m.phiStores = append(m.phiStores, store)
+	reader, err := m.openAnalytics(ctx, info)
+	if err != nil {
+		return err
+	}
 	var runner commands.Runner = commands.New(store, nil)
 	if m.TracerProvider != nil {
 		runner = commands.Traced(runner, m.TracerProvider)
@@ -221,7 +238,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	deps := api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Commands: commands.Logged(runner, m.Logger), Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		ReadModels: m.pool, TracerProvider: m.TracerProvider,
+		ReadModels: m.pool, Analytics: reader, TracerProvider: m.TracerProvider,
 	}
 	if m.metrics != nil {
 		deps.Observer, deps.Metrics = m.metrics, m.metrics.Handler()
@@ -287,9 +304,10 @@ func (m *Main) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}()
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
+		go func() { defer wg.Done(); _ = m.analytics.Run(ctx) }()
 	}
 	var err error
 	if m.server != nil {
@@ -326,6 +344,9 @@ func (m *Main) Close() {
 	if m.relayPool != nil {
 		m.relayPool.Close()
 	}
+	if m.replica != nil {
+		m.replica.Close()
+	}
 	if m.sessions != nil && m.sessions != m.pool {
 		m.sessions.Close()
 	}
@@ -357,7 +378,7 @@ func newWorkCmd() *cobra.Command {
 	m := &Main{Workers: true}
 	cmd := &cobra.Command{
 		Use:   "work",
-		Short: "Run the workers (relay and projectors)",
+		Short: "Run the workers (relay, read model and analytics projectors)",
 		Args:  badInput(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runMain(cmd, m) },
 	}
