@@ -38,6 +38,11 @@ type Metadata struct {
 	// creates derive from, so a retry finds what the first attempt
 	// recorded instead of recording it again.
 	CommandID string `json:"command_id,omitempty"`
+	// TraceParent is the W3C trace context (a traceparent value) of the
+	// write that recorded the event, when tracing is on: the relay
+	// publishes later, from another process, and continues the request's
+	// trace from it. Ids only, never PHI.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // EventSpec describes one event type to the event store. Aggregates declare

@@ -34,6 +34,7 @@ func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := c.Request().Context()
 		release, ok := s.deps.Limits.Acquire(ctx, cl.Tenant, cl.Tier)
 		if !ok {
+			s.deps.Observer.RateLimited(RateLimitedParams{Tenant: cl.Tenant, Tier: cl.Tier, Reason: LimitInFlight})
 			c.Response().Header().Set(echo.HeaderRetryAfter, "1")
 			return chartstream.Errorf(chartstream.ERATELIMITED, "too many requests in flight for this tenant")
 		}
@@ -43,6 +44,7 @@ func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
 		case err != nil:
 			s.deps.Logger.WarnContext(ctx, "rate limiter unavailable; request let through", logging.Error(err))
 		case !d.Allowed:
+			s.deps.Observer.RateLimited(RateLimitedParams{Tenant: cl.Tenant, Tier: cl.Tier, Reason: LimitRate})
 			secs := max(1, int(math.Ceil(d.RetryAfter.Seconds())))
 			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(secs))
 			return chartstream.Errorf(chartstream.ERATELIMITED, "the tenant's request rate limit is exceeded")

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
@@ -45,6 +46,9 @@ type Config struct {
 	// settings (internal/tlsconfig.Server: TLS 1.2 at least). Default nil:
 	// plain HTTP, for a TLS-terminating proxy or the loopback dev stack.
 	TLS *tls.Config
+	// MetricsToken, with Deps.Metrics, serves GET /metrics to callers
+	// sending it as a bearer token. Default none: no /metrics here.
+	MetricsToken string
 }
 
 func (c *Config) setDefaults() {
@@ -77,12 +81,19 @@ func (c Config) Validate() error {
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("request timeout must not be negative"))
 	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < minMetricsToken {
+		errs = append(errs, fmt.Errorf("the metrics token must have at least %d characters", minMetricsToken))
+	}
 	return errors.Join(errs...)
 }
 
+// minMetricsToken is the shortest metrics token accepted: one that cannot
+// be guessed.
+const minMetricsToken = 16
+
 // Deps are the server's collaborators. Logger is required; the clinical
-// routes are served only when Events is set, and then every other field but
-// Ready and Info is required too.
+// routes are served only when Commands is set, and then every other field
+// but Ready, Info, Observer, TracerProvider and Metrics is required too.
 type Deps struct {
 	Logger *slog.Logger
 	// Ready are the dependency checks behind /readyz.
@@ -102,6 +113,16 @@ type Deps struct {
 	// Analytics serves /v1/analytics from the hot standby. Optional: without
 	// it those routes answer 503 (they never read the primary instead).
 	Analytics AnalyticsReader
+
+	// Observer hears of every request and refusal (metrics). Default
+	// none.
+	Observer Observer
+	// TracerProvider, when set, traces every request, continuing a
+	// caller's W3C traceparent. Default none.
+	TracerProvider trace.TracerProvider
+	// Metrics is the metrics exposition, served on GET /metrics when
+	// Config.MetricsToken is set.
+	Metrics http.Handler
 }
 
 // Server is the HTTP server.
@@ -114,6 +135,10 @@ type Server struct {
 	ready   readyCache
 	routes  []route
 	openAPI []byte
+	// patterns are the registered route patterns (see routeOf).
+	patterns map[string]bool
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 }
 
 // NewServer builds the server and its routes. It panics on a nil logger (a
@@ -129,7 +154,13 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(deps.Logger)
+	if deps.Observer == nil {
+		deps.Observer = nopObserver{}
+	}
 	s := &Server{cfg: cfg, deps: deps, echo: e}
+	if deps.TracerProvider != nil {
+		s.tracer = deps.TracerProvider.Tracer(tracerName)
+	}
 	e.Use(
 		s.requestContext,
 		s.deadline,
@@ -140,10 +171,17 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if deps.Metrics != nil && cfg.MetricsToken != "" {
+		e.GET("/metrics", s.metrics)
+	}
 	if deps.Commands != nil {
 		if err := s.clinicalRoutes(); err != nil {
 			return nil, err
 		}
+	}
+	s.patterns = make(map[string]bool)
+	for _, r := range e.Routes() {
+		s.patterns[r.Path] = true
 	}
 	// A client has 10 s for its headers and the request deadline for the
 	// whole request; a slow reader cannot hold a connection past the
@@ -264,8 +302,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // requestContext gives every request an id (the caller's X-Request-ID when it
-// is sane, a fresh one otherwise), echoes it in the response, and logs one
-// line per request with method, route, status and duration — never the body.
+// is sane, a fresh one otherwise), echoes it in the response, traces it
+// (when tracing is on), logs one line per request with method, route,
+// status and duration — never the body — and reports it to the observer.
 func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -277,9 +316,17 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		ctx := logging.WithRequestID(req.Context(), id)
 		c.SetRequest(req.WithContext(ctx))
+		route := s.routeOf(c)
+		var span trace.Span
+		if s.tracer != nil {
+			span = s.startSpan(c, route)
+		}
 		err := next(c)
 		if err != nil {
 			c.Error(err)
+		}
+		if span != nil {
+			endSpan(c, span)
 		}
 		s.deps.Logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 			slog.String("method", req.Method),
@@ -287,6 +334,7 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int("status", c.Response().Status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		)
+		s.observe(c, route, start)
 		return nil
 	}
 }

@@ -5,6 +5,10 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands/internal/decision"
 )
@@ -32,7 +36,8 @@ type Store interface {
 	decision.Shredder
 }
 
-// Runner runs commands: Commands, or a decorator around it (Logged).
+// Runner runs commands: Commands, or a decorator around it (Logged,
+// Traced).
 type Runner interface {
 	Run(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd Command) (chartstream.CommandResult, error)
 }
@@ -96,5 +101,38 @@ func (l logged) Run(ctx context.Context, tenant chartstream.TenantID, md chartst
 		slog.String("outcome", outcome),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 	)
+	return res, err
+}
+
+// Traced wraps next so that every command runs in a span of its own,
+// named after the command, under the request's span: the event store's
+// write span follows under it, and the events record that trace
+// (chartstream.Metadata.TraceParent). The span carries the command's name,
+// tenant and stream and its outcome as an error code, never its content.
+func Traced(next Runner, tp trace.TracerProvider) Runner {
+	if next == nil || tp == nil {
+		panic("commands: Traced with a nil runner or tracer provider")
+	}
+	return traced{next: next, tracer: tp.Tracer("github.com/chartstream/chartstream/commands")}
+}
+
+type traced struct {
+	next   Runner
+	tracer trace.Tracer
+}
+
+func (t traced) Run(ctx context.Context, tenant chartstream.TenantID, md chartstream.Metadata, cmd Command) (chartstream.CommandResult, error) {
+	target := cmd.Target()
+	ctx, span := t.tracer.Start(ctx, "command "+cmd.CommandName(), trace.WithAttributes(
+		attribute.String("chartstream.command", cmd.CommandName()),
+		attribute.String("chartstream.tenant_id", tenant.String()),
+		attribute.String("chartstream.stream_type", target.Type),
+		attribute.String("chartstream.stream_id", target.ID.String()),
+	))
+	defer span.End()
+	res, err := t.next.Run(ctx, tenant, md, cmd)
+	if err != nil {
+		span.SetStatus(codes.Error, chartstream.ErrorCode(err))
+	}
 	return res, err
 }

@@ -16,16 +16,11 @@ import (
 // A pending setting the binary does not read yet is accepted, and logged;
 // once the binary reads it, it is checked like any other. Remove an entry
 // once its branch is merged.
-var pendingSettings = map[string]string{
-	"METRICS_ADDR": "the metrics listener (issue 15, metrics branch)",
-}
+var pendingSettings = map[string]string{}
 
 // pendingFiles are files the deployment files mount that another branch
 // provides (issue 15's metrics half); they are accepted while absent.
-var pendingFiles = map[string]string{
-	"deploy/prometheus/alerts.yml": "Prometheus alert rules (issue 15, metrics branch)",
-	"deploy/grafana/dashboards":    "Grafana dashboards (issue 15, metrics branch)",
-}
+var pendingFiles = map[string]string{}
 
 // root is the repository's root directory.
 func root(tb testing.TB) string {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -45,11 +46,21 @@ func (s *Store) Append(ctx context.Context, tenant chartstream.TenantID, stream 
 // results are per append, in order. Errors as Append's; the write must
 // append at least one event.
 func (s *Store) Write(ctx context.Context, tenant chartstream.TenantID, appends ...chartstream.Append) ([]chartstream.AppendResult, error) {
-	w, err := s.prepare(ctx, tenant, appends)
+	start := time.Now()
+	events := 0
+	for _, a := range appends {
+		events += len(a.Events)
+	}
+	ctx, span, traceParent := s.startWrite(ctx, tenant, events)
+	w, err := s.prepare(ctx, tenant, appends, traceParent)
 	if err != nil {
+		endWrite(span, err)
 		return nil, err
 	}
-	return s.writes.Submit(ctx, tenant, w.events, w)
+	res, err := s.writes.Submit(ctx, tenant, w.events, w)
+	s.cfg.Observer.Written(WrittenParams{Duration: time.Since(start), Events: w.events, Err: err})
+	endWrite(span, err)
+	return res, err
 }
 
 // write is one Write, prepared for the database: every argument built,
@@ -109,8 +120,9 @@ func (r row) args(tenant chartstream.TenantID) []any {
 	return []any{tenant, r.streamType, r.streamID, r.version, r.eventID, r.eventType, r.schemaVersion, r.payload, r.phi, r.subject, r.metadata}
 }
 
-// prepare checks a write, seals its PHI and builds its rows.
-func (s *Store) prepare(ctx context.Context, tenant chartstream.TenantID, appends []chartstream.Append) (*write, error) {
+// prepare checks a write, seals its PHI and builds its rows. Events that
+// record no trace of their own record traceParent (see startWrite).
+func (s *Store) prepare(ctx context.Context, tenant chartstream.TenantID, appends []chartstream.Append, traceParent string) (*write, error) {
 	if err := s.checkWrite(tenant, appends); err != nil {
 		return nil, err
 	}
@@ -141,7 +153,11 @@ func (s *Store) prepare(ctx context.Context, tenant chartstream.TenantID, append
 			if seal != nil {
 				r.phi, r.subject = seal.Ciphertext, pgtype.UUID{Bytes: seal.Subject, Valid: true}
 			}
-			if r.metadata, err = json.Marshal(e.Metadata); err != nil {
+			md := e.Metadata
+			if md.TraceParent == "" {
+				md.TraceParent = traceParent
+			}
+			if r.metadata, err = json.Marshal(md); err != nil {
 				return nil, fmt.Errorf("append: metadata: %w", err)
 			}
 			for _, c := range e.Claims {

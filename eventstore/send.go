@@ -98,7 +98,11 @@ func (p prepared) checked() bool {
 
 // send is the group's SendFn: it writes a group of one tenant's writes in
 // one transaction and learns each one's outcome.
-func (s *Store) send(ctx context.Context, tenant chartstream.TenantID, writes []*write) group.Verdict[[]chartstream.AppendResult] {
+func (s *Store) send(ctx context.Context, tenant chartstream.TenantID, writes []*write) (v group.Verdict[[]chartstream.AppendResult]) {
+	start := time.Now()
+	defer func() {
+		s.cfg.Observer.GroupSent(GroupSentParams{Writes: len(writes), Duration: time.Since(start), Err: v.Err})
+	}()
 	combined := len(writes) > 1
 	for _, w := range writes {
 		combined = combined && w.simple()
@@ -115,7 +119,6 @@ func (s *Store) send(ctx context.Context, tenant chartstream.TenantID, writes []
 	if !combined {
 		results, failed, err = s.sendEach(ctx, tenant, writes)
 	}
-	var v group.Verdict[[]chartstream.AppendResult]
 	switch {
 	case err == nil:
 		v = outcomes(writes, results)

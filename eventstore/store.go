@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore/internal/group"
@@ -46,6 +47,13 @@ type Config struct {
 	// KeyCache sizes the cache of unwrapped data keys (phi.DEKCacheConfig
 	// defaults: 10,000 keys, 5 minutes).
 	KeyCache phi.DEKCacheConfig
+	// Observer hears of every write and group commit (metrics). Default
+	// none.
+	Observer Observer
+	// TracerProvider, when set, traces every write and records its trace
+	// context with its events (chartstream.Metadata.TraceParent). Default
+	// none: no spans, and events record no trace.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -63,6 +71,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ResolveTimeout == 0 {
 		c.ResolveTimeout = 10 * time.Second
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 
@@ -95,6 +106,8 @@ type Store struct {
 	cfg      Config
 	writes   *group.Queue[chartstream.TenantID, *write, []chartstream.AppendResult]
 	tkeys    tenantKeys
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 
 	// wakeDue and waking coalesce commit notifications (see wake).
 	wakeDue, waking atomic.Bool
@@ -115,6 +128,9 @@ func New(pool *pgxpool.Pool, registry *Registry, keys phi.KeyProvider, cfg Confi
 		return nil, fmt.Errorf("eventstore: %w", err)
 	}
 	s := &Store{pool: pool, registry: registry, keys: keys, deks: deks, cfg: cfg}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	s.writes = group.New(s.send, group.Config{Concurrency: cfg.AppendConcurrency, MaxRequests: cfg.MaxAppendGroup, MaxWeight: cfg.MaxEventsPerAppend})
 	return s, nil
 }

@@ -147,5 +147,6 @@ func parseDelivery(m received) (tenant string, d *delivery, err error) {
 	}
 	d.cursor = c
 	d.prev, d.hasPrev = cursorHeaders(h, HeaderPrevTxID, HeaderPrevPosition)
+	d.traceParent = h.Get(headerTraceParent)
 	return t.String(), d, nil
 }

@@ -66,6 +66,7 @@ func (p *Projector) project(ctx context.Context, log *slog.Logger, j job) outcom
 		if w.isolateUntil.After(o.reached) {
 			limit = 1
 		}
+		start := time.Now()
 		st, err := p.applyStep(ctx, tenant, j.items[o.done:], j.target, limit)
 		o.done += st.consumed
 		if err != nil {
@@ -90,6 +91,9 @@ func (p *Projector) project(ctx context.Context, log *slog.Logger, j job) outcom
 			for _, e := range st.applied {
 				p.deps.Applied(e, now)
 			}
+		}
+		if p.tracer != nil && len(st.applied) > 0 {
+			p.traceApplied(j.items, st.applied, start)
 		}
 		if st.unknown {
 			p.deadLetterMsg(ctx, log, j.items[o.done].msg, chartstream.Event{}, errNotInStore)

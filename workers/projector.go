@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
@@ -141,6 +142,10 @@ type ProjectorDeps struct {
 	Verifier Verifier
 	Logger   *slog.Logger
 	Applied  AppliedFn
+	// TracerProvider, when set, records an apply span for every event
+	// that records a trace, continuing the relay's (see trace.go).
+	// Default none.
+	TracerProvider trace.TracerProvider
 }
 
 // Verifier checks a message's signature (internal/signing.Verifier).
@@ -183,6 +188,8 @@ type Projector struct {
 	deps       ProjectorDeps
 	cfg        ProjectorConfig
 	deadLetter atomic.Int64
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 
 	statesMu sync.Mutex
 	states   map[string]*tenantWork
@@ -200,7 +207,11 @@ func NewProjector(deps ProjectorDeps, cfg ProjectorConfig) (*Projector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Projector{deps: deps, cfg: cfg, states: make(map[string]*tenantWork)}, nil
+	p := &Projector{deps: deps, cfg: cfg, states: make(map[string]*tenantWork)}
+	if deps.TracerProvider != nil {
+		p.tracer = deps.TracerProvider.Tracer(tracerName)
+	}
+	return p, nil
 }
 
 // DeadLettered is how many events or messages were set aside since start.

@@ -117,11 +117,7 @@ func Status(ctx context.Context, db *pgxpool.Pool, projections []string, tenant 
 				return err
 			}
 			s.Position = c.Position
-			err = tx.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8
-				FROM (SELECT recorded_at FROM events WHERE tenant_id = $1 AND (txid, position) > ($2::text::xid8, $3)
-				      ORDER BY txid, position LIMIT $4) AS pending`,
-				tenant, fmt.Sprint(c.TxID), c.Position, lagCountCap).Scan(&s.LagEvents, &s.LagSeconds)
-			if err != nil {
+			if s.LagEvents, s.LagSeconds, err = pendingAfter(ctx, tx, tenant, c); err != nil {
 				return err
 			}
 			out = append(out, s)

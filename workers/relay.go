@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
@@ -154,6 +155,10 @@ type RelayDeps struct {
 	Signer    Signer
 	Logger    *slog.Logger
 	Published PublishedFn
+	// TracerProvider, when set, traces the publishing of every event that
+	// records a trace, and passes the trace on in the message's headers
+	// (see trace.go). Default none.
+	TracerProvider trace.TracerProvider
 }
 
 // Signer signs a message's content (internal/signing.Signer).
@@ -187,6 +192,8 @@ type Signer interface {
 type Relay struct {
 	deps RelayDeps
 	cfg  RelayConfig
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 	// afterPublish runs between the acknowledgements and the checkpoint;
 	// tests use it to crash there.
 	afterPublish func(events []chartstream.Event)
@@ -204,7 +211,11 @@ func NewRelay(deps RelayDeps, cfg RelayConfig) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{deps: deps, cfg: cfg}, nil
+	r := &Relay{deps: deps, cfg: cfg}
+	if deps.TracerProvider != nil {
+		r.tracer = deps.TracerProvider.Tracer(tracerName)
+	}
+	return r, nil
 }
 
 // Run relays until ctx is done. Of all relays with the same Name, across
@@ -287,9 +298,14 @@ type publication struct {
 // publishBatch publishes a batch, pipelined, each message expecting its
 // predecessor's sequence, checks every acknowledgement in order, and only
 // then moves the checkpoint.
-func (r *Relay) publishBatch(ctx context.Context, pub *publication, events []chartstream.Event, next eventstore.Cursor) error {
+func (r *Relay) publishBatch(ctx context.Context, pub *publication, events []chartstream.Event, next eventstore.Cursor) (err error) {
 	if err := r.previous(ctx, pub, events); err != nil {
 		return err
+	}
+	var spans []trace.Span
+	if r.tracer != nil {
+		spans = make([]trace.Span, len(events))
+		defer func() { endSpans(spans, err) }()
 	}
 	futures := make([]jetstream.PubAckFuture, len(events))
 	for i, e := range events {
@@ -301,6 +317,9 @@ func (r *Relay) publishBatch(ctx context.Context, pub *publication, events []cha
 		pub.prev[e.Tenant] = eventstore.CursorOf(e)
 		if r.deps.Signer != nil {
 			msg.Header.Set(HeaderSignature, r.deps.Signer.Sign(signedContent(msg.Header, msg.Data)))
+		}
+		if spans != nil {
+			spans[i] = r.publishSpan(e, msg)
 		}
 		futures[i], err = r.deps.JetStream.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()),
 			jetstream.WithExpectLastSequence(pub.lastSeq+uint64(i)), jetstream.WithRetryAttempts(0),
@@ -319,6 +338,10 @@ func (r *Relay) publishBatch(ctx context.Context, pub *publication, events []cha
 			}
 			if r.deps.Published != nil {
 				r.deps.Published(PublishedParams{Event: events[i], Sequence: ack.Sequence, AckedAt: time.Now()})
+			}
+			if spans != nil && spans[i] != nil {
+				spans[i].End()
+				spans[i] = nil
 			}
 		case err := <-f.Err():
 			return fmt.Errorf("publish event %s: %w", events[i].ID, err)

@@ -30,6 +30,9 @@ type delivery struct {
 	// msg is the message itself: acked once applied, nakked when
 	// released at shutdown.
 	msg ackable
+	// traceParent is the relay's trace context for the event (see
+	// trace.go), "" when it sent none.
+	traceParent string
 }
 
 // ackable is what the schedule and the projector do with a message.

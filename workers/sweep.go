@@ -63,27 +63,10 @@ func (p *Projector) sweepOnce(ctx context.Context, sched *schedule) (int, error)
 // oldestCheckpoint is the cursor every projection has reached for tenant in
 // its live read models (the beginning for a projection that has none).
 func (p *Projector) oldestCheckpoint(ctx context.Context, tenant chartstream.TenantID) (eventstore.Cursor, error) {
-	cps := make(checkpoints, len(p.deps.Projections))
-	names := make([]string, len(p.deps.Projections))
-	for i, proj := range p.deps.Projections {
-		cps[proj.Name()], names[i] = eventstore.Cursor{}, proj.Name()
-	}
-	err := postgres.InReadModelTx(ctx, p.deps.DB, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT projection, txid, position FROM projection_checkpoints
-			WHERE tenant_id = $1 AND projection = ANY($2)`, tenant, names)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var name string
-			var c eventstore.Cursor
-			if err := rows.Scan(&name, &c.TxID, &c.Position); err != nil {
-				return err
-			}
-			cps[name] = c
-		}
-		return rows.Err()
+	var cps checkpoints
+	err := postgres.InReadModelTx(ctx, p.deps.DB, tenant, postgres.LiveReadModels, func(tx pgx.Tx) (err error) {
+		cps, err = readCheckpoints(ctx, tx, tenant, p.deps.Projections)
+		return err
 	})
 	return cps.oldest(), err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -121,6 +122,14 @@ type Config struct {
 	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
 	// Default 15s.
 	ShutdownTimeout time.Duration
+	// Metrics configures the Prometheus metrics (METRICS_*): off unless
+	// METRICS_ADDR or METRICS_TOKEN is set.
+	Metrics MetricsConfig
+	// OTLPEndpoint is the OpenTelemetry collector's base URL
+	// (OTEL_EXPORTER_OTLP_ENDPOINT; traces go to its /v1/traces). Traces
+	// are off unless it or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; the
+	// exporter reads the other OTEL_* variables itself.
+	OTLPEndpoint string
 }
 
 // rateLimits is the rate limit configuration from the RATE_LIMIT_* settings.
@@ -216,6 +225,12 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	intFlag(fs, &c.RatePremium, "rate-limit-premium", "RATE_LIMIT_PREMIUM", 1000, "requests/s per premium-tier tenant")
 	intFlag(fs, &c.RateEnterprise, "rate-limit-enterprise", "RATE_LIMIT_ENTERPRISE", 5000, "requests/s per enterprise-tier tenant")
 	stringFlag(fs, &c.RateOverrides, "rate-limit-overrides", "RATE_LIMIT_OVERRIDES", "", "per-tenant requests/s: tenant-id=rps,...")
+	stringFlag(fs, &c.Metrics.Addr, "metrics-addr", "METRICS_ADDR", "", "Prometheus metrics listener, host:port (default none)")
+	stringFlag(fs, &c.Metrics.Token, "metrics-token", "METRICS_TOKEN", "", "bearer token that also serves /metrics on the API listener")
+	stringFlag(fs, &c.Metrics.TenantLabels, "metrics-tenant-labels", "METRICS_TENANT_LABELS", "", "tenant ids whose metrics carry their own tenant label, comma-separated")
+	intFlag(fs, &c.Metrics.TopTenants, "metrics-tenant-top", "METRICS_TENANT_TOP", 10, "the busiest tenants also given their own tenant label (0 to 100)")
+	durationFlag(fs, &c.Metrics.SampleInterval, "metrics-sample-interval", "METRICS_SAMPLE_INTERVAL", 15*time.Second, "how often relay and projection lags are measured")
+	stringFlag(fs, &c.OTLPEndpoint, "otel-exporter-otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector base URL (OTLP/HTTP); traces are off without it")
 }
 
 // natsAuthFlags defines the NATS connection's credential and TLS flags.
@@ -305,6 +320,12 @@ func (c Config) Validate(api, workers bool) error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must not be negative"))
+	}
+	errs = append(errs, c.Metrics.validate()...)
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL"))
+		}
 	}
 	if _, ok := logging.ParseLevel(c.LogLevel); !ok {
 		errs = append(errs, errors.New("LOG_LEVEL must be debug, info, warn or error"))

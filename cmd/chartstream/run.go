@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/commands"
@@ -24,6 +26,7 @@ import (
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/phi"
+	"github.com/chartstream/chartstream/internal/metrics"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/internal/revocation"
@@ -41,6 +44,10 @@ type Main struct {
 	API, Workers bool
 	// Logger defaults to JSON on stderr at Config.LogLevel.
 	Logger *slog.Logger
+	// TracerProvider traces requests, commands, writes, publishing and
+	// projecting. Default: the OTLP exporter's when tracing is configured
+	// (see newTracerProvider), none otherwise. Tests set their own.
+	TracerProvider trace.TracerProvider
 
 	pool      *pgxpool.Pool
 	relayPool *pgxpool.Pool
@@ -66,6 +73,11 @@ type Main struct {
 	// hear of every shredding (eventstore.Store.WatchKeys).
 	phiStores []*eventstore.Store
 	verifier  *auth.Verifier
+	// metrics is nil unless configured; metricsLn is its listener.
+	metrics   *metrics.Metrics
+	metricsLn net.Listener
+	// sdkTracing is the provider newTracerProvider made, flushed at Close.
+	sdkTracing *sdktrace.TracerProvider
 	// closing ends background work started by Open (JWKS refresh).
 	closing context.Context
 	close   context.CancelFunc
@@ -82,6 +94,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Logger == nil {
 		level, _ := logging.ParseLevel(m.Config.LogLevel)
 		m.Logger = logging.New(os.Stderr, level)
+	}
+	if err := m.openTelemetry(ctx); err != nil {
+		return err
 	}
 	var err error
 	if m.keys, err = m.Config.Keys.open(ctx); err != nil {
@@ -113,6 +128,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	m.watchResources()
 	return nil
 }
 
@@ -141,23 +157,27 @@ func (m *Main) openWorkers(ctx context.Context) error {
 			return fmt.Errorf("MESSAGE_VERIFY_KEY_FILES: %w", err)
 		}
 	}
-	if m.relay, err = workers.NewRelay(workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js,
-		Signer: signer, Logger: m.Logger}, m.Config.Relay); err != nil {
-		return err
-	}
+	relayDeps := workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js,
+		Signer: signer, Logger: m.Logger, TracerProvider: m.TracerProvider}
 	// Projectors open PHI and write read models as the app role, each
 	// event in its tenant's transaction.
-	opener, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.Config.EventStore)
+	opener, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.storeConfig())
 	if err != nil {
 		return err
 	}
 	m.phiStores = append(m.phiStores, opener)
 	m.Config.Projector.Stream, m.Config.Projector.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
-	m.projector, err = workers.NewProjector(workers.ProjectorDeps{
+	projectorDeps := workers.ProjectorDeps{
 		JetStream: js, DB: m.pool, Sessions: m.sessions, Events: opener, Heads: m.history,
-		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger,
-	}, m.Config.Projector)
-	if err != nil {
+		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger, TracerProvider: m.TracerProvider,
+	}
+	if m.metrics != nil {
+		relayDeps.Published, projectorDeps.Applied = m.metrics.Published, m.metrics.Applied
+	}
+	if m.relay, err = workers.NewRelay(relayDeps, m.Config.Relay); err != nil {
+		return err
+	}
+	if m.projector, err = workers.NewProjector(projectorDeps, m.Config.Projector); err != nil {
 		return err
 	}
 	// The analytics read no PHI: the store is only for gaps, never opened.
@@ -212,7 +232,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return map[string]any{"events": lag.Events, "seconds": lag.Age.Seconds()}
 		}
 	}
-	store, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.Config.EventStore)
+	store, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.storeConfig())
 	if err != nil {
 		return err
 	}
@@ -220,6 +240,18 @@ func (m *Main) openAPI(ctx context.Context) error {
 	reader, err := m.openAnalytics(ctx, info)
 	if err != nil {
 		return err
+	}
+	var runner commands.Runner = commands.New(store, nil)
+	if m.TracerProvider != nil {
+		runner = commands.Traced(runner, m.TracerProvider)
+	}
+	deps := api.Deps{
+		Logger: m.Logger, Ready: ready, Info: info,
+		Commands: commands.Logged(runner, m.Logger), Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
+		ReadModels: m.pool, Analytics: reader, TracerProvider: m.TracerProvider,
+	}
+	if m.metrics != nil {
+		deps.Observer, deps.Metrics = m.metrics, m.metrics.Handler()
 	}
 	rateCfg, err := m.Config.rateLimits()
 	if err != nil {
@@ -248,12 +280,9 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return err
 		}
 	}
-	m.server, err = api.NewServer(api.Deps{
-		Logger: m.Logger, Ready: ready, Info: info,
-		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		Limits: limits, Idempotency: idem, ReadModels: m.pool, Analytics: reader,
-	},
-		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout, TLS: tlsCfg})
+	deps.Tokens, deps.Limits, deps.Idempotency = m.verifier, limits, idem
+	m.server, err = api.NewServer(deps, api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout,
+		RequestTimeout: m.Config.RequestTimeout, MetricsToken: m.Config.Metrics.Token, TLS: tlsCfg})
 	if err != nil {
 		return err
 	}
@@ -282,6 +311,7 @@ func (m *Main) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.WatchKeys(ctx, m.sessions) }()
 	}
+	m.runTelemetry(ctx, &wg)
 	if m.relay != nil {
 		go func() {
 			select {
@@ -311,6 +341,7 @@ func (m *Main) Close() {
 	if m.close != nil {
 		m.close()
 	}
+	m.closeTelemetry()
 	if m.verifier != nil {
 		m.verifier.Close()
 	}
