@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +17,7 @@ import (
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -48,6 +50,18 @@ type Config struct {
 	// files; the old and the new while rotating). Default the signing
 	// key's own public half.
 	MessageVerifyKeyFiles string
+	// CheckpointSigningKeyFile is the anchor worker's Ed25519 private key
+	// (CHECKPOINT_SIGNING_KEY_FILE, PKCS #8 PEM): it signs each tenant's
+	// checkpoints. Required for the workers. The database never sees it.
+	CheckpointSigningKeyFile string
+	// CheckpointVerifyKeyFiles are the public keys checkpoints are
+	// verified with (CHECKPOINT_VERIFY_KEY_FILES, comma-separated PEM
+	// files; the old and the new while rotating). Default the signing
+	// key file's public half beside it (".pub").
+	CheckpointVerifyKeyFiles string
+	// Anchor configures the anchor worker and CLINICAL_ANCHORS
+	// (ANCHOR_INTERVAL, ANCHOR_STREAM).
+	Anchor workers.AnchorConfig
 	// EventStore tunes the event store: AppendConcurrency is the append
 	// transactions in flight at once (APPEND_CONCURRENCY), default 2;
 	// about the database's cores.
@@ -118,6 +132,10 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
 	stringFlag(fs, &c.MessageSigningKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "Ed25519 key the relay signs event messages with (required for workers)")
 	stringFlag(fs, &c.MessageVerifyKeyFiles, "message-verify-key-files", "MESSAGE_VERIFY_KEY_FILES", "", "public keys whose signatures the projector accepts, comma-separated (default: the signing key's)")
+	stringFlag(fs, &c.CheckpointSigningKeyFile, "checkpoint-signing-key-file", "CHECKPOINT_SIGNING_KEY_FILE", "", "Ed25519 key the anchor worker signs checkpoints with (required for workers)")
+	checkpointKeyFlag(fs, &c.CheckpointVerifyKeyFiles, "checkpoint-verify-key-files")
+	durationFlag(fs, &c.Anchor.Interval, "anchor-interval", "ANCHOR_INTERVAL", 5*time.Second, "how often each tenant with new events gets a signed checkpoint")
+	stringFlag(fs, &c.Anchor.Stream.Stream, "anchor-stream", "ANCHOR_STREAM", workers.DefaultAnchorStream, "JetStream stream of signed checkpoints")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
 	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", workers.DefaultStream, "JetStream stream the relay publishes to")
 	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
@@ -145,6 +163,28 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	intFlag(fs, &c.RatePremium, "rate-limit-premium", "RATE_LIMIT_PREMIUM", 1000, "requests/s per premium-tier tenant")
 	intFlag(fs, &c.RateEnterprise, "rate-limit-enterprise", "RATE_LIMIT_ENTERPRISE", 5000, "requests/s per enterprise-tier tenant")
 	stringFlag(fs, &c.RateOverrides, "rate-limit-overrides", "RATE_LIMIT_OVERRIDES", "", "per-tenant requests/s: tenant-id=rps,...")
+}
+
+// checkpointKeyFlag defines the flag of the public keys checkpoints are
+// verified with (CHECKPOINT_VERIFY_KEY_FILES).
+func checkpointKeyFlag(fs *pflag.FlagSet, p *string, name string) {
+	stringFlag(fs, p, name, "CHECKPOINT_VERIFY_KEY_FILES", "", "public keys checkpoints are verified with, comma-separated PEM files (default: CHECKPOINT_SIGNING_KEY_FILE's .pub)")
+}
+
+// checkpointKeys loads the public keys checkpoints are verified with: the
+// files given, or else the signing key's public half beside it.
+func checkpointKeys(files, signingKeyFile string) (*signing.Verifier, error) {
+	if files == "" {
+		if signingKeyFile == "" {
+			return nil, errors.New("CHECKPOINT_VERIFY_KEY_FILES is required (or CHECKPOINT_SIGNING_KEY_FILE, whose .pub is used)")
+		}
+		files = signingKeyFile + ".pub"
+	}
+	v, err := signing.LoadVerifier(strings.Split(files, ",")...)
+	if err != nil {
+		return nil, fmt.Errorf("CHECKPOINT_VERIFY_KEY_FILES: %w", err)
+	}
+	return v, nil
 }
 
 // natsAuthFlags defines the NATS connection's credential and TLS flags.
@@ -183,6 +223,12 @@ func (c Config) Validate(api, workers bool) error {
 		checkURL("DATABASE_RELAY_URL", c.DatabaseRelayURL)
 		if c.MessageSigningKeyFile == "" {
 			errs = append(errs, errors.New("MESSAGE_SIGNING_KEY_FILE is required for the workers"))
+		}
+		if c.CheckpointSigningKeyFile == "" {
+			errs = append(errs, errors.New("CHECKPOINT_SIGNING_KEY_FILE is required for the workers"))
+		}
+		if c.Anchor.Interval < 100*time.Millisecond {
+			errs = append(errs, errors.New("ANCHOR_INTERVAL must be at least 100ms"))
 		}
 		if !api && c.NATSURL == "" {
 			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))

@@ -51,6 +51,7 @@ type Main struct {
 	ln        net.Listener
 	relay     *workers.Relay
 	projector *workers.Projector
+	anchor    *workers.Anchor
 	// history is the event store as the relay role: every tenant's events.
 	history *eventstore.Store
 	// phiStores are the event stores that open PHI: their key caches must
@@ -130,6 +131,9 @@ func (m *Main) openWorkers(ctx context.Context) error {
 		Signer: signer, Logger: m.Logger}, m.Config.Relay); err != nil {
 		return err
 	}
+	if m.anchor, err = m.newAnchor(js); err != nil {
+		return err
+	}
 	// Projectors open PHI and write read models as the app role, each
 	// event in its tenant's transaction.
 	opener, err := newStore(m.pool, m.Config.PHIKeyFile, commands.EventSpecs(), m.Config.EventStore)
@@ -143,6 +147,24 @@ func (m *Main) openWorkers(ctx context.Context) error {
 		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger,
 	}, m.Config.Projector)
 	return err
+}
+
+// newAnchor returns the worker that signs checkpoints. It reads every
+// tenant's events as the relay role; the private key stays in this
+// process (CHECKPOINT_SIGNING_KEY_FILE).
+func (m *Main) newAnchor(js jetstream.JetStream) (*workers.Anchor, error) {
+	signer, err := signing.LoadSigner(m.Config.CheckpointSigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("CHECKPOINT_SIGNING_KEY_FILE: %w", err)
+	}
+	keys := signer.Public()
+	if m.Config.CheckpointVerifyKeyFiles != "" {
+		if keys, err = checkpointKeys(m.Config.CheckpointVerifyKeyFiles, ""); err != nil {
+			return nil, err
+		}
+	}
+	return workers.NewAnchor(workers.AnchorDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions,
+		Stream: workers.NewAnchorStream(js, m.Config.Anchor.Stream), Signer: signer, Keys: keys, Logger: m.Logger}, m.Config.Anchor)
 }
 
 func (m *Main) openAPI(ctx context.Context) error {
@@ -252,9 +274,10 @@ func (m *Main) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}()
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
+		go func() { defer wg.Done(); _ = m.anchor.Run(ctx) }()
 	}
 	var err error
 	if m.server != nil {
