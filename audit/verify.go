@@ -200,3 +200,33 @@ func compare(ref eventstore.Checkpoint, got eventstore.Chain, r *Report) {
 }
 
 func (r *Report) add(f Finding) { r.Findings = append(r.Findings, f) }
+
+// Latest is what Newest reads: the table's newest checkpoint row.
+type Latest interface {
+	LatestCheckpoint(ctx context.Context, tenant chartstream.TenantID) (*eventstore.Checkpoint, error)
+}
+
+// Newest returns the tenant's newest checkpoint whose signature verifies,
+// of the table's newest row and CLINICAL_ANCHORS' newest message (anchors
+// may be nil), for an export to carry; nil when neither verifies.
+func Newest(ctx context.Context, tenant chartstream.TenantID, table Latest, anchors Anchors, keys SignatureVerifier) (*eventstore.Checkpoint, error) {
+	candidates := make([]*eventstore.Checkpoint, 0, 2)
+	c, err := table.LatestCheckpoint(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	candidates = append(candidates, c)
+	if anchors != nil {
+		if c, err = anchors.Latest(ctx, tenant); err != nil {
+			return nil, fmt.Errorf("read CLINICAL_ANCHORS: %w", err)
+		}
+		candidates = append(candidates, c)
+	}
+	var newest *eventstore.Checkpoint
+	for _, c := range candidates {
+		if c != nil && CheckSignature(*c, keys) == nil && (newest == nil || c.Seq > newest.Seq) {
+			newest = c
+		}
+	}
+	return newest, nil
+}

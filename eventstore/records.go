@@ -80,6 +80,23 @@ func (f RecordFilter) where(tenant chartstream.TenantID) (string, []any) {
 	return sql, args
 }
 
+// CountRecords counts the events Records reads with f (for a progress
+// bar).
+func (s *Store) CountRecords(ctx context.Context, tenant chartstream.TenantID, f RecordFilter) (int64, error) {
+	where, args := f.where(tenant)
+	var n int64
+	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT FROM events e`+where+`) AS selected`, args...).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count records: %w", err)
+	}
+	return n, nil
+}
+
 // Record is a stored event with its PHI opened for an auditor.
 type Record struct {
 	StoredEvent
