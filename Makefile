@@ -4,6 +4,12 @@ SHELL := /bin/bash
 LOCAL := $(CURDIR)/.local
 BIN := $(LOCAL)/bin/chartstream
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
+# make fuzz runs each native fuzz target (a func FuzzX in a _test.go file)
+# this long; make test runs them for TEST_FUZZTIME after the Go tests.
+# 9 targets: make fuzz takes about 9 x (FUZZTIME + ~5 s to build and replay
+# the corpus), make test's pass about a minute and a half.
+FUZZTIME ?= 10s
+TEST_FUZZTIME ?= 3s
 
 # make chaos restarts PostgreSQL and Redis, so it runs on a stack of its own
 # (state under .local/chaos, its own ports) that other tests never use.
@@ -17,7 +23,7 @@ CHAOS_HTTP_PORT ?= 28080
 CHAOS_STACK := CS_LOCAL_DIR=$(CHAOS_LOCAL) CS_PG_PORT=$(CHAOS_PG_PORT) CS_REDIS_PORT=$(CHAOS_REDIS_PORT) \
 	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT)
 
-.PHONY: help build up down clean run test lint bench chaos chaos-sigkill
+.PHONY: help build up down clean run test fuzz lint bench chaos chaos-sigkill
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -39,9 +45,22 @@ clean: ## stop the stacks (also the chaos one) and remove .local/
 run: up ## bring everything up and run API + workers (chartstream all)
 	@deploy/local/run.sh
 
-test: up ## bring the stack up, run every test against it, then a 60 s chaos run
+test: up ## bring the stack up, run every test against it, fuzz each target briefly, then a 60 s chaos run
 	@set -a; . $(LOCAL)/env; set +a; go test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 	@$(MAKE) --no-print-directory chaos CHAOS_DURATION=60s
+
+# Targets are found, not listed, so a new one runs the day it is written.
+# Each runs alone (go test -fuzz takes one); a failure stops the run and
+# leaves its input in the package's testdata/fuzz/<target>/, which is how a
+# crasher becomes a regression case: commit it with the fix.
+fuzz: ## run every native fuzz target for FUZZTIME each (default 10s)
+	@set -eo pipefail; for dir in $$(go list -f '{{.Dir}}' ./...); do \
+		for name in $$(cat $$dir/*_test.go 2>/dev/null | grep -o '^func Fuzz[A-Za-z0-9_]*' | cut -c6- | sort); do \
+			echo "fuzz $${dir#$(CURDIR)/} $$name for $(FUZZTIME)"; \
+			go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$dir | grep -v '^fuzz: elapsed'; \
+		done; \
+	done
 
 # The chaos stack is brought up (stack.sh up also builds the binary into
 # .local/chaos/bin) and down again afterwards, pass or fail: it holds

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -56,7 +57,8 @@ func durationFlag(fs *pflag.FlagSet, p *time.Duration, flag, env string, def tim
 }
 
 // applyEnv sets every flag the user did not pass from its environment
-// variable. A malformed value fails with one line naming the variable.
+// variable. A malformed value fails with one line naming the variable;
+// one the input rules refuse (strictInputs) exits 2.
 func applyEnv(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
@@ -68,7 +70,9 @@ func applyEnv(cmd *cobra.Command) error {
 		if !ok || v == "" {
 			return
 		}
-		if setErr := f.Value.Set(v); setErr != nil {
+		if setErr := f.Value.Set(v); errors.As(setErr, new(inputError)) {
+			err = exitError{2, fmt.Errorf("%s %w", names[0], setErr)} // without the value
+		} else if setErr != nil {
 			err = fmt.Errorf("invalid %s: %v", names[0], setErr)
 		}
 	})
@@ -89,19 +93,20 @@ func required(settings ...[2]string) error {
 // read, sorted, each once.
 func envVars(cmd *cobra.Command) []string {
 	seen := map[string]bool{}
-	collect := func(f *pflag.Flag) {
+	visitFlags(cmd, func(f *pflag.Flag) {
 		for _, name := range f.Annotations[envAnnotation] {
 			seen[name] = true
 		}
-	}
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		c.Flags().VisitAll(collect)
-		c.PersistentFlags().VisitAll(collect)
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(cmd)
+	})
 	return slices.Sorted(maps.Keys(seen))
+}
+
+// visitFlags calls fn for every flag of cmd and its subcommands, local and
+// persistent (a persistent flag once per command that defines it).
+func visitFlags(cmd *cobra.Command, fn func(*pflag.Flag)) {
+	cmd.Flags().VisitAll(fn)
+	cmd.PersistentFlags().VisitAll(fn)
+	for _, sub := range cmd.Commands() {
+		visitFlags(sub, fn)
+	}
 }

@@ -68,11 +68,9 @@ guarded by row-level security.
 
 Every setting is an environment variable (12-factor); a flag overrides it.
 Each subcommand's --help lists the variables it reads.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd)
-		},
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: prepare,
 	}
 	root.AddCommand(
 		newServeCmd(),
@@ -94,5 +92,6 @@ Each subcommand's --help lists the variables it reads.`,
 	// other refusal of input, whichever subcommand it is given to.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{2, err} })
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
+	strictInputs(root)
 	return root
 }
