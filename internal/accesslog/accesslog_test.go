@@ -109,12 +109,7 @@ func TestEntriesAreWrittenChainedAndListed(t *testing.T) {
 // writes every entry and is healthy again.
 func TestFailsClosedAndLosesNothing(t *testing.T) {
 	t.Parallel()
-	proxy, url := testkit.MustPGProxy(t, "DATABASE_URL")
-	pool, err := postgres.Connect(testkit.Context(t), postgres.Config{URL: url, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	proxy, pool := testkit.MustProxiedPool(t, "DATABASE_URL")
 	l := newLog(t, pool, accesslog.Config{FlushInterval: 20 * time.Millisecond, StallAfter: 500 * time.Millisecond})
 	tenant, patient := testkit.MustTenant(t), uuid.New()
 	l.Record(entry(tenant, patient, "before"))
