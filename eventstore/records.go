@@ -28,10 +28,11 @@ type RecordFilter struct {
 	Since, Until time.Time
 	// StreamType and EventType, when set, must match exactly.
 	StreamType, EventType string
-	// Patient, when set, selects the patient's streams: its own and the
-	// encounters and medication orders whose first event names it in
-	// patient_id.
-	Patient uuid.UUID
+	// Patient, when its ID is set, selects the patient's streams: its own
+	// (Patient) and those (encounters, medication orders) whose first
+	// event names its id in patient_id. The patient's stream must exist:
+	// ENOTFOUND otherwise.
+	Patient chartstream.StreamRef
 	// Limit caps the events read; 0 reads all.
 	Limit int
 }
@@ -40,7 +41,7 @@ type RecordFilter struct {
 // only reads a checkpoint can vouch for as a whole.
 func (f RecordFilter) Full() bool {
 	return f.After == (Cursor{}) && f.Since.IsZero() && f.Until.IsZero() && f.StreamType == "" && f.EventType == "" &&
-		f.Patient == uuid.Nil && f.Limit == 0
+		f.Patient.ID == uuid.Nil && f.Limit == 0
 }
 
 // where renders the filter's conditions on events aliased e, with the
@@ -68,8 +69,8 @@ func (f RecordFilter) where(tenant chartstream.TenantID) (string, []any) {
 	if f.EventType != "" {
 		conds = append(conds, "e.event_type = "+arg(f.EventType))
 	}
-	if f.Patient != uuid.Nil {
-		p := arg(f.Patient)
+	if f.Patient.ID != uuid.Nil {
+		p := arg(f.Patient.ID)
 		conds = append(conds, fmt.Sprintf(`e.stream_id IN (SELECT s.stream_id FROM events s WHERE s.tenant_id = $1 AND s.version = 1
 			AND (s.stream_id = %[1]s OR s.payload ->> 'patient_id' = %[1]s::text))`, p))
 	}
@@ -97,6 +98,23 @@ func (s *Store) CountRecords(ctx context.Context, tenant chartstream.TenantID, f
 	return n, nil
 }
 
+// checkPatient returns ENOTFOUND unless the filter's patient stream
+// exists (in the transaction's tenant).
+func (f RecordFilter) checkPatient(ctx context.Context, tx pgx.Tx, tenant chartstream.TenantID) error {
+	if f.Patient.ID == uuid.Nil {
+		return nil
+	}
+	var known bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1 AND stream_id = $2 AND version = 1 AND stream_type = $3)`,
+		tenant, f.Patient.ID, f.Patient.Type).Scan(&known); err != nil {
+		return err
+	}
+	if !known {
+		return chartstream.Errorf(chartstream.ENOTFOUND, "patient not found")
+	}
+	return nil
+}
+
 // Record is a stored event with its PHI opened for an auditor.
 type Record struct {
 	StoredEvent
@@ -119,6 +137,9 @@ type RecordFn func(*Record) error
 func (s *Store) Records(ctx context.Context, tenant chartstream.TenantID, f RecordFilter, fn RecordFn) error {
 	where, args := f.where(tenant)
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		if err := f.checkPatient(ctx, tx, tenant); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
 			return err
 		}
@@ -144,10 +165,16 @@ func (s *Store) Records(ctx context.Context, tenant chartstream.TenantID, f Reco
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return fmt.Errorf("records: %w", err)
+	return wrapRead("records", err)
+}
+
+// wrapRead wraps a read's failure, keeping domain errors as they are.
+func wrapRead(what string, err error) error {
+	var domain *chartstream.Error
+	if err == nil || errors.As(err, &domain) {
+		return err
 	}
-	return nil
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // openRecord decrypts r's PHI with the subject's wrapped key as the read
@@ -182,41 +209,41 @@ func (s *Store) openRecord(ctx context.Context, r *Record, wrapped []byte) error
 	return nil
 }
 
-// PatientEvents returns up to f.Limit events of the patient's streams
-// (f.Patient is set to patient.ID), in commit order, opened and upcast to
-// the current schema. Errors: ENOTFOUND when the tenant has no such
-// patient stream (another tenant's included).
-func (s *Store) PatientEvents(ctx context.Context, tenant chartstream.TenantID, patient chartstream.StreamRef, f RecordFilter) ([]chartstream.Event, error) {
-	f.Patient = patient.ID
+// EventFn receives one event; an error stops the read.
+type EventFn func(chartstream.Event) error
+
+// PatientEvents calls fn with the events of the patient's streams that f
+// selects (f.Patient is set to patient), in commit order, opened and
+// upcast to the current schema, reading them as it goes. Errors: ENOTFOUND
+// when the tenant has no such patient stream (another tenant's included).
+func (s *Store) PatientEvents(ctx context.Context, tenant chartstream.TenantID, patient chartstream.StreamRef, f RecordFilter, fn EventFn) error {
+	f.Patient = patient
 	where, args := f.where(tenant)
-	var events []chartstream.Event
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		var known bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1 AND stream_id = $2 AND version = 1 AND stream_type = $3)`,
-			tenant, patient.ID, patient.Type).Scan(&known); err != nil {
+		if err := f.checkPatient(ctx, tx, tenant); err != nil {
 			return err
 		}
-		if !known {
-			return chartstream.Errorf(chartstream.ENOTFOUND, "patient not found")
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events e`+where, args...)
 		if err != nil {
 			return err
 		}
-		events, _, err = collectEvents(rows)
-		return err
-	})
-	var domain *chartstream.Error
-	if errors.As(err, &domain) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("patient events: %w", err)
-	}
-	for i := range events {
-		if err := s.Open(ctx, &events[i]); err != nil {
-			return nil, err
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				return err
+			}
+			if err := s.Open(ctx, &e); err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
 		}
-	}
-	return events, nil
+		return rows.Err()
+	})
+	return wrapRead("patient events", err)
 }
