@@ -166,8 +166,8 @@ func writeHeader(w io.Writer, p ExportParams) error {
 	if !f.Until.IsZero() {
 		h.Filter.Until = &f.Until
 	}
-	if f.Patient != uuid.Nil {
-		h.Filter.Patient = &f.Patient
+	if f.Patient.ID != uuid.Nil {
+		h.Filter.Patient = &f.Patient.ID
 	}
 	b, err := json.Marshal(h)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 type History interface {
 	Verify(ctx context.Context, tenant chartstream.TenantID, p eventstore.VerifyParams) (eventstore.VerifyReport, error)
 	Checkpoints(ctx context.Context, tenant chartstream.TenantID, fn eventstore.CheckpointFn) error
+	LatestCheckpoint(ctx context.Context, tenant chartstream.TenantID) (*eventstore.Checkpoint, error)
 }
 
 // Anchors reads the newest checkpoint of a tenant published on
@@ -129,6 +130,9 @@ func (v Verifier) Verify(ctx context.Context, tenant chartstream.TenantID, progr
 		return r, err
 	}
 	r.Streams, r.Events, r.Anchored, r.Unanchored = data.Streams, data.Events, data.Anchored.Events, data.Unanchored
+	if ref == nil {
+		r.Anchored, r.Unanchored = 0, data.Events // nothing vouches for any
+	}
 	for i := range data.Broken {
 		b := data.Broken[i]
 		r.add(Finding{Kind: KindBrokenChain, Event: &b,
@@ -201,30 +205,25 @@ func compare(ref eventstore.Checkpoint, got eventstore.Chain, r *Report) {
 
 func (r *Report) add(f Finding) { r.Findings = append(r.Findings, f) }
 
-// Latest is what Newest reads: the table's newest checkpoint row.
-type Latest interface {
-	LatestCheckpoint(ctx context.Context, tenant chartstream.TenantID) (*eventstore.Checkpoint, error)
-}
-
 // Newest returns the tenant's newest checkpoint whose signature verifies,
-// of the table's newest row and CLINICAL_ANCHORS' newest message (anchors
-// may be nil), for an export to carry; nil when neither verifies.
-func Newest(ctx context.Context, tenant chartstream.TenantID, table Latest, anchors Anchors, keys SignatureVerifier) (*eventstore.Checkpoint, error) {
+// of the table's newest row and CLINICAL_ANCHORS' newest message, for an
+// export to carry; nil when neither verifies.
+func (v Verifier) Newest(ctx context.Context, tenant chartstream.TenantID) (*eventstore.Checkpoint, error) {
 	candidates := make([]*eventstore.Checkpoint, 0, 2)
-	c, err := table.LatestCheckpoint(ctx, tenant)
+	c, err := v.History.LatestCheckpoint(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
 	candidates = append(candidates, c)
-	if anchors != nil {
-		if c, err = anchors.Latest(ctx, tenant); err != nil {
+	if v.Anchors != nil {
+		if c, err = v.Anchors.Latest(ctx, tenant); err != nil {
 			return nil, fmt.Errorf("read CLINICAL_ANCHORS: %w", err)
 		}
 		candidates = append(candidates, c)
 	}
 	var newest *eventstore.Checkpoint
 	for _, c := range candidates {
-		if c != nil && CheckSignature(*c, keys) == nil && (newest == nil || c.Seq > newest.Seq) {
+		if c != nil && CheckSignature(*c, v.Keys) == nil && (newest == nil || c.Seq > newest.Seq) {
 			newest = c
 		}
 	}

@@ -263,6 +263,9 @@ func (c Config) Validate(api, workers bool) error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
 		}
+		if c.CheckpointVerifyKeyFiles == "" && c.CheckpointSigningKeyFile == "" {
+			errs = append(errs, errors.New("CHECKPOINT_VERIFY_KEY_FILES is required for the API (the public keys its verification trusts)"))
+		}
 	}
 	if err := c.natsConfig().Validate(); err != nil {
 		errs = append(errs, err)

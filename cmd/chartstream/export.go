@@ -14,6 +14,7 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/audit"
 	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/workers"
@@ -111,9 +112,11 @@ func (p exportParams) parse() (audit.ExportParams, error) {
 		}
 	}
 	if p.patient != "" {
-		if out.Filter.Patient, err = uuid.Parse(p.patient); err != nil {
+		id, err := uuid.Parse(p.patient)
+		if err != nil {
 			return out, errors.New("--patient must be a patient id (UUID)")
 		}
+		out.Filter.Patient = patient.Stream(id)
 	}
 	out.Filter.StreamType, out.Filter.EventType = p.streamType, p.eventType
 	return out, nil
@@ -137,16 +140,16 @@ func runExport(ctx context.Context, p exportParams, params audit.ExportParams, s
 		return err
 	}
 	defer pool.Close()
-	var anchors audit.Anchors
+	v := audit.Verifier{History: store, Keys: keys}
 	if p.natsURL != "" {
 		nc, js, err := connectJetStream(ctx, p.nats, p.natsURL, "chartstream-export")
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
-		anchors = workers.NewAnchorStream(js, workers.AnchorStreamConfig{Stream: p.stream})
+		v.Anchors = workers.NewAnchorStream(js, workers.AnchorStreamConfig{Stream: p.stream})
 	}
-	if params.Checkpoint, err = audit.Newest(ctx, params.Tenant, store, anchors, keys); err != nil {
+	if params.Checkpoint, err = v.Newest(ctx, params.Tenant); err != nil {
 		return err
 	}
 	total, err := store.CountRecords(ctx, params.Tenant, params.Filter)

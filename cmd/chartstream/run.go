@@ -16,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/audit"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/accesslog"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/logging"
@@ -43,12 +45,15 @@ type Main struct {
 	relayPool *pgxpool.Pool
 	// sessions is the app role's session-mode pool: leases, LISTEN and
 	// the worker topology. It is pool unless DATABASE_SESSION_URL differs.
-	sessions  *pgxpool.Pool
-	topology  *workers.TopologyHold
-	nats      *messaging.Conn
-	redis     *redis.Client
-	server    *api.Server
-	ln        net.Listener
+	sessions *pgxpool.Pool
+	topology *workers.TopologyHold
+	nats     *messaging.Conn
+	redis    *redis.Client
+	server   *api.Server
+	ln       net.Listener
+	// access is the PHI access log the API writes; Run flushes it once
+	// the server has drained.
+	access    *accesslog.Log
 	relay     *workers.Relay
 	projector *workers.Projector
 	anchor    *workers.Anchor
@@ -230,6 +235,21 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.access, err = accesslog.New(m.pool, m.Logger, accesslog.Config{}); err != nil {
+		return err
+	}
+	keys, err := checkpointKeys(m.Config.CheckpointVerifyKeyFiles, m.Config.CheckpointSigningKeyFile)
+	if err != nil {
+		return err
+	}
+	auditor := audit.Verifier{History: store, Keys: keys}
+	if m.nats != nil {
+		js, err := jetstream.New(m.nats.Conn)
+		if err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		auditor.Anchors = workers.NewAnchorStream(js, m.Config.Anchor.Stream)
+	}
 	authCfg := m.Config.authConfig()
 	authCfg.Logger = m.Logger
 	// The verifier refreshes JWKS in the background until m.closing ends.
@@ -239,7 +259,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	m.server, err = api.NewServer(api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		Limits: limits, Idempotency: idem, ReadModels: m.pool,
+		Limits: limits, Idempotency: idem, ReadModels: m.pool, Access: m.access, History: store, Auditor: auditor,
 	},
 		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout})
 	if err != nil {
@@ -286,6 +306,14 @@ func (m *Main) Run(ctx context.Context) error {
 	var err error
 	if m.server != nil {
 		err = m.server.Serve(ctx, m.ln)
+		// Drained: every PHI read has recorded its entry; write them all
+		// before the pools close.
+		flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), m.Config.ShutdownTimeout)
+		if ferr := m.access.Close(flushCtx); ferr != nil {
+			m.Logger.Error("PHI access entries lost at shutdown", logging.Error(ferr))
+			err = errors.Join(err, ferr)
+		}
+		stop()
 	} else {
 		<-ctx.Done()
 	}
@@ -301,6 +329,11 @@ func (m *Main) Close() {
 	}
 	if m.verifier != nil {
 		m.verifier.Close()
+	}
+	if m.access != nil {
+		if err := m.access.Close(context.Background()); err != nil && m.Logger != nil {
+			m.Logger.Error("PHI access entries lost at close", logging.Error(err))
+		}
 	}
 	if m.topology != nil {
 		m.topology.Release()
