@@ -102,6 +102,9 @@ type Config struct {
 	// RequestTimeout is every API request's deadline (REQUEST_TIMEOUT).
 	// Default 10s.
 	RequestTimeout time.Duration
+	// LongRequestTimeout is the deadline of the long requests, exports and
+	// verification (LONG_REQUEST_TIMEOUT). Default 10m.
+	LongRequestTimeout time.Duration
 	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
 	// Default 15s.
 	ShutdownTimeout time.Duration
@@ -159,6 +162,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	intFlag(fs, &c.DatabaseMaxConns, "database-max-conns", "DATABASE_MAX_CONNS", 0, "app role pool size (default: the URL's pool_max_conns, else 32)")
 	durationFlag(fs, &c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Second, "every API request's deadline")
+	durationFlag(fs, &c.LongRequestTimeout, "long-request-timeout", "LONG_REQUEST_TIMEOUT", 10*time.Minute, "the deadline of exports and verifications")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain on SIGTERM")
 	stringFlag(fs, &c.Auth.Issuer, "jwt-issuer", "JWT_ISSUER", defaultJWTIssuer, "accepted token issuer (iss)")
 	stringFlag(fs, &c.Auth.Audience, "jwt-audience", "JWT_AUDIENCE", defaultJWTAudience, "required token audience (aud)")
@@ -280,6 +284,9 @@ func (c Config) Validate(api, workers bool) error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative"))
+	}
+	if c.LongRequestTimeout < 0 {
+		errs = append(errs, errors.New("LONG_REQUEST_TIMEOUT must not be negative"))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must not be negative"))

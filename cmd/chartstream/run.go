@@ -261,7 +261,8 @@ func (m *Main) openAPI(ctx context.Context) error {
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
 		Limits: limits, Idempotency: idem, ReadModels: m.pool, Access: m.access, History: store, Auditor: auditor,
 	},
-		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout})
+		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout,
+			LongRequestTimeout: m.Config.LongRequestTimeout})
 	if err != nil {
 		return err
 	}
