@@ -14,6 +14,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/accesslog"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
@@ -65,6 +66,9 @@ type Config struct {
 	// files; the old and the new while rotating). Default the signing
 	// key file's public half beside it (".pub").
 	CheckpointVerifyKeyFiles string
+	// AccessLog tunes the PHI access log; its defaults (a flush every
+	// 100ms) need no setting.
+	AccessLog accesslog.Config
 	// Anchor configures the anchor worker and CLINICAL_ANCHORS
 	// (ANCHOR_INTERVAL, ANCHOR_STREAM).
 	Anchor workers.AnchorConfig

@@ -235,7 +235,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.access, err = accesslog.New(m.pool, m.Logger, accesslog.Config{}); err != nil {
+	if m.access, err = accesslog.New(m.pool, m.Logger, m.Config.AccessLog); err != nil {
 		return err
 	}
 	keys, err := checkpointKeys(m.Config.CheckpointVerifyKeyFiles, m.Config.CheckpointSigningKeyFile)
