@@ -87,7 +87,7 @@ func (s *Store) CountRecords(ctx context.Context, tenant chartstream.TenantID, f
 	where, args := f.where(tenant)
 	var n int64
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		if _, err := tx.Exec(ctx, readSetup); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT FROM events e`+where+`) AS selected`, args...).Scan(&n)
@@ -140,7 +140,7 @@ func (s *Store) Records(ctx context.Context, tenant chartstream.TenantID, f Reco
 		if err := f.checkPatient(ctx, tx, tenant); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		if _, err := tx.Exec(ctx, readSetup); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT `+storedColumns+`, CASE WHEN e.phi IS NULL THEN NULL ELSE
@@ -223,7 +223,7 @@ func (s *Store) PatientEvents(ctx context.Context, tenant chartstream.TenantID, 
 		if err := f.checkPatient(ctx, tx, tenant); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		if _, err := tx.Exec(ctx, readSetup); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events e`+where, args...)

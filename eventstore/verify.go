@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -67,8 +68,7 @@ type ProgressFn func(done, total int64)
 func (s *Store) Verify(ctx context.Context, tenant chartstream.TenantID, p VerifyParams) (VerifyReport, error) {
 	report := VerifyReport{Anchored: NewChain(tenant)}
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		// A large tenant takes longer than the app role's statement timeout.
-		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		if _, err := tx.Exec(ctx, readSetup); err != nil {
 			return err
 		}
 		var total int64
@@ -162,20 +162,45 @@ func (w *ChainCheck) Check(e *StoredEvent, h hash.Hash) (Hash, *BrokenEvent) {
 }
 
 // storedColumns are an event's stored fields in StoredEvent's order, for
-// scanStored; the table must be aliased e.
+// scanStored; the table must be aliased e. The byte columns come last.
 const storedColumns = `e.txid::text::bigint, e.position, e.stream_type, e.stream_id, e.version, e.event_id, e.event_type,
-	e.schema_version, e.payload::text, e.phi, e.subject_id, e.metadata::text,
-	(extract(epoch FROM e.recorded_at) * 1000000)::bigint, e.prev_hash, e.hash`
+	e.schema_version, e.subject_id, e.recorded_at, e.payload::text, e.metadata::text, e.phi, e.prev_hash, e.hash`
 
-// scanStored scans storedColumns (and any dests after them) into e.
+// storedBytes is how many of storedColumns, at the end, are bytes.
+const storedBytes = 5
+
+// readSetup is what a long read of events sets for its transaction: no
+// statement timeout (a large tenant takes longer than the app role's), and
+// no JIT, which compiles the per-row expressions for a second or more
+// before the first row, and then saves nothing on them.
+const readSetup = `SET LOCAL statement_timeout = 0; SET LOCAL jit = off`
+
+// scanStored scans storedColumns (and any dests after them, none of them
+// bytes) into e. Its byte fields alias the row's buffer, valid until the
+// next row: a 1,000,000-event walk copies no payload it does not keep.
 func scanStored(rows pgx.Rows, tenant chartstream.TenantID, e *StoredEvent, more ...any) error {
 	var stream, id, subject pgtype.UUID
-	dests := append([]any{&e.TxID, &e.Position, &e.StreamType, &stream, &e.Version, &id, &e.EventType,
-		&e.SchemaVersion, &e.Payload, &e.PHI, &subject, &e.Metadata, &e.RecordedMicros, &e.PrevHash, &e.Hash}, more...)
+	var recorded time.Time
+	dests := make([]any, 0, 16+len(more))
+	dests = append(dests, &e.TxID, &e.Position, &e.StreamType, &stream, &e.Version, &id, &e.EventType, &e.SchemaVersion, &subject, &recorded)
+	first := len(dests)
+	for range storedBytes {
+		dests = append(dests, nil) // read raw below
+	}
+	dests = append(dests, more...)
 	if err := rows.Scan(dests...); err != nil {
 		return err
 	}
+	raw, fields := rows.RawValues(), rows.FieldDescriptions()
+	for i, dst := range []*[]byte{&e.Payload, &e.Metadata, &e.PHI, (*[]byte)(&e.PrevHash), (*[]byte)(&e.Hash)} {
+		col := first + i
+		if fields[col].Format != pgx.BinaryFormatCode && i >= 2 {
+			return fmt.Errorf("event bytes in text format (column %d)", col)
+		}
+		*dst = raw[col]
+	}
 	e.Tenant, e.StreamID, e.EventID = tenant, stream.Bytes, id.Bytes
 	e.Subject = uuid.NullUUID{UUID: subject.Bytes, Valid: subject.Valid}
+	e.RecordedMicros = recorded.UnixMicro()
 	return nil
 }

@@ -152,9 +152,11 @@ func runExport(ctx context.Context, p exportParams, params audit.ExportParams, s
 	if params.Checkpoint, err = v.Newest(ctx, params.Tenant); err != nil {
 		return err
 	}
-	total, err := store.CountRecords(ctx, params.Tenant, params.Filter)
-	if err != nil {
-		return err
+	total := int64(-1)
+	if progressVisible() { // counting reads the events once more
+		if total, err = store.CountRecords(ctx, params.Tenant, params.Filter); err != nil {
+			return err
+		}
 	}
 	w := stdout
 	if p.out != "" {
