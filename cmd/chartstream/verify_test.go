@@ -26,10 +26,11 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 		name   string
 		attack func(f *auditFixture)
 		want   []string // finding kinds
+		detail string   // and what one of them says
 	}{
 		{"delete a middle event", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE event_id = `+event(f, 1, 2), deleteTriggerBack)
-		}, []string{audit.KindBrokenChain, audit.KindMissingEvents}},
+		}, []string{audit.KindBrokenChain, audit.KindMissingEvents}, "version gap at patient"},
 		{"truncate a tail", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE event_id IN (`+event(f, 1, 3)+`, `+event(f, 1, 4)+`)`, deleteTriggerBack)
 		}, []string{audit.KindMissingEvents}},
@@ -81,6 +82,9 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 				if !strings.Contains(out, "FINDING "+kind+":") {
 					t.Errorf("the report does not name %s:\n%s", kind, out)
 				}
+			}
+			if !strings.Contains(out, tc.detail) {
+				t.Errorf("the report does not say %q:\n%s", tc.detail, out)
 			}
 		})
 	}
