@@ -33,10 +33,10 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 		}, []string{audit.KindBrokenChain, audit.KindMissingEvents}, "version gap at patient"},
 		{"truncate a tail", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE event_id IN (`+event(f, 1, 3)+`, `+event(f, 1, 4)+`)`, deleteTriggerBack)
-		}, []string{audit.KindMissingEvents}},
+		}, []string{audit.KindMissingEvents}, "2 of the 9 events anchored by checkpoint 2"},
 		{"delete a stream", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE stream_id = '`+f.patients[2].ID.String()+`'`, deleteTriggerBack)
-		}, []string{audit.KindMissingEvents}},
+		}, []string{audit.KindMissingEvents}, "2 of the 9 events anchored by checkpoint 2"},
 		{"rewrite an event and re-chain its stream", func(f *auditFixture) {
 			stmts := []string{noDeleteTrigger, `UPDATE events SET metadata = '{"actor": "someone else"}' WHERE event_id = ` + event(f, 1, 2)}
 			for v := 2; v <= 4; v++ { // the database's own function, in version order
@@ -46,7 +46,7 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 					FROM events p WHERE e.event_id = %s AND p.tenant_id = e.tenant_id AND p.stream_id = e.stream_id AND p.version = e.version - 1`, event(f, 1, v)))
 			}
 			f.owner(append(stmts, deleteTriggerBack)...)
-		}, []string{audit.KindAlteredEvents}},
+		}, []string{audit.KindAlteredEvents}, "re-chained"},
 		{"replace the latest checkpoint row", func(f *auditFixture) {
 			// Truncate a tail, then make the newest row say so: the
 			// owner can compute the running hash, but not sign it.
@@ -54,13 +54,13 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 				noCheckpointTrigger, `UPDATE audit_checkpoints SET events = events - 1, chain_hash = sha256('forged')
 					WHERE tenant_id = '`+f.tenant.String()+`' AND seq = (SELECT max(seq) FROM audit_checkpoints WHERE tenant_id = '`+f.tenant.String()+`')`,
 				checkpointTriggerBack)
-		}, []string{audit.KindBadCheckpoint, audit.KindCheckpointDiffers, audit.KindMissingEvents}},
+		}, []string{audit.KindBadCheckpoint, audit.KindCheckpointDiffers, audit.KindMissingEvents}, "checkpoint 2 in the table is not validly signed"},
 		{"delete the latest checkpoint row", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE event_id = `+event(f, 2, 2), deleteTriggerBack,
 				noCheckpointTrigger, `DELETE FROM audit_checkpoints WHERE tenant_id = '`+f.tenant.String()+`'
 					AND seq = (SELECT max(seq) FROM audit_checkpoints WHERE tenant_id = '`+f.tenant.String()+`')`,
 				checkpointTriggerBack)
-		}, []string{audit.KindCheckpointMissing, audit.KindMissingEvents}},
+		}, []string{audit.KindCheckpointMissing, audit.KindMissingEvents}, "checkpoint 2, published on CLINICAL_ANCHORS, is missing from the table"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
