@@ -201,7 +201,13 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = access.Close(context.Background()) })
+	t.Cleanup(func() {
+		// A test that failed with the log's database unreachable must not
+		// hang here.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = access.Close(ctx)
+	})
 	checkpointKey := filepath.Join(dir, "checkpoint.pem")
 	if _, err := signing.CreateKeyFiles(checkpointKey); err != nil {
 		t.Fatal(err)

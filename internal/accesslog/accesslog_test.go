@@ -23,7 +23,11 @@ func newLog(t *testing.T, pool *pgxpool.Pool, cfg accesslog.Config) *accesslog.L
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.Close(ctx)
+	})
 	return l
 }
 
