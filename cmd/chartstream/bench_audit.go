@@ -93,7 +93,11 @@ the last line is one JSON object.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "seed:   %d events over %d patients in %.1f s (%.0f events/s)\n", r.Events, r.Patients, r.SeedSeconds, r.SeedEventsPerSec)
+			if r.SeedSeconds > 0 {
+				fmt.Fprintf(out, "seed:   %d events over %d patients in %.1f s (%.0f events/s)\n", r.Events, r.Patients, r.SeedSeconds, r.SeedEventsPerSec)
+			} else {
+				fmt.Fprintf(out, "tenant: %s, %d events seeded earlier\n", r.Tenant, r.Events)
+			}
 			fmt.Fprintf(out, "export: %.0f events/s (%.1f s, %.0f MB), peak RSS %.1f MB  (targets >= 100,000/s, < 100 MB)\n",
 				r.ExportEventsPerSec, r.ExportSeconds, float64(r.ExportBytes)/1e6, r.ExportMaxRSSMB)
 			fmt.Fprintf(out, "GET /v1/patients/{id}: p50 %.2f / p99 %.2f ms with the access log, %.2f / %.2f ms without: p99 cost %.2f ms (target <= 1)\n",
