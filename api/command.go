@@ -31,25 +31,27 @@ const (
 	headerClient           = "X-Client"
 )
 
-// ConsistencyToken encodes the global position of a command's last event.
-// It is opaque to clients; ParseConsistencyToken reads it back.
-func ConsistencyToken(position int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + strconv.FormatInt(position, 10)))
+// ConsistencyToken names a command's last event. It is opaque to clients,
+// and it is the event's id, not its global position: positions are shared
+// by every tenant, so a tenant seeing them could measure the others'
+// writes. ParseConsistencyToken reads it back.
+func ConsistencyToken(lastEvent uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v2:" + lastEvent.String()))
 }
 
-// ParseConsistencyToken returns the position in a token, or EINVALID. Only
+// ParseConsistencyToken returns the event a token names, or EINVALID. Only
 // the token ConsistencyToken makes is accepted, not other spellings that
-// decode to the same position.
-func ParseConsistencyToken(token string) (int64, error) {
+// decode to the same event.
+func ParseConsistencyToken(token string) (uuid.UUID, error) {
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err == nil {
-		if p, ok := strings.CutPrefix(string(raw), "v1:"); ok {
-			if pos, err := strconv.ParseInt(p, 10, 64); err == nil && pos > 0 && ConsistencyToken(pos) == token {
-				return pos, nil
+		if v, ok := strings.CutPrefix(string(raw), "v2:"); ok {
+			if id, err := uuid.Parse(v); err == nil && id != uuid.Nil && ConsistencyToken(id) == token {
+				return id, nil
 			}
 		}
 	}
-	return 0, chartstream.Errorf(chartstream.EINVALID, "malformed consistency token")
+	return uuid.Nil, chartstream.Errorf(chartstream.EINVALID, "malformed consistency token")
 }
 
 // respond writes a command's result: 201 with Location for creations, 200
@@ -57,7 +59,9 @@ func ParseConsistencyToken(token string) (int64, error) {
 func respond(c echo.Context, location string, r chartstream.CommandResult) error {
 	h := c.Response().Header()
 	h.Set(headerETag, strconv.Quote(strconv.FormatInt(r.Version, 10)))
-	h.Set(HeaderConsistencyToken, ConsistencyToken(r.Position))
+	if r.LastEvent != uuid.Nil { // a command that changed nothing has nothing to wait for
+		h.Set(HeaderConsistencyToken, ConsistencyToken(r.LastEvent))
+	}
 	status := http.StatusOK
 	if location != "" {
 		h.Set(echo.HeaderLocation, location)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/chartstream/chartstream"
@@ -244,16 +246,16 @@ func FuzzQueryParams(f *testing.F) {
 
 // FuzzConsistencyToken parses X-Consistency-Token values: never a panic;
 // a refusal is EINVALID repeating nothing; an accepted token is exactly
-// the one ConsistencyToken makes for its position.
+// the one ConsistencyToken makes for its event.
 func FuzzConsistencyToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
-		pos, err := ParseConsistencyToken(token)
+		event, err := ParseConsistencyToken(token)
 		if err != nil {
 			wantClientError(t, err, []string{token})
 			return
 		}
-		if pos < 1 || ConsistencyToken(pos) != token {
-			t.Fatalf("token %q read as position %d, which is written %q", token, pos, ConsistencyToken(pos))
+		if event == uuid.Nil || ConsistencyToken(event) != token {
+			t.Fatalf("token %q read as event %s, which is written %q", token, event, ConsistencyToken(event))
 		}
 	})
 }

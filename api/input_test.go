@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
 )
@@ -80,15 +82,16 @@ func TestParsedHeadersAreStrict(t *testing.T) {
 	c := e.newChart()
 	e.project(c.tenant)
 	chartPath := "/v1/patients/" + c.patient.String()
-	token := api.ConsistencyToken(1)
+	event := uuid.MustParse("0b4f6a0e-8c1d-4e7a-9d57-2f1c3b5a6e90")
 	for _, h := range [][]string{
 		{"X-Request-ID", "has spaces"},
 		{"X-Request-ID", strings.Repeat("a", 65)},
 		{"X-Correlation-ID", "a/b"},
 		{"X-Client", "\xff"},
 		{"X-Consistency-Token", "bogus"},
-		{"X-Consistency-Token", base64.RawURLEncoding.EncodeToString([]byte("v1:01"))}, // position 1, spelt otherwise
-		{"X-Consistency-Token", token[:len(token)-1] + "B"},                            // other padding bits, same position
+		{"X-Consistency-Token", base64.RawURLEncoding.EncodeToString([]byte("v1:1"))},                                  // a global position: no longer taken
+		{"X-Consistency-Token", base64.RawURLEncoding.EncodeToString([]byte("v2:" + strings.ToUpper(event.String())))}, // the event, spelt otherwise
+		{"X-Consistency-Token", api.ConsistencyToken(event) + "=="},                                                    // padded
 		{"Idempotency-Key", "two words"},
 	} {
 		r := e.do(http.MethodGet, chartPath, c.token, nil, h...).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
@@ -120,6 +123,6 @@ func TestParsedHeadersAreStrict(t *testing.T) {
 		t.Errorf("two If-Match headers: %d, want 400", resp.StatusCode)
 	}
 	e.wantEvents(c.tenant, before, "after refused headers")
-	etag := e.do(http.MethodGet, chartPath, c.token, nil, "X-Consistency-Token", token, "X-Request-ID", "req-1").want(t, http.StatusOK).Header.Get("ETag")
+	etag := e.do(http.MethodGet, chartPath, c.token, nil, "X-Consistency-Token", api.ConsistencyToken(event), "X-Request-ID", "req-1").want(t, http.StatusOK).Header.Get("ETag")
 	e.do(http.MethodPatch, chartPath, c.token, patch, "If-Match", "W/"+etag, "X-Correlation-ID", "corr-1", "X-Client", "ward-app").want(t, http.StatusOK)
 }

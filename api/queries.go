@@ -231,7 +231,7 @@ func (s *Server) awaitConsistency(c echo.Context, names ...string) {
 	if token == "" {
 		return
 	}
-	position, err := ParseConsistencyToken(token)
+	event, err := ParseConsistencyToken(token)
 	if err != nil {
 		return // cannot happen: checkHeaders refused it
 	}
@@ -239,7 +239,7 @@ func (s *Server) awaitConsistency(c echo.Context, names ...string) {
 	defer cancel()
 	tenant := callerOf(c).Tenant
 	for {
-		ok, err := projections.Reached(ctx, s.deps.ReadModels, tenant, names, position)
+		ok, err := projections.Reached(ctx, s.deps.ReadModels, tenant, names, event)
 		if err == nil && ok {
 			return
 		}

@@ -113,6 +113,9 @@ type Deps struct {
 	// Auditor checks a tenant's history against its signed checkpoints
 	// (audit.Verifier).
 	Auditor Auditor
+	// Analytics serves /v1/analytics from the hot standby. Optional: without
+	// it those routes answer 503 (they never read the primary instead).
+	Analytics AnalyticsReader
 }
 
 // Server is the HTTP server.
@@ -214,7 +217,7 @@ func (s *Server) clinicalRoutes() error {
 // handlers, generates the OpenAPI document and drives the generated tests.
 func (s *Server) routeTable() []route {
 	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.historyRoutes(),
-		s.auditRoutes(), s.fhirRoutes(), s.fhirReadRoutes(), s.fhirHistoryRoutes())
+		s.auditRoutes(), s.analyticsRoutes(), s.fhirRoutes(), s.fhirReadRoutes(), s.fhirHistoryRoutes())
 }
 
 // refuseBody lets body-less routes take an empty body or {} and nothing

@@ -220,7 +220,7 @@ func TestBenchCommandsEndToEnd(t *testing.T) {
 	}
 	t.Parallel()
 	natsURL := testkit.MustNATSServer(t).URL()
-	out, err := execute(testkit.Context(t), "bench", "commands", "--duration", "1s", "--concurrency", "2", "--patients", "10",
+	out, err := execute(testkit.Context(t), "bench", "commands", "--duration", "2s", "--concurrency", "2", "--patients", "10",
 		"--histories", "10,100", "--history-posts", "5", "--nats-url", natsURL, "--json")
 	if err != nil {
 		t.Fatalf("bench commands: %v\n%s", err, out)
@@ -259,5 +259,29 @@ func TestBenchCommandsEndToEnd(t *testing.T) {
 	}
 	if h := r.History; h == nil || len(h.Sizes) != 2 || h.Sizes[0].Events != 10 || h.Sizes[1].Events != 100 || h.Sizes[1].MedianMs <= 0 || h.Ratio <= 0 {
 		t.Errorf("history %+v, want medians for 10 and 100 events and their ratio", h)
+	}
+}
+
+// A client's picks follow the mix in every short run, not only on average:
+// any 20 consecutive requests hold each operation of the clinical mix.
+func TestMixSequenceCoversShortRuns(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(50) {
+		next := mixSequence(rand.New(rand.NewPCG(seed, 7)))
+		var window []benchOp
+		for i := range 500 {
+			window = append(window, clinicalMix.pick(next()))
+			if len(window) > 20 {
+				window = window[1:]
+			}
+			if len(window) < 20 {
+				continue
+			}
+			for _, s := range clinicalMix {
+				if !slices.Contains(window, s.op) {
+					t.Fatalf("seed %d: requests %d-%d hold no %s: %v", seed, i-19, i, s.op, window)
+				}
+			}
+		}
 	}
 }

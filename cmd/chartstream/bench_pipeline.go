@@ -35,6 +35,7 @@ type benchPipeline struct {
 	reader     *eventstore.Store
 	relayPool  *pgxpool.Pool
 	js         jetstream.JetStream
+	nats       *messaging.Conn
 	relayCfg   workers.RelayConfig
 	quiet      *slog.Logger // warnings and errors only, to the bench's log
 	closers    []func()
@@ -82,6 +83,7 @@ func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs 
 		return b, err
 	}
 	b.closers = append(b.closers, nc.Close)
+	b.nats = nc
 	if b.js, err = jetstream.New(nc.Conn, jetstream.WithPublishAsyncMaxPending(512)); err != nil {
 		return b, err
 	}

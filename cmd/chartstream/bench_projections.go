@@ -7,34 +7,34 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
-	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/workers"
 )
 
 type projectionsBench struct {
-	Rate                int     `json:"rate"`
-	Events              int     `json:"events"`
-	LagP50Ms            float64 `json:"lag_p50_ms"`
-	LagP99Ms            float64 `json:"lag_p99_ms"`
-	LagMaxMs            float64 `json:"lag_max_ms"`
-	ChartRequests       int     `json:"chart_requests"`
-	ChartP50Ms          float64 `json:"chart_get_p50_ms"`
-	ChartP99Ms          float64 `json:"chart_get_p99_ms"`
-	RebuildEvents       int64   `json:"rebuild_events"`
-	RebuildEventsPerSec float64 `json:"rebuild_events_per_sec"`
+	// History is what --seed-events found and added before measuring.
+	History             seedReport `json:"history"`
+	Rate                int        `json:"rate"`
+	Events              int        `json:"events"`
+	LagP50Ms            float64    `json:"lag_p50_ms"`
+	LagP99Ms            float64    `json:"lag_p99_ms"`
+	LagMaxMs            float64    `json:"lag_max_ms"`
+	ChartRequests       int        `json:"chart_requests"`
+	ChartP50Ms          float64    `json:"chart_get_p50_ms"`
+	ChartP99Ms          float64    `json:"chart_get_p99_ms"`
+	RebuildEvents       int64      `json:"rebuild_events"`
+	RebuildEventsPerSec float64    `json:"rebuild_events_per_sec"`
 }
 
 func newBenchProjectionsCmd() *cobra.Command {
 	var urls benchURLs
-	var redisURL string
+	var redisURL, keyFile string
+	var seed seedSpec
 	var rate, patients, requests int
 	var duration time.Duration
 	var asJSON bool
@@ -46,7 +46,13 @@ and an API server on a loopback port, for a fresh bench tenant. Phase 1 register
 --patients patients, then records vital signs at --rate events/s for --duration and
 measures, per event, commit to applied in the read models. Phase 2 sends
 --requests GET /v1/patients/{id} and measures their latency. Phase 3 rebuilds
-the tenant's read models from the event store.`,
+the tenant's read models from the event store.
+
+With --seed-events N, the event store is first filled to hold at least N events
+of other tenants' history (--seed-tenants tenants named history-NNN, created if
+absent; their read models rebuilt, which is timed and reported too), so the
+figures are those of a database with history. Seeding is kept: a second run
+with the same N adds nothing.`,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", urls.db}, [2]string{"DATABASE_RELAY_URL", urls.relay},
@@ -54,13 +60,27 @@ the tenant's read models from the event store.`,
 				return err
 			}
 			if rate < 1 || patients < 1 || requests < 1 || duration <= 0 {
-				return fmt.Errorf("--rate, --patients, --requests and --duration must be positive")
+				return exitError{2, fmt.Errorf("--rate, --patients, --requests and --duration must be positive")}
+			}
+			if err := seed.validate(); err != nil {
+				return exitError{2, err}
+			}
+			if seed.Events > 0 && keyFile == "" {
+				return exitError{2, fmt.Errorf("--seed-events needs PHI_KEY_FILE (the seeded history is sealed like any other)")}
+			}
+			history, err := seedHistory(cmd.Context(), cmd.ErrOrStderr(), urls, keyFile, seed)
+			if err != nil {
+				return err
 			}
 			r, err := benchProjections(cmd.Context(), cmd.ErrOrStderr(), urls, redisURL, rate, patients, requests, duration)
 			if err != nil {
 				return err
 			}
+			r.History = history
 			out := cmd.OutOrStdout()
+			if seed.Events > 0 {
+				history.print(out)
+			}
 			fmt.Fprintf(out, "commit -> read model: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events at %d/s)\n", r.LagP50Ms, r.LagP99Ms, r.LagMaxMs, r.Events, r.Rate)
 			fmt.Fprintf(out, "GET /v1/patients/{id}: p50 %.2f ms, p99 %.2f ms (%d requests)\n", r.ChartP50Ms, r.ChartP99Ms, r.ChartRequests)
 			fmt.Fprintf(out, "rebuild: %.0f events/s (%d events)\n", r.RebuildEventsPerSec, r.RebuildEvents)
@@ -80,6 +100,8 @@ the tenant's read models from the event store.`,
 	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
 	f.IntVar(&requests, "requests", 2000, "GET /v1/patients/{id} requests")
 	f.DurationVar(&duration, "duration", 10*time.Second, "length of the lag phase")
+	stringFlag(f, &keyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key (seals the seeded history)")
+	seed.flags(f)
 	f.BoolVar(&asJSON, "json", false, "print a JSON object as the last line")
 	return cmd
 }
@@ -94,112 +116,19 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 	tenant := b.tenant.ID
 
 	// applied records when the projector applied each of the tenant's events.
-	var mu sync.Mutex
-	applied := make(map[uuid.UUID]time.Time)
+	applied := newAppliedTimes(tenant)
 	projector, err := workers.NewProjector(workers.ProjectorDeps{
-		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet,
-		Applied: func(e chartstream.Event, at time.Time) {
-			if e.Tenant == tenant {
-				mu.Lock()
-				applied[e.ID] = at
-				mu.Unlock()
-			}
-		},
+		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet, Applied: applied.record,
 	}, workers.ProjectorConfig{Stream: b.relayCfg.Stream, SubjectPrefix: b.relayCfg.SubjectPrefix, Consumer: "bench-" + b.relayCfg.Name})
 	if err != nil {
 		return r, err
 	}
-	stopRelay, err := b.startRelay(ctx, nil)
+	// Phase 1: vital signs at perSecond.
+	ids, lags, stop, err := lagPhase(ctx, b, projector.Run, applied, patients, perSecond, duration)
+	defer stop()
 	if err != nil {
 		return r, err
 	}
-	defer stopRelay()
-	defer runInBackground(ctx, projector.Run)()
-
-	md := chartstream.Metadata{Actor: "bench"}
-	ids := make([]uuid.UUID, patients)
-	cmds := commands.New(b.writer, nil)
-	for i := range ids {
-		res, err := cmds.Run(ctx, tenant, md, patient.RegisterPatient{MRN: fmt.Sprintf("BENCH-%06d", i),
-			Name: patient.HumanName{Family: "Bench", Given: []string{"Patient"}}, BirthDate: "1970-01-01", Sex: "unknown"})
-		if err != nil {
-			return r, err
-		}
-		ids[i] = res.ID
-	}
-
-	// Phase 1: vital signs at perSecond, appended straight to the patients'
-	// streams (a command handler would re-read each stream first).
-	n := int(float64(perSecond) * duration.Seconds())
-	committed := make(map[uuid.UUID]time.Time, n)
-	var cmu sync.Mutex
-	bar := newProgress(int64(n), "vital signs")
-	tokens := make(chan int, n)
-	var wg sync.WaitGroup
-	var firstErr error
-	var once sync.Once
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range tokens {
-				id := uuid.Must(uuid.NewV7())
-				payload, _ := json.Marshal(patient.ObservationRecorded{ObservationID: uuid.New(), Code: "8867-4", System: patient.LOINC,
-					Value: ptrTo(60 + float64(i%40)), Unit: "/min", EffectiveAt: time.Now().UTC()})
-				_, err := b.writer.Append(ctx, tenant, patient.Stream(ids[i%len(ids)]), chartstream.AnyVersion,
-					chartstream.NewEvent{ID: id, Type: patient.TypeObservationRecorded, Payload: payload, Metadata: md})
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					continue
-				}
-				cmu.Lock()
-				committed[id] = time.Now()
-				cmu.Unlock()
-				_ = bar.Add(1)
-			}
-		}()
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	perTick := max(1, perSecond/100)
-	for sent := 0; sent < n; {
-		<-tick.C
-		for j := 0; j < perTick && sent < n; j++ {
-			tokens <- sent
-			sent++
-		}
-	}
-	tick.Stop()
-	close(tokens)
-	wg.Wait()
-	_ = bar.Finish()
-	if firstErr != nil {
-		return r, firstErr
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		mu.Lock()
-		missing := 0
-		for id := range committed {
-			if _, ok := applied[id]; !ok {
-				missing++
-			}
-		}
-		mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("%d of %d events not applied within 60s", missing, len(committed))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	lags := make([]float64, 0, len(committed))
-	mu.Lock()
-	for id, c := range committed {
-		lags = append(lags, float64(applied[id].Sub(c).Microseconds())/1000)
-	}
-	mu.Unlock()
-	slices.Sort(lags)
 	r.Events, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs = len(lags), quantile(lags, 0.5), quantile(lags, 0.99), lags[len(lags)-1]
 
 	// Phase 2: GET /v1/patients/{id} through the real API server.

@@ -119,4 +119,3 @@ func TestHelpListsEnvironmentVariables(t *testing.T) {
 		})
 	}
 }
-

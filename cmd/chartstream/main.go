@@ -87,11 +87,13 @@ Each subcommand's --help lists the variables it reads.`,
 		newPatientCmd(),
 		newRelayCmd(),
 		newChaosCmd(),
+		newHealthcheckCmd(),
 	)
 	// A malformed or unknown flag is bad input: exit 2, like every
 	// other refusal of input, whichever subcommand it is given to.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{2, err} })
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
+	root.Long += "\n\nEach can instead be read from a file: X" + fileSuffix + " names a file holding X's value\n(for secrets mounted as files, such as DATABASE_URL" + fileSuffix + "); setting both is an error."
 	strictInputs(root)
 	return root
 }

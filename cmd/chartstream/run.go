@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -57,6 +58,10 @@ type Main struct {
 	relay     *workers.Relay
 	projector *workers.Projector
 	anchor    *workers.Anchor
+	analytics *workers.AnalyticsProjector
+	// replica is the hot standby's pool (chartstream_analytics), nil when
+	// DATABASE_REPLICA_URL is not set.
+	replica *pgxpool.Pool
 	// history is the event store as the relay role: every tenant's events.
 	history *eventstore.Store
 	// phiStores are the event stores that open PHI: their key caches must
@@ -151,6 +156,15 @@ func (m *Main) openWorkers(ctx context.Context) error {
 		JetStream: js, DB: m.pool, Sessions: m.sessions, Events: opener, Heads: m.history,
 		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger,
 	}, m.Config.Projector)
+	if err != nil {
+		return err
+	}
+	// The analytics read no PHI: the store is only for gaps, never opened.
+	m.Config.Analytics.Stream, m.Config.Analytics.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
+	m.analytics, err = workers.NewAnalyticsProjector(workers.AnalyticsDeps{
+		Dial: func() (*nats.Conn, error) { return m.nats.Dial("chartstream-analytics") },
+		DB:   m.pool, Sessions: m.sessions, Events: opener, Heads: m.history, Verifier: verifier, Logger: m.Logger,
+	}, m.Config.Analytics)
 	return err
 }
 
@@ -220,6 +234,10 @@ func (m *Main) openAPI(ctx context.Context) error {
 		return err
 	}
 	m.phiStores = append(m.phiStores, store)
+	reader, err := m.openAnalytics(ctx, info)
+	if err != nil {
+		return err
+	}
 	rateCfg, err := m.Config.rateLimits()
 	if err != nil {
 		return err
@@ -259,7 +277,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	m.server, err = api.NewServer(api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		Limits: limits, Idempotency: idem, ReadModels: m.pool, Access: m.access, History: store, Auditor: auditor,
+		Limits: limits, Idempotency: idem, ReadModels: m.pool, Analytics: reader, Access: m.access, History: store, Auditor: auditor,
 	},
 		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout,
 			LongRequestTimeout: m.Config.LongRequestTimeout})
@@ -299,10 +317,11 @@ func (m *Main) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}()
-		wg.Add(3)
+		wg.Add(4)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.anchor.Run(ctx) }()
+		go func() { defer wg.Done(); _ = m.analytics.Run(ctx) }()
 	}
 	var err error
 	if m.server != nil {
@@ -351,6 +370,9 @@ func (m *Main) Close() {
 	if m.relayPool != nil {
 		m.relayPool.Close()
 	}
+	if m.replica != nil {
+		m.replica.Close()
+	}
 	if m.sessions != nil && m.sessions != m.pool {
 		m.sessions.Close()
 	}
@@ -382,7 +404,7 @@ func newWorkCmd() *cobra.Command {
 	m := &Main{Workers: true}
 	cmd := &cobra.Command{
 		Use:   "work",
-		Short: "Run the workers (relay and projectors)",
+		Short: "Run the workers (relay, read model and analytics projectors)",
 		Args:  badInput(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runMain(cmd, m) },
 	}

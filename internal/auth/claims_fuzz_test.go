@@ -14,7 +14,7 @@ import (
 
 // claimMessages are the messages principal may refuse claims with: fixed,
 // never a claim's value.
-var claimMessages = []string{msgNoSubject, msgNoTenant, msgTenantInvalid, msgRolesInvalid, msgIDInvalid}
+var claimMessages = []string{msgNoSubject, msgNoTenant, msgTenantInvalid, msgRolesInvalid, msgIDInvalid, msgNoID, msgSubjectInvalid}
 
 // FuzzClaims maps verified claims, decoded as the JWT parser decodes a
 // token's payload, to a Principal: never a panic; a refusal is an
