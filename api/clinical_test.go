@@ -60,7 +60,7 @@ func newPatient() map[string]any {
 
 // path fills a route's parameters with the chart's ids.
 func (c chart) path(route string) string {
-	r := strings.NewReplacer(":aid", c.allergy.String(), ":cid", c.condition.String())
+	r := strings.NewReplacer(":aid", c.allergy.String(), ":cid", c.condition.String(), ":vid", "1")
 	p := r.Replace(route)
 	switch {
 	case strings.HasPrefix(p, "/v1/encounters/:id"):
@@ -160,7 +160,7 @@ func TestEveryRouteHidesOtherTenantsData(t *testing.T) {
 	e := newAPIEnv(t)
 	a := e.newChart()
 	b := testkit.MustTenant(t)
-	tokenB := e.token(b, chartstream.RoleClinician, chartstream.RoleNurse)
+	tokenB := e.token(b, chartstream.RoleClinician, chartstream.RoleNurse, chartstream.RoleAuditor)
 	before := e.eventCount(a.tenant)
 	nobody := chart{patient: uuid.New(), allergy: uuid.New(), condition: uuid.New(), encounter: uuid.New(), medication: uuid.New()}
 	routes := e.server.RouteTable()

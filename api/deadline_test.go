@@ -9,7 +9,6 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
-	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
 )
 
@@ -18,12 +17,7 @@ import (
 // cannot pile up requests without bound.
 func TestRequestsEndAtTheirDeadline(t *testing.T) {
 	t.Parallel()
-	proxy, url := testkit.MustPGProxy(t, "DATABASE_URL")
-	pool, err := postgres.Connect(testkit.Context(t), postgres.Config{URL: url, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	proxy, pool := testkit.MustProxiedPool(t, "DATABASE_URL")
 	e := newAPIEnvWith(t, withReadModels(pool), withServer(api.Config{RequestTimeout: 300 * time.Millisecond}))
 	tenant := testkit.MustTenant(t)
 	token := e.token(tenant, chartstream.RoleClinician)

@@ -24,14 +24,17 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/audit"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/accesslog"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/internal/revocation"
+	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/projections/analytics"
@@ -56,6 +59,10 @@ type apiEnv struct {
 	// kid its id, for tests that build tokens the minter refuses to.
 	devKey *ecdsa.PrivateKey
 	kid    string
+	// access is the server's PHI access log; checkpointSigner signs the
+	// checkpoints its verification trusts.
+	access           *accesslog.Log
+	checkpointSigner *signing.Signer
 }
 
 // lockedBuffer is a log sink the server's goroutines may share.
@@ -90,6 +97,8 @@ type envConfig struct {
 	// readModels, when set, is the pool queries read from.
 	readModels *pgxpool.Pool
 	server     api.Config
+	// accessPool, when set, is the pool the access log writes through.
+	accessPool *pgxpool.Pool
 }
 
 // envOption adjusts the environment newAPIEnvWith builds.
@@ -134,6 +143,12 @@ func withReadModels(pool *pgxpool.Pool) envOption {
 // withServer sets the server's configuration (its Addr is the test's).
 func withServer(cfg api.Config) envOption {
 	return func(c *envConfig) { c.server = cfg }
+}
+
+// withAccessLogPool makes the access log write through a pool of the
+// test's (a pool through a testkit.PGProxy, say).
+func withAccessLogPool(pool *pgxpool.Pool) envOption {
+	return func(c *envConfig) { c.accessPool = pool }
 }
 
 // withLog sends the server's log, at debug level, to w.
@@ -205,11 +220,35 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	accessPool := cfg.accessPool
+	if accessPool == nil {
+		accessPool = testkit.MustAppPool(t)
+	}
+	access, err := accesslog.New(accessPool, logging.New(cfg.log, slog.LevelDebug), accesslog.Config{FlushInterval: 10 * time.Millisecond, StallAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// A test that failed with the log's database unreachable must not
+		// hang here.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = access.Close(ctx)
+	})
+	checkpointKey := filepath.Join(dir, "checkpoint.pem")
+	if _, err := signing.CreateKeyFiles(checkpointKey); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signing.LoadSigner(checkpointKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := api.NewServer(api.Deps{
 		Logger:   logging.New(cfg.log, slog.LevelDebug),
 		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
 		Limits:      limits, Idempotency: idem, ReadModels: readModels, Analytics: cfg.analytics,
+		Access: access, History: store, Auditor: audit.Verifier{History: store, Keys: signer.Public()},
 	}, cfg.server)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +256,7 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &apiEnv{t: t, server: srv, url: hs.URL, minter: auth.NewMinter(key), store: store, redis: rdb, prefix: prefix,
-		devKey: readDevKey(t, devKey), kid: key.KeyID()}
+		devKey: readDevKey(t, devKey), kid: key.KeyID(), access: access, checkpointSigner: signer}
 }
 
 // readDevKey parses the PKCS #8 file CreateDevKey wrote. auth.DevKey keeps

@@ -17,6 +17,9 @@ type RouteInfo struct {
 	RequestType string
 	// FHIR routes answer with FHIR JSON.
 	FHIR bool
+	// PHI is "none", "patient" (the path's :id) or "named" (by the
+	// handler): whether, and whose, PHI the answer holds.
+	PHI string
 }
 
 // RouteTable returns the server's clinical routes.
@@ -24,7 +27,8 @@ func (s *Server) RouteTable() []RouteInfo {
 	out := make([]RouteInfo, len(s.routes))
 	for i, r := range s.routes {
 		out[i] = RouteInfo{Method: r.Method, Path: r.Path, Roles: r.Roles, Example: r.Example, Created: r.Created,
-			Read: !r.command(), Request: r.Request, RequestType: r.RequestType, FHIR: r.ContentType == FHIRContentType}
+			Read: !r.command(), Request: r.Request, RequestType: r.RequestType, FHIR: r.ContentType == FHIRContentType,
+			PHI: map[phiAccess]string{noPHI: "none", patientPHI: "patient", namedPHI: "named"}[r.PHI]}
 	}
 	return out
 }

@@ -106,15 +106,19 @@ type (
 // and rate limits as the JSON reads.
 func (s *Server) fhirRoutes() []route {
 	get := func(path, summary string, query, response any, h echo.HandlerFunc) route {
+		phi := namedPHI
+		if path == "/Patient/:id" {
+			phi = patientPHI
+		}
 		return route{Method: http.MethodGet, Path: fhirBase + path, Summary: "FHIR: " + summary, Roles: readers,
-			Query: query, Response: response, ContentType: FHIRContentType, Handle: h}
+			Query: query, Response: response, ContentType: FHIRContentType, PHI: phi, Handle: h}
 	}
 	return []route{
 		get("/Patient/:id", "read a Patient", nil, new(fhirPatient), s.fhirReadPatient),
 		get("/Patient", "search Patients (prefer POST Patient/_search: PHI stays out of URLs)", new(fhirPatientQuery), new(fhirBundle), s.fhirSearchPatients),
 		{Method: http.MethodPost, Path: fhirBase + "/Patient/_search", Summary: "FHIR: search Patients, the parameters in a form body",
 			Roles: readers, Read: true, Request: new(fhirPatientForm), RequestType: echo.MIMEApplicationForm, OptionalBody: true,
-			Response: new(fhirBundle), ContentType: FHIRContentType, Handle: s.fhirSearchPatients,
+			Response: new(fhirBundle), ContentType: FHIRContentType, PHI: namedPHI, Handle: s.fhirSearchPatients,
 			Example: url.Values{"name": {"lovelace"}, paramCount: {"20"}}},
 		get("/Observation", "search a patient's Observations, newest first", new(fhirObservationQuery), new(fhirBundle), s.fhirSearchObservations),
 		get("/Encounter", "search Encounters", new(fhirEncounterQuery), new(fhirBundle), s.fhirSearchEncounters),
@@ -129,7 +133,7 @@ func (s *Server) fhirRoutes() []route {
 // and it says nothing about any tenant.
 func (s *Server) fhirPublicRoutes() []route {
 	return []route{{Method: http.MethodGet, Path: fhirBase + "/metadata", Summary: "FHIR: CapabilityStatement (no token needed)",
-		Public: true, Response: new(capabilityStatement), ContentType: FHIRContentType, Handle: s.fhirMetadata}}
+		Public: true, Response: new(capabilityStatement), ContentType: FHIRContentType, PHI: noPHI, Handle: s.fhirMetadata}}
 }
 
 // registerFHIR serves the FHIR routes; their errors become OperationOutcomes
@@ -138,7 +142,7 @@ func (s *Server) registerFHIR(routes, public []route) {
 	for _, r := range public {
 		s.echo.Add(r.Method, r.Path, r.Handle)
 	}
-	register(s.echo.Group(fhirBase, s.authenticate, s.limit), fhirBase, routes, s.idempotent)
+	s.register(s.echo.Group(fhirBase, s.authenticate, s.limit), fhirBase, routes)
 }
 
 // capabilityStatement is what the FHIR API does, for /metadata.

@@ -18,43 +18,48 @@ import (
 // fhirReadRoutes are the reads of single resources, so every entry's
 // fullUrl in a searchset resolves.
 func (s *Server) fhirReadRoutes() []route {
-	read := func(typ string, response any, projection string, get func(context.Context, chartstream.TenantID, uuid.UUID) (any, error)) route {
+	read := func(typ string, response any, projection string, get func(context.Context, chartstream.TenantID, uuid.UUID) (any, uuid.UUID, error)) route {
 		return route{Method: http.MethodGet, Path: fhirBase + "/" + typ + "/:id", Summary: "FHIR: read a " + typ, Roles: readers,
-			Response: response, ContentType: FHIRContentType, Handle: func(c echo.Context) error {
+			Response: response, ContentType: FHIRContentType, PHI: namedPHI, Handle: func(c echo.Context) error {
 				id, err := pathID(c, "id")
 				if err != nil {
 					return err
 				}
 				s.awaitConsistency(c, projection)
-				v, err := get(c.Request().Context(), callerOf(c).Tenant, id)
+				v, patient, err := get(c.Request().Context(), callerOf(c).Tenant, id)
 				if err != nil {
 					return err
 				}
+				accessed(c, patient)
 				return writeFHIR(c, http.StatusOK, v)
 			}}
 	}
 	pool := s.deps.ReadModels
 	return []route{
-		read("Observation", new(fhirObservation), "observations", fhirRead(pool, observations.ByID, fhirObservationOf)),
-		read("Encounter", new(fhirEncounter), "census", fhirRead(pool, census.ByID, fhirEncounterOf)),
-		read("MedicationRequest", new(fhirMedicationRequest), "orders", fhirRead(pool, orders.ByID, fhirMedicationRequestOf)),
+		read("Observation", new(fhirObservation), "observations", fhirRead(pool, observations.ByID, fhirObservationOf,
+			func(o observations.Observation) uuid.UUID { return o.PatientID })),
+		read("Encounter", new(fhirEncounter), "census", fhirRead(pool, census.ByID, fhirEncounterOf,
+			func(e census.Encounter) uuid.UUID { return e.PatientID })),
+		read("MedicationRequest", new(fhirMedicationRequest), "orders", fhirRead(pool, orders.ByID, fhirMedicationRequestOf,
+			func(o orders.MedicationOrder) uuid.UUID { return o.PatientID })),
 		read("AllergyIntolerance", new(fhirAllergy), "chart", fhirRead(pool, chart.AllergyByID, func(a chart.PatientAllergy) fhirAllergy {
 			return fhirAllergyOf(a.PatientID, a.Allergy)
-		})),
+		}, func(a chart.PatientAllergy) uuid.UUID { return a.PatientID })),
 		read("Condition", new(fhirCondition), "chart", fhirRead(pool, chart.ConditionByID, func(c chart.PatientCondition) fhirCondition {
 			return fhirConditionOf(c.PatientID, c.Condition)
-		})),
+		}, func(c chart.PatientCondition) uuid.UUID { return c.PatientID })),
 	}
 }
 
 // fhirRead reads one row with get and, only when found, maps it to its
-// FHIR resource.
-func fhirRead[T, R any](pool *pgxpool.Pool, get func(context.Context, *pgxpool.Pool, chartstream.TenantID, uuid.UUID) (T, error), toFHIR func(T) R) func(context.Context, chartstream.TenantID, uuid.UUID) (any, error) {
-	return func(ctx context.Context, tenant chartstream.TenantID, id uuid.UUID) (any, error) {
+// FHIR resource and names its patient.
+func fhirRead[T, R any](pool *pgxpool.Pool, get func(context.Context, *pgxpool.Pool, chartstream.TenantID, uuid.UUID) (T, error), toFHIR func(T) R,
+	patientOf func(T) uuid.UUID) func(context.Context, chartstream.TenantID, uuid.UUID) (any, uuid.UUID, error) {
+	return func(ctx context.Context, tenant chartstream.TenantID, id uuid.UUID) (any, uuid.UUID, error) {
 		v, err := get(ctx, pool, tenant, id)
 		if err != nil {
-			return nil, err
+			return nil, uuid.Nil, err
 		}
-		return toFHIR(v), nil
+		return toFHIR(v), patientOf(v), nil
 	}
 }

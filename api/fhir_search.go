@@ -61,6 +61,9 @@ func (s *Server) fhirSearchPatients(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, it := range res.Items {
+		accessed(c, it.PatientID)
+	}
 	return writeSearchset(c, "Patient", res.Items, res.Next,
 		func(p chart.PatientSummary) uuid.UUID { return p.PatientID },
 		func(p chart.PatientSummary) any { return fhirPatientOf(p, nil) })
@@ -118,6 +121,9 @@ func (s *Server) fhirSearchEncounters(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		for _, e := range res.Items {
+			accessed(c, e.PatientID)
+		}
 		return writeSearchset(c, "Encounter", res.Items, res.Next,
 			func(e census.Encounter) uuid.UUID { return e.EncounterID },
 			func(e census.Encounter) any { return fhirEncounterOf(e) })
@@ -173,6 +179,7 @@ func (s *Server) fhirChartSearch(c echo.Context, typ string, write func(chart.Ch
 	if err != nil {
 		return err
 	}
+	accessed(c, patient)
 	return write(ch, page)
 }
 
@@ -189,6 +196,7 @@ func (s *Server) fhirPatientSearch(c echo.Context, typ string, q url.Values, pro
 	if _, err := chart.PatientChart(ctx, s.deps.ReadModels, tenant, patient); err != nil {
 		return err
 	}
+	accessed(c, patient)
 	return search(ctx, tenant, patient)
 }
 

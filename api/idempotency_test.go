@@ -15,7 +15,6 @@ import (
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
-	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
 )
 
@@ -154,12 +153,7 @@ func TestIdempotentRetryReplaysARefusal(t *testing.T) {
 // outcome (the command had committed), and nothing is recorded twice.
 func TestCommitOutcomeUnknownThenARetryReturnsTheOriginalOutcome(t *testing.T) {
 	t.Parallel()
-	proxy, url := testkit.MustPGProxy(t, "DATABASE_URL")
-	pool, err := postgres.Connect(testkit.Context(t), postgres.Config{URL: url, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	proxy, pool := testkit.MustProxiedPool(t, "DATABASE_URL")
 	var log lockedBuffer
 	e := newAPIEnvWith(t, withStore(pool, eventstore.Config{ResolveTimeout: 300 * time.Millisecond}), withLog(&log))
 	defer func() {

@@ -216,6 +216,7 @@ var headerRules = []headerRule{
 	{HeaderConsistencyToken, 64, func(v string) bool { _, err := ParseConsistencyToken(v); return err == nil },
 		"must be a token from a command's response"},
 	{headerIdempotencyKey, idempotency.MaxKeyLength, visibleASCII, "must be 1 to 255 visible ASCII characters"},
+	{HeaderPurposeOfUse, 32, validPurpose, "must be an HL7 PurposeOfUse code, e.g. TREAT"},
 	{echo.HeaderAuthorization, 16<<10 + len("Bearer "), nil, ""},
 	{echo.HeaderContentType, 255, nil, ""},
 }

@@ -61,18 +61,18 @@ var readers = []chartstream.Role{chartstream.RoleClinician, chartstream.RoleNurs
 func (s *Server) queryRoutes() []route {
 	return []route{
 		{Method: http.MethodGet, Path: "/v1/patients", Summary: "Search patients (prefer POST /v1/patients/search: PHI stays out of URLs)", Roles: readers,
-			Query: new(patientSearchQuery), Response: new(projections.Page[chart.PatientSummary]), Handle: s.searchPatients},
+			Query: new(patientSearchQuery), Response: new(projections.Page[chart.PatientSummary]), PHI: namedPHI, Handle: s.searchPatients},
 		{Method: http.MethodPost, Path: "/v1/patients/search", Summary: "Search patients, the parameters in the body", Roles: readers, Read: true,
-			Request: new(patientSearchRequest), OptionalBody: true, Response: new(projections.Page[chart.PatientSummary]), Handle: s.searchPatientsByPost,
+			Request: new(patientSearchRequest), OptionalBody: true, Response: new(projections.Page[chart.PatientSummary]), PHI: namedPHI, Handle: s.searchPatientsByPost,
 			Example: patientSearchRequest{Name: "lovelace", Limit: 20}},
-		{Method: http.MethodGet, Path: "/v1/patients/:id", Summary: "A patient's chart", Roles: readers,
-			Response: new(chart.Chart), Handle: s.patientChart},
+		{Method: http.MethodGet, Path: "/v1/patients/:id", Summary: "A patient's chart; with as_of, as it stood then, rebuilt from the event store",
+			Roles: readers, Query: new(chartQuery), Response: new(chart.Chart), PHI: patientPHI, Handle: s.patientChart},
 		{Method: http.MethodGet, Path: "/v1/patients/:id/observations", Summary: "A patient's observations over time", Roles: readers,
-			Query: new(observationQuery), Response: new(projections.Page[observations.Observation]), Handle: s.patientObservations},
+			Query: new(observationQuery), Response: new(projections.Page[observations.Observation]), PHI: patientPHI, Handle: s.patientObservations},
 		{Method: http.MethodGet, Path: "/v1/patients/:id/medication-orders", Summary: "A patient's medication orders", Roles: readers,
-			Query: new(orderQuery), Response: new([]orders.MedicationOrder), Handle: s.patientMedicationOrders},
+			Query: new(orderQuery), Response: new([]orders.MedicationOrder), PHI: patientPHI, Handle: s.patientMedicationOrders},
 		{Method: http.MethodGet, Path: "/v1/encounters", Summary: "Encounters, e.g. the census of a location", Roles: readers,
-			Query: new(encounterQuery), Response: new(projections.Page[census.Encounter]), Handle: s.listEncounters},
+			Query: new(encounterQuery), Response: new(projections.Page[census.Encounter]), PHI: namedPHI, Handle: s.listEncounters},
 	}
 }
 
@@ -107,6 +107,9 @@ func (s *Server) patientSearch(c echo.Context, q patientSearchQuery) error {
 	if err != nil {
 		return err
 	}
+	for _, p := range page.Items {
+		accessed(c, p.PatientID)
+	}
 	return c.JSON(http.StatusOK, page)
 }
 
@@ -114,6 +117,22 @@ func (s *Server) patientChart(c echo.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return err
+	}
+	var q chartQuery
+	if err := bindQuery(c, &q); err != nil {
+		return err
+	}
+	if q.AsOf != "" {
+		asOf, err := parseAsOf(q.AsOf)
+		if err != nil {
+			return err
+		}
+		ch, last, err := s.chartAsOf(c.Request().Context(), callerOf(c).Tenant, id, asOf)
+		if err != nil {
+			return err
+		}
+		setLastEvent(c, last)
+		return c.JSON(http.StatusOK, ch)
 	}
 	s.awaitConsistency(c, "chart", "census", "orders")
 	ch, err := chart.PatientChart(c.Request().Context(), s.deps.ReadModels, callerOf(c).Tenant, id)
@@ -173,6 +192,9 @@ func (s *Server) listEncounters(c echo.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, e := range page.Items {
+		accessed(c, e.PatientID)
 	}
 	return c.JSON(http.StatusOK, page)
 }

@@ -95,9 +95,18 @@ func TestRouteRoles(t *testing.T) {
 		"POST /v1/patients/:id/observations":          true,
 		"POST /v1/encounters/:id/transfer":            true,
 	}
+	// The history and the audit trail are the auditors' alone.
+	audits := map[string]bool{
+		"GET /v1/patients/:id/history": true,
+		"GET /v1/audit/events":         true,
+		"GET /v1/audit/verify":         true,
+		"GET /v1/audit/access":         true,
+	}
 	for _, r := range e.server.RouteTable() {
 		want := []chartstream.Role{chartstream.RoleClinician}
 		switch {
+		case audits[r.Method+" "+r.Path]:
+			want = []chartstream.Role{chartstream.RoleAuditor}
 		case r.Read && strings.HasPrefix(r.Path, "/v1/analytics/"):
 			// Aggregates are the analysts', and theirs only.
 			want = []chartstream.Role{chartstream.RoleAnalyst}

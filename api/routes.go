@@ -48,6 +48,12 @@ type route struct {
 	ContentType string
 	// Public routes need no token (and name no roles).
 	Public bool
+	// PHI says whether the answer holds PHI, and whose; every route that
+	// is not a command must say. PHI routes write the access log.
+	PHI phiAccess
+	// Long routes (exports, verification) may run for LongRequestTimeout
+	// instead of the request deadline.
+	Long   bool
 	Handle echo.HandlerFunc
 }
 
@@ -56,14 +62,17 @@ type route struct {
 func (r route) command() bool { return r.Method != http.MethodGet && !r.Read }
 
 // register adds the routes under prefix to g, each behind its role check,
-// and commands then behind idempotent: a replay is for callers the route
-// admits, never before the role check.
-func register(g *echo.Group, prefix string, routes []route, idempotent echo.MiddlewareFunc) {
+// commands then behind idempotent (a replay is for callers the route
+// admits, never before the role check) and PHI reads behind logAccess.
+func (s *Server) register(g *echo.Group, prefix string, routes []route) {
 	for _, r := range routes {
 		if path, ok := strings.CutPrefix(r.Path, prefix+"/"); ok {
 			mw := []echo.MiddlewareFunc{requireRoles(r.Roles...)}
 			if r.command() {
-				mw = append(mw, idempotent)
+				mw = append(mw, s.idempotent)
+			}
+			if r.PHI == patientPHI || r.PHI == namedPHI {
+				mw = append(mw, s.logAccess(r))
 			}
 			g.Add(r.Method, "/"+path, r.Handle, mw...)
 		}
@@ -156,14 +165,19 @@ func openAPIDocument(routes []route) ([]byte, error) {
 }
 
 // pathParams builds a struct type whose fields are the route's path
-// parameters, each a UUID, for the reflector.
+// parameters, each a UUID but a version (vid), a whole number, for the
+// reflector.
 func pathParams(names []string) any {
 	fields := make([]reflect.StructField, len(names))
 	for i, n := range names {
+		tag := `path:"` + n + `" format:"uuid" required:"true"`
+		if n == "vid" {
+			tag = `path:"` + n + `" pattern:"^[1-9][0-9]*$" required:"true"`
+		}
 		fields[i] = reflect.StructField{
 			Name: "P" + strings.ToUpper(n[:1]) + n[1:],
 			Type: reflect.TypeOf(""),
-			Tag:  reflect.StructTag(`path:"` + n + `" format:"uuid" required:"true"`),
+			Tag:  reflect.StructTag(tag),
 		}
 	}
 	return reflect.New(reflect.StructOf(fields)).Interface()

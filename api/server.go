@@ -49,6 +49,11 @@ type Config struct {
 	// MetricsToken, with Deps.Metrics, serves GET /metrics to callers
 	// sending it as a bearer token. Default none: no /metrics here.
 	MetricsToken string
+	// LongRequestTimeout replaces RequestTimeout for the long routes: an
+	// export streams for as long as it takes (a client resumes after
+	// the last event it got), a verification reads the whole history.
+	// Default 10m.
+	LongRequestTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -67,6 +72,9 @@ func (c *Config) setDefaults() {
 	if c.ConsistencyWait == 0 {
 		c.ConsistencyWait = 2 * time.Second
 	}
+	if c.LongRequestTimeout == 0 {
+		c.LongRequestTimeout = 10 * time.Minute
+	}
 }
 
 // Validate reports every problem with the configuration.
@@ -83,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < minMetricsToken {
 		errs = append(errs, fmt.Errorf("the metrics token must have at least %d characters", minMetricsToken))
+	}
+	if c.LongRequestTimeout < 0 {
+		errs = append(errs, errors.New("long request timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -110,6 +121,14 @@ type Deps struct {
 	Idempotency IdempotencyStore
 	// ReadModels is the app role's pool the queries read from.
 	ReadModels *pgxpool.Pool
+	// Access is the PHI access log, which every PHI read writes.
+	Access AccessLog
+	// History reads the event store for auditors: exports, patient
+	// histories, time travel.
+	History HistoryReader
+	// Auditor checks a tenant's history against its signed checkpoints
+	// (audit.Verifier).
+	Auditor Auditor
 	// Analytics serves /v1/analytics from the hot standby. Optional: without
 	// it those routes answer 503 (they never read the primary instead).
 	Analytics AnalyticsReader
@@ -139,6 +158,8 @@ type Server struct {
 	patterns map[string]bool
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
+	// long are the long routes, "METHOD /path".
+	long map[string]bool
 }
 
 // NewServer builds the server and its routes. It panics on a nil logger (a
@@ -201,8 +222,9 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 // clinicalRoutes registers the authenticated /v1 API, the FHIR R4 reads and
 // their OpenAPI document, generated from the same route table.
 func (s *Server) clinicalRoutes() error {
-	if s.deps.Tokens == nil || s.deps.Tenants == nil || s.deps.Revocations == nil || s.deps.Limits == nil || s.deps.Idempotency == nil || s.deps.ReadModels == nil {
-		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
+	if s.deps.Tokens == nil || s.deps.Tenants == nil || s.deps.Revocations == nil || s.deps.Limits == nil || s.deps.Idempotency == nil ||
+		s.deps.ReadModels == nil || s.deps.Access == nil || s.deps.History == nil || s.deps.Auditor == nil {
+		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency, ReadModels, Access, History and Auditor")
 	}
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
 	s.routes = s.routeTable()
@@ -216,13 +238,20 @@ func (s *Server) clinicalRoutes() error {
 	}
 	var err error
 	public := s.fhirPublicRoutes()
+	checkPHIDeclared(slices.Concat(s.routes, public))
+	s.long = map[string]bool{}
+	for _, r := range s.routes {
+		if r.Long {
+			s.long[r.Method+" "+r.Path] = true
+		}
+	}
 	if s.openAPI, err = openAPIDocument(slices.Concat(s.routes, public)); err != nil {
 		return fmt.Errorf("api: openapi document: %w", err)
 	}
 	s.echo.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
 	})
-	register(s.echo.Group("/v1", s.authenticate, s.limit), "/v1", s.routes, s.idempotent)
+	s.register(s.echo.Group("/v1", s.authenticate, s.limit), "/v1", s.routes)
 	s.registerFHIR(s.routes, public)
 	return nil
 }
@@ -230,7 +259,8 @@ func (s *Server) clinicalRoutes() error {
 // routeTable is every authenticated route: the one list that registers
 // handlers, generates the OpenAPI document and drives the generated tests.
 func (s *Server) routeTable() []route {
-	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.analyticsRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.historyRoutes(),
+		s.auditRoutes(), s.analyticsRoutes(), s.fhirRoutes(), s.fhirReadRoutes(), s.fhirHistoryRoutes())
 }
 
 // refuseBody lets body-less routes take an empty body or {} and nothing
@@ -244,10 +274,17 @@ func refuseBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// deadline gives every request a deadline of RequestTimeout.
+// deadline gives every request a deadline of RequestTimeout, a long
+// route's LongRequestTimeout (and its connection the write deadline to
+// match).
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		timeout := s.cfg.RequestTimeout
+		if s.long[c.Request().Method+" "+c.Path()] {
+			timeout = s.cfg.LongRequestTimeout
+			_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(timeout + 5*time.Second))
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
 		defer cancel()
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)

@@ -181,7 +181,7 @@ func TestGroupAppendKeepsOutcomesApart(t *testing.T) {
 		wantTransactions(t, tenant, 2)
 	}
 	for tenant, events := range map[chartstream.TenantID]int64{a: 1 + 1 + 4, b: 1 + 4 + 1, c: 1 + 4} {
-		if report, err := s.Verify(ctx, tenant, nil); err != nil || report.Broken != nil || report.Events != events {
+		if report, err := s.Verify(ctx, tenant, eventstore.VerifyParams{}); err != nil || len(report.Broken) != 0 || report.Events != events {
 			t.Errorf("verify: %+v, %v; want %d intact events", report, err, events)
 		}
 	}

@@ -147,12 +147,12 @@ func TestTamperEvidence(t *testing.T) {
 			mustAppendIDs(t, s, tenant, 2) // an intact stream before it
 			st, ids := mustAppendIDs(t, s, tenant, 3)
 			tamper(t, tenant, tc.set, ids[1])
-			report, err := s.Verify(ctx, tenant, nil)
+			report, err := s.Verify(ctx, tenant, eventstore.VerifyParams{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := eventstore.BrokenEvent{Stream: st, Version: tc.version, EventID: ids[tc.version-1], Reason: tc.reason}
-			if report.Broken == nil || *report.Broken != want {
+			if len(report.Broken) != 1 || report.Broken[0] != want {
 				t.Fatalf("verify reported %+v, want %+v", report.Broken, want)
 			}
 		})

@@ -158,29 +158,38 @@ func collectEvents(rows pgx.Rows) ([]chartstream.Event, *Cursor, error) {
 	var events []chartstream.Event
 	var last *Cursor
 	for rows.Next() {
-		var e chartstream.Event
-		var payload, meta []byte
-		var sealed []byte
-		// UUIDs scan as pgtype.UUID: binary, where the sql.Scanner path of
-		// TenantID and uuid.UUID parses text (12% of a ReadAll's CPU).
-		var tenant, stream, id, subject pgtype.UUID
-		if err := rows.Scan(&e.Position, &tenant, &e.Stream.Type, &stream, &e.Version, &id, &e.Type,
-			&e.SchemaVersion, &payload, &sealed, &subject, &meta, &e.RecordedAt, &e.TxID); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, nil, err
-		}
-		e.Tenant, e.Stream.ID, e.ID = tenant.Bytes, stream.Bytes, id.Bytes
-		e.Payload = payload
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
-			return nil, nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
-		}
-		if sealed != nil {
-			e.Sealed = &chartstream.SealedPHI{Subject: subject.Bytes, Ciphertext: sealed}
 		}
 		c := CursorOf(e)
 		last = &c
 		events = append(events, e)
 	}
 	return events, last, rows.Err()
+}
+
+// scanEvent scans one row of eventColumns, PHI still sealed.
+func scanEvent(rows pgx.Rows) (chartstream.Event, error) {
+	var e chartstream.Event
+	var payload, meta []byte
+	var sealed []byte
+	// UUIDs scan as pgtype.UUID: binary, where the sql.Scanner path of
+	// TenantID and uuid.UUID parses text (12% of a ReadAll's CPU).
+	var tenant, stream, id, subject pgtype.UUID
+	if err := rows.Scan(&e.Position, &tenant, &e.Stream.Type, &stream, &e.Version, &id, &e.Type,
+		&e.SchemaVersion, &payload, &sealed, &subject, &meta, &e.RecordedAt, &e.TxID); err != nil {
+		return e, err
+	}
+	e.Tenant, e.Stream.ID, e.ID = tenant.Bytes, stream.Bytes, id.Bytes
+	e.Payload = payload
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return e, fmt.Errorf("event %s metadata: %w", e.ID, err)
+	}
+	if sealed != nil {
+		e.Sealed = &chartstream.SealedPHI{Subject: subject.Bytes, Ciphertext: sealed}
+	}
+	return e, nil
 }
 
 // HorizonLag says how far the gap-free read horizon lags behind what has

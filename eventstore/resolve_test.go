@@ -18,12 +18,7 @@ import (
 // lose the database's answers.
 func proxiedStore(t *testing.T, cfg eventstore.Config) (*eventstore.Store, *testkit.PGProxy) {
 	t.Helper()
-	proxy, url := testkit.MustPGProxy(t, "DATABASE_URL")
-	pool, err := postgres.Connect(testkit.Context(t), postgres.Config{URL: url, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	proxy, pool := testkit.MustProxiedPool(t, "DATABASE_URL")
 	return mustStoreWith(t, pool, cfg, eventstoretest.Specs()), proxy
 }
 

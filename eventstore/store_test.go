@@ -102,8 +102,8 @@ func TestAppendAndReadStream(t *testing.T) {
 	if got["name"] != "Ada Lovelace" || got["note"] != "free text" || got["n"] != float64(2) {
 		t.Errorf("payload after open = %v", got)
 	}
-	report, err := s.Verify(ctx, tenant, nil)
-	if err != nil || report.Broken != nil || report.Events != 2 {
+	report, err := s.Verify(ctx, tenant, eventstore.VerifyParams{})
+	if err != nil || len(report.Broken) != 0 || report.Events != 2 {
 		t.Fatalf("verify: %+v, %v", report, err)
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"hash"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -16,82 +16,93 @@ import (
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
-// BrokenEvent names the first event whose chain does not hold.
+// BrokenEvent names the first event of a stream whose chain does not hold.
 type BrokenEvent struct {
-	Stream  chartstream.StreamRef
-	Version int64
-	EventID uuid.UUID
-	// Reason says what failed: "hash mismatch", "broken link", "version gap".
-	Reason string
+	Stream  chartstream.StreamRef `json:"stream"`
+	Version int64                 `json:"version"`
+	EventID uuid.UUID             `json:"event_id"`
+	// Reason says what failed: "version gap" (the version before it is
+	// missing), "broken link" (it does not name its predecessor's hash),
+	// "hash mismatch" (its content does not match its hash).
+	Reason string `json:"reason"`
 }
 
-// VerifyReport is the result of Verify.
+// maxBroken caps the broken streams a report lists.
+const maxBroken = 100
+
+// VerifyParams says what Verify compares the data with.
+type VerifyParams struct {
+	// Anchor is the last event's cursor of a checkpoint the caller
+	// trusts (its signature verified): the report's Anchored is the chain
+	// recomputed up to and including it. Nil for none.
+	Anchor *Cursor
+	// Progress, when set, is told how many events have been checked.
+	Progress ProgressFn
+}
+
+// VerifyReport is what Verify recomputed from the data.
 type VerifyReport struct {
 	Streams, Events int64
-	// Broken is nil when every event verified.
-	Broken *BrokenEvent
+	// Broken lists, per stream, the first event whose chain does not hold
+	// (at most 100 streams); empty when every stream's chain holds.
+	Broken []BrokenEvent
+	// Anchored is the tenant's chain over the events up to the anchor
+	// (all of them with no anchor), each event's hash recomputed from its
+	// content and its stream's recomputed chain, never read.
+	Anchored Chain
+	// Unanchored counts the events after the anchor: committed since the
+	// checkpoint was signed, so nothing vouches for them yet.
+	Unanchored int64
 }
 
 // ProgressFn is told how many of total events have been checked.
 type ProgressFn func(done, total int64)
 
-// Verify walks every stream of the tenant in version order and recomputes
-// each event's hash from its stored fields and its predecessor's hash. It
-// stops at the first event that does not verify and reports it; an error is
-// returned only when the check itself could not run.
-func (s *Store) Verify(ctx context.Context, tenant chartstream.TenantID, progress ProgressFn) (VerifyReport, error) {
-	var report VerifyReport
+// Verify reads every event of the tenant once, in commit order, and
+// recomputes each event's hash from its stored fields and its stream's
+// previous event (naming, per stream, the first event that does not hold)
+// and the tenant's running hash (Chain) up to the anchor. It trusts no
+// stored hash. Whether the running hash and count match a checkpoint is
+// the caller's to judge. An error is returned only when the check itself
+// could not run.
+func (s *Store) Verify(ctx context.Context, tenant chartstream.TenantID, p VerifyParams) (VerifyReport, error) {
+	report := VerifyReport{Anchored: NewChain(tenant)}
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
-		// A large tenant takes longer than the app role's statement timeout.
-		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		if _, err := tx.Exec(ctx, readSetup); err != nil {
 			return err
 		}
 		var total int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1`, tenant).Scan(&total); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT stream_type, stream_id, version, event_id, event_type, schema_version,
-				payload::text, phi, subject_id, metadata::text, (extract(epoch FROM recorded_at) * 1000000)::bigint, prev_hash, hash
-			FROM events WHERE tenant_id = $1 ORDER BY stream_id, version`, tenant)
+		rows, err := tx.Query(ctx, `SELECT `+storedColumns+` FROM events e
+			WHERE tenant_id = $1 ORDER BY e.txid, e.position`, tenant)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		var prev struct {
-			stream  uuid.UUID
-			version int64
-			hash    []byte
-		}
+		w := NewChainCheck()
 		h := sha256.New()
+		var e StoredEvent
 		for rows.Next() {
-			var r hashedRow
-			if err := rows.Scan(&r.streamType, &r.streamID, &r.version, &r.eventID, &r.eventType, &r.schemaVersion,
-				&r.payload, &r.phi, &r.subject, &r.metadata, &r.recordedMicros, &r.prevHash, &r.hash); err != nil {
+			if err := scanStored(rows, tenant, &e); err != nil {
 				return err
 			}
-			if r.streamID != prev.stream {
-				report.Streams++
-				prev.stream, prev.version, prev.hash = r.streamID, 0, nil
+			computed, broken := w.Check(&e, h)
+			if broken != nil && len(report.Broken) < maxBroken {
+				report.Broken = append(report.Broken, *broken)
+			}
+			if p.Anchor == nil || !e.Cursor().After(*p.Anchor) {
+				report.Anchored.Add(e.Cursor(), computed)
+			} else {
+				report.Unanchored++
 			}
 			report.Events++
-			broken := func(reason string) error {
-				report.Broken = &BrokenEvent{Stream: chartstream.StreamRef{Type: r.streamType, ID: r.streamID}, Version: r.version, EventID: r.eventID, Reason: reason}
-				return nil
-			}
-			switch computed := r.computeHash(h, tenant, prev.hash); {
-			case r.version != prev.version+1:
-				return broken("version gap")
-			case !bytes.Equal(r.prevHash, prev.hash):
-				return broken("broken link")
-			case !bytes.Equal(r.hash, computed):
-				return broken("hash mismatch")
-			default:
-				prev.version, prev.hash = r.version, computed
-			}
-			if progress != nil && (report.Events%1000 == 0 || report.Events == total) {
-				progress(report.Events, total)
+			if p.Progress != nil && (report.Events%10000 == 0 || report.Events == total) {
+				p.Progress(report.Events, total)
 			}
 		}
+		report.Streams = w.Streams()
 		return rows.Err()
 	})
 	if err != nil {
@@ -100,47 +111,96 @@ func (s *Store) Verify(ctx context.Context, tenant chartstream.TenantID, progres
 	return report, nil
 }
 
-// hashedRow is an event's stored fields in the form the hash covers.
-type hashedRow struct {
-	streamType        string
-	streamID, eventID uuid.UUID
-	version           int64
-	eventType         string
-	schemaVersion     int32
-	payload, metadata string
-	phi               []byte
-	subject           pgtype.UUID
-	recordedMicros    int64
-	prevHash, hash    []byte
+// streamHead is what a walk in commit order knows of a stream.
+type streamHead struct {
+	version int64
+	hash    Hash
+	broken  bool
 }
 
-// computeHash is the Go twin of chartstream_event_hash (migration 0002):
-// SHA-256 over the previous hash and each field, length-prefixed.
-func (r hashedRow) computeHash(h hash.Hash, tenant chartstream.TenantID, prev []byte) []byte {
-	h.Reset()
-	h.Write(prev)
-	field := func(b []byte) {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
-		h.Write(n[:])
-		h.Write(b)
+// ChainCheck checks each stream's chain while events arrive in commit
+// order, in which a stream's versions come in turn (migration 0006): the
+// store's Verify and the offline check of an export share it.
+type ChainCheck struct {
+	streams map[uuid.UUID]*streamHead
+}
+
+// NewChainCheck returns a check that has seen no event.
+func NewChainCheck() *ChainCheck { return &ChainCheck{streams: make(map[uuid.UUID]*streamHead)} }
+
+// Streams is how many streams the check has seen.
+func (w *ChainCheck) Streams() int64 { return int64(len(w.streams)) }
+
+// Check recomputes e's hash from its stream's recomputed chain (h is
+// reused) and returns it, and the stream's first break when e is it.
+func (w *ChainCheck) Check(e *StoredEvent, h hash.Hash) (Hash, *BrokenEvent) {
+	head := w.streams[e.StreamID]
+	if head == nil {
+		head = &streamHead{}
+		w.streams[e.StreamID] = head
 	}
-	i64 := func(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
-	field(tenant[:])
-	field([]byte(r.streamType))
-	field(r.streamID[:])
-	field(i64(r.version))
-	field(r.eventID[:])
-	field([]byte(r.eventType))
-	field(binary.BigEndian.AppendUint32(nil, uint32(r.schemaVersion)))
-	field([]byte(r.payload))
-	field(r.phi)
-	if r.subject.Valid {
-		field(r.subject.Bytes[:])
-	} else {
-		field(nil)
+	var prev []byte
+	if head.version > 0 {
+		prev = head.hash
 	}
-	field([]byte(r.metadata))
-	field(i64(r.recordedMicros))
-	return h.Sum(nil)
+	computed := e.ComputeHash(h, prev)
+	reason := ""
+	switch {
+	case e.Version != head.version+1:
+		reason = "version gap"
+	case !bytes.Equal(e.PrevHash, prev):
+		reason = "broken link"
+	case !bytes.Equal(e.Hash, computed):
+		reason = "hash mismatch"
+	}
+	head.version, head.hash = e.Version, computed
+	if reason == "" || head.broken {
+		return computed, nil
+	}
+	head.broken = true
+	return computed, &BrokenEvent{Stream: chartstream.StreamRef{Type: e.StreamType, ID: e.StreamID}, Version: e.Version, EventID: e.EventID, Reason: reason}
+}
+
+// storedColumns are an event's stored fields in StoredEvent's order, for
+// scanStored; the table must be aliased e. The byte columns come last.
+const storedColumns = `e.txid::text::bigint, e.position, e.stream_type, e.stream_id, e.version, e.event_id, e.event_type,
+	e.schema_version, e.subject_id, e.recorded_at, e.payload::text, e.metadata::text, e.phi, e.prev_hash, e.hash`
+
+// storedBytes is how many of storedColumns, at the end, are bytes.
+const storedBytes = 5
+
+// readSetup is what a long read of events sets for its transaction: no
+// statement timeout (a large tenant takes longer than the app role's), and
+// no JIT, which compiles the per-row expressions for a second or more
+// before the first row, and then saves nothing on them.
+const readSetup = `SET LOCAL statement_timeout = 0; SET LOCAL jit = off`
+
+// scanStored scans storedColumns (and any dests after them, none of them
+// bytes) into e. Its byte fields alias the row's buffer, valid until the
+// next row: a 1,000,000-event walk copies no payload it does not keep.
+func scanStored(rows pgx.Rows, tenant chartstream.TenantID, e *StoredEvent, more ...any) error {
+	var stream, id, subject pgtype.UUID
+	var recorded time.Time
+	dests := make([]any, 0, 16+len(more))
+	dests = append(dests, &e.TxID, &e.Position, &e.StreamType, &stream, &e.Version, &id, &e.EventType, &e.SchemaVersion, &subject, &recorded)
+	first := len(dests)
+	for range storedBytes {
+		dests = append(dests, nil) // read raw below
+	}
+	dests = append(dests, more...)
+	if err := rows.Scan(dests...); err != nil {
+		return err
+	}
+	raw, fields := rows.RawValues(), rows.FieldDescriptions()
+	for i, dst := range []*[]byte{&e.Payload, &e.Metadata, &e.PHI, (*[]byte)(&e.PrevHash), (*[]byte)(&e.Hash)} {
+		col := first + i
+		if fields[col].Format != pgx.BinaryFormatCode && i >= 2 {
+			return fmt.Errorf("event bytes in text format (column %d)", col)
+		}
+		*dst = raw[col]
+	}
+	e.Tenant, e.StreamID, e.EventID = tenant, stream.Bytes, id.Bytes
+	e.Subject = uuid.NullUUID{UUID: subject.Bytes, Valid: subject.Valid}
+	e.RecordedMicros = recorded.UnixMicro()
+	return nil
 }

@@ -286,6 +286,9 @@ func TestPoliciesAreExactlyTheTenantPolicyOrAListedException(t *testing.T) {
 	ctx := testkit.Context(t)
 	exceptions := map[string]allowedPolicy{
 		"public.events/relay_reads_all": {roles: "{chartstream_relay}", cmd: "SELECT", qual: "true", permissive: true},
+		// The anchor worker adds signed checkpoints for every tenant
+		// (its grants: SELECT and INSERT only).
+		"public.audit_checkpoints/relay_anchors": {roles: "{chartstream_relay}", cmd: "ALL", qual: "true", check: "true", permissive: true},
 		"public.tenants/tenant_self": {roles: "{public}", cmd: "ALL",
 			qual: `(id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)`, permissive: true},
 		"public.tenants/tenants_admin": {roles: "{chartstream_owner}", cmd: "ALL", qual: "true", check: "true", permissive: true},

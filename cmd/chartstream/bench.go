@@ -52,7 +52,8 @@ func newBenchCmd() *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().StringVar(&cpuProfile, "cpu-profile", "", "write a Go CPU profile of the bench to this file (go tool pprof)")
-	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd(), newBenchProjectionsCmd(), newBenchAnalyticsCmd(), newBenchCommandsCmd(), newBenchSeedCmd())
+	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd(), newBenchProjectionsCmd(), newBenchAnalyticsCmd(), newBenchCommandsCmd(), newBenchSeedCmd(),
+		newBenchAuditCmd())
 	return cmd
 }
 

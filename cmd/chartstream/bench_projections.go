@@ -5,24 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
-	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/commands"
-	"github.com/chartstream/chartstream/internal/auth"
-	"github.com/chartstream/chartstream/internal/idempotency"
-	"github.com/chartstream/chartstream/internal/ratelimit"
-	"github.com/chartstream/chartstream/internal/revocation"
-	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -161,68 +151,20 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 // benchChartReads serves the API on a loopback port with a fresh dev key
 // and times sequential chart reads, returning p50 and p99 in ms.
 func benchChartReads(ctx context.Context, b *benchPipeline, redisURL string, ids []uuid.UUID, requests int) (p50, p99 float64, err error) {
-	keyFile := filepath.Join(filepath.Dir(b.keyFile), "jwt.pem")
-	if err := auth.CreateDevKey(keyFile); err != nil {
-		return 0, 0, err
-	}
-	key, err := auth.LoadDevKey(keyFile)
+	a, err := startBenchAPI(ctx, benchAPIParams{Pool: b.writerPool, Store: b.writer, Tenant: b.tenant.ID, Dir: filepath.Dir(b.keyFile),
+		RedisURL: redisURL, Logger: b.quiet})
 	if err != nil {
 		return 0, 0, err
 	}
-	verifier, err := auth.NewVerifier(ctx, auth.Config{Issuer: "bench", Audience: "bench", DevKeyFile: keyFile, AllowDevKey: true, Logger: b.quiet})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer verifier.Close()
-	opts, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return 0, 0, err
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	prefix := "bench:" + uuid.NewString() + ":"
-	limits, err := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix + "rl:"})
-	if err != nil {
-		return 0, 0, err
-	}
-	idem, err := idempotency.New(rdb, idempotency.Config{Prefix: prefix + "idem:"})
-	if err != nil {
-		return 0, 0, err
-	}
-	srv, err := api.NewServer(api.Deps{Logger: b.quiet, Commands: commands.New(b.writer, nil), Tokens: verifier, Tenants: tenants.NewDirectory(b.writerPool),
-		Revocations: revocation.New(rdb, prefix+"revoked:"), Limits: limits, Idempotency: idem, ReadModels: b.writerPool},
-		api.Config{Addr: "127.0.0.1:0"})
-	if err != nil {
-		return 0, 0, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer runInBackground(ctx, func(ctx context.Context) error { return srv.Serve(ctx, ln) })()
-	token, err := auth.NewMinter(key).Mint(auth.MintParams{Tenant: b.tenant.ID, Subject: "bench", Roles: []chartstream.Role{chartstream.RoleClinician},
-		TTL: time.Hour, Issuer: "bench", Audience: "bench"})
-	if err != nil {
-		return 0, 0, err
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	base := "http://" + ln.Addr().String() + "/v1/patients/"
+	defer a.Close()
 	lat := make([]float64, 0, requests)
 	bar := newProgress(int64(requests), "GET chart")
 	for i := 0; i < requests; i++ {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+ids[i%len(ids)].String(), nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		start := time.Now()
-		resp, err := client.Do(req)
+		ms, err := a.get(ctx, "/v1/patients/"+ids[i%len(ids)].String())
 		if err != nil {
 			return 0, 0, err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return 0, 0, fmt.Errorf("GET chart: status %d", resp.StatusCode)
-		}
-		lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+		lat = append(lat, ms)
 		_ = bar.Add(1)
 	}
 	_ = bar.Finish()

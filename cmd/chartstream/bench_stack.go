@@ -115,7 +115,10 @@ func openCommandsStack(ctx context.Context, log io.Writer, cfg Config, o stackOp
 		return s, err
 	}
 	if cfg.NATSURL != "" {
-		s.closers = append(s.closers, func() { deleteBenchStream(log, cfg.NATSURL, cfg.Relay.Stream) })
+		s.closers = append(s.closers, func() {
+			deleteBenchStream(log, cfg.NATSURL, cfg.Relay.Stream)
+			deleteBenchStream(log, cfg.NATSURL, cfg.Anchor.Stream.Stream)
+		})
 	}
 	if s.store, s.pool, err = openStore(ctx, cfg.DatabaseURL, cfg.Keys, "chartstream-bench", commands.EventSpecs()); err != nil {
 		return s, err
@@ -222,6 +225,8 @@ func isolateBenchWorkers(ctx context.Context, cfg *Config, tenant chartstream.Te
 	cfg.Relay.MaxBytes = 1 << 30
 	cfg.Projector.Consumer = "bench-" + id
 	cfg.Projector.Tenants = []chartstream.TenantID{tenant}
+	cfg.Anchor.Name, cfg.Anchor.Tenants = "bench-"+id, []chartstream.TenantID{tenant}
+	cfg.Anchor.Stream.Stream, cfg.Anchor.Stream.SubjectPrefix = "BENCH_ANCHORS_"+strings.ToUpper(id), "benchanchors"+id
 	reader, pool, err := openStore(ctx, cfg.DatabaseRelayURL, cfg.Keys, "chartstream-bench-relay", commands.EventSpecs())
 	if err != nil {
 		return err
@@ -229,6 +234,9 @@ func isolateBenchWorkers(ctx context.Context, cfg *Config, tenant chartstream.Te
 	defer pool.Close()
 	head, err := reader.Head(ctx, eventstore.Filter{})
 	if err != nil {
+		return err
+	}
+	if err := workers.SaveCheckpoint(ctx, pool, "anchor."+cfg.Anchor.Name, head); err != nil {
 		return err
 	}
 	return workers.SaveCheckpoint(ctx, pool, cfg.Relay.Name, head)

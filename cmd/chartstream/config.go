@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,11 +15,13 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/accesslog"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/tlsconfig"
 	"github.com/chartstream/chartstream/projections/analytics"
 	"github.com/chartstream/chartstream/workers"
@@ -79,6 +82,21 @@ type Config struct {
 	// files; the old and the new while rotating). Default the signing
 	// key's own public half.
 	MessageVerifyKeyFiles string
+	// CheckpointSigningKeyFile is the anchor worker's Ed25519 private key
+	// (CHECKPOINT_SIGNING_KEY_FILE, PKCS #8 PEM): it signs each tenant's
+	// checkpoints. Required for the workers. The database never sees it.
+	CheckpointSigningKeyFile string
+	// CheckpointVerifyKeyFiles are the public keys checkpoints are
+	// verified with (CHECKPOINT_VERIFY_KEY_FILES, comma-separated PEM
+	// files; the old and the new while rotating). Default the signing
+	// key file's public half beside it (".pub").
+	CheckpointVerifyKeyFiles string
+	// AccessLog tunes the PHI access log; its defaults (a flush every
+	// 100ms) need no setting.
+	AccessLog accesslog.Config
+	// Anchor configures the anchor worker and CLINICAL_ANCHORS
+	// (ANCHOR_INTERVAL, ANCHOR_STREAM).
+	Anchor workers.AnchorConfig
 	// EventStore tunes the event store: AppendConcurrency is the append
 	// transactions in flight at once (APPEND_CONCURRENCY), default 2;
 	// about the database's cores.
@@ -119,6 +137,9 @@ type Config struct {
 	// RequestTimeout is every API request's deadline (REQUEST_TIMEOUT).
 	// Default 10s.
 	RequestTimeout time.Duration
+	// LongRequestTimeout is the deadline of the long requests, exports and
+	// verification (LONG_REQUEST_TIMEOUT). Default 10m.
+	LongRequestTimeout time.Duration
 	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
 	// Default 15s.
 	ShutdownTimeout time.Duration
@@ -195,6 +216,10 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	phiKeyFlags(fs, &c.Keys)
 	stringFlag(fs, &c.MessageSigningKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "Ed25519 key the relay signs event messages with (required for workers)")
 	stringFlag(fs, &c.MessageVerifyKeyFiles, "message-verify-key-files", "MESSAGE_VERIFY_KEY_FILES", "", "public keys whose signatures the projector accepts, comma-separated (default: the signing key's)")
+	stringFlag(fs, &c.CheckpointSigningKeyFile, "checkpoint-signing-key-file", "CHECKPOINT_SIGNING_KEY_FILE", "", "Ed25519 key the anchor worker signs checkpoints with (required for workers)")
+	checkpointKeyFlag(fs, &c.CheckpointVerifyKeyFiles, "checkpoint-verify-key-files")
+	durationFlag(fs, &c.Anchor.Interval, "anchor-interval", "ANCHOR_INTERVAL", 5*time.Second, "how often each tenant with new events gets a signed checkpoint")
+	stringFlag(fs, &c.Anchor.Stream.Stream, "anchor-stream", "ANCHOR_STREAM", workers.DefaultAnchorStream, "JetStream stream of signed checkpoints")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
 	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", workers.DefaultStream, "JetStream stream the relay publishes to")
 	intFlag(fs, &c.Relay.Replicas, "relay-replicas", "RELAY_REPLICAS", 1, "stream replicas: 1 single node, 3 in a cluster")
@@ -210,6 +235,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	intFlag(fs, &c.DatabaseMaxConns, "database-max-conns", "DATABASE_MAX_CONNS", 0, "app role pool size (default: the URL's pool_max_conns, else 32)")
 	durationFlag(fs, &c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Second, "every API request's deadline")
+	durationFlag(fs, &c.LongRequestTimeout, "long-request-timeout", "LONG_REQUEST_TIMEOUT", 10*time.Minute, "the deadline of exports and verifications")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain on SIGTERM")
 	stringFlag(fs, &c.Auth.Issuer, "jwt-issuer", "JWT_ISSUER", defaultJWTIssuer, "accepted token issuer (iss)")
 	stringFlag(fs, &c.Auth.Audience, "jwt-audience", "JWT_AUDIENCE", defaultJWTAudience, "required token audience (aud)")
@@ -231,6 +257,28 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	intFlag(fs, &c.Metrics.TopTenants, "metrics-tenant-top", "METRICS_TENANT_TOP", 10, "the busiest tenants also given their own tenant label (0 to 100)")
 	durationFlag(fs, &c.Metrics.SampleInterval, "metrics-sample-interval", "METRICS_SAMPLE_INTERVAL", 15*time.Second, "how often relay and projection lags are measured")
 	stringFlag(fs, &c.OTLPEndpoint, "otel-exporter-otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector base URL (OTLP/HTTP); traces are off without it")
+}
+
+// checkpointKeyFlag defines the flag of the public keys checkpoints are
+// verified with (CHECKPOINT_VERIFY_KEY_FILES).
+func checkpointKeyFlag(fs *pflag.FlagSet, p *string, name string) {
+	stringFlag(fs, p, name, "CHECKPOINT_VERIFY_KEY_FILES", "", "public keys checkpoints are verified with, comma-separated PEM files (default: CHECKPOINT_SIGNING_KEY_FILE's .pub)")
+}
+
+// checkpointKeys loads the public keys checkpoints are verified with: the
+// files given, or else the signing key's public half beside it.
+func checkpointKeys(files, signingKeyFile string) (*signing.Verifier, error) {
+	if files == "" {
+		if signingKeyFile == "" {
+			return nil, errors.New("CHECKPOINT_VERIFY_KEY_FILES is required (or CHECKPOINT_SIGNING_KEY_FILE, whose .pub is used)")
+		}
+		files = signingKeyFile + ".pub"
+	}
+	v, err := signing.LoadVerifier(strings.Split(files, ",")...)
+	if err != nil {
+		return nil, fmt.Errorf("CHECKPOINT_VERIFY_KEY_FILES: %w", err)
+	}
+	return v, nil
 }
 
 // natsAuthFlags defines the NATS connection's credential and TLS flags.
@@ -270,6 +318,12 @@ func (c Config) Validate(api, workers bool) error {
 		if c.MessageSigningKeyFile == "" {
 			errs = append(errs, errors.New("MESSAGE_SIGNING_KEY_FILE is required for the workers"))
 		}
+		if c.CheckpointSigningKeyFile == "" {
+			errs = append(errs, errors.New("CHECKPOINT_SIGNING_KEY_FILE is required for the workers"))
+		}
+		if c.Anchor.Interval < 100*time.Millisecond {
+			errs = append(errs, errors.New("ANCHOR_INTERVAL must be at least 100ms"))
+		}
 		if !api && c.NATSURL == "" {
 			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))
 		}
@@ -303,6 +357,9 @@ func (c Config) Validate(api, workers bool) error {
 		if err := tlsconfig.CheckPair("TLS", c.TLSCertFile, c.TLSKeyFile); err != nil {
 			errs = append(errs, err)
 		}
+		if c.CheckpointVerifyKeyFiles == "" && c.CheckpointSigningKeyFile == "" {
+			errs = append(errs, errors.New("CHECKPOINT_VERIFY_KEY_FILES is required for the API (the public keys its verification trusts)"))
+		}
 	}
 	if err := c.natsConfig().Validate(); err != nil {
 		errs = append(errs, err)
@@ -317,6 +374,9 @@ func (c Config) Validate(api, workers bool) error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative"))
+	}
+	if c.LongRequestTimeout < 0 {
+		errs = append(errs, errors.New("LONG_REQUEST_TIMEOUT must not be negative"))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must not be negative"))

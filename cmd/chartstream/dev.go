@@ -17,10 +17,10 @@ func newDevCmd() *cobra.Command {
 		Use:   "dev",
 		Short: "Development helpers for the local stack",
 	}
-	var phiKeyFile, jwtKeyFile, signingKeyFile string
+	var phiKeyFile, jwtKeyFile, signingKeyFile, checkpointKeyFile string
 	initKeys := &cobra.Command{
 		Use:   "init-keys",
-		Short: "Create the dev PHI master key, JWT signing key and message signing key if absent (never overwrites)",
+		Short: "Create the dev PHI master key, JWT signing key, message and checkpoint signing keys if absent (never overwrites)",
 		Args:  badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"PHI_KEY_FILE", phiKeyFile}, [2]string{"JWT_DEV_KEY_FILE", jwtKeyFile}); err != nil {
@@ -36,18 +36,22 @@ func newDevCmd() *cobra.Command {
 			if err := auth.CreateDevKey(jwtKeyFile); err != nil {
 				return err
 			}
-			if signingKeyFile != "" {
-				if _, err := signing.CreateKeyFiles(signingKeyFile); err != nil {
+			for _, f := range []string{signingKeyFile, checkpointKeyFile} {
+				if f == "" {
+					continue
+				}
+				if _, err := signing.CreateKeyFiles(f); err != nil {
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "dev keys ready: %s, %s, %s\n", phiKeyFile, jwtKeyFile, signingKeyFile)
+			fmt.Fprintf(cmd.OutOrStdout(), "dev keys ready: %s, %s, %s, %s\n", phiKeyFile, jwtKeyFile, signingKeyFile, checkpointKeyFile)
 			return nil
 		},
 	}
 	stringFlag(initKeys.Flags(), &phiKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "local PHI master key file")
 	stringFlag(initKeys.Flags(), &jwtKeyFile, "jwt-dev-key-file", "JWT_DEV_KEY_FILE", "", "dev JWT signing key (ES256 PEM)")
 	stringFlag(initKeys.Flags(), &signingKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "relay's message signing key (Ed25519 PEM; its .pub beside it)")
+	stringFlag(initKeys.Flags(), &checkpointKeyFile, "checkpoint-signing-key-file", "CHECKPOINT_SIGNING_KEY_FILE", "", "anchor worker's checkpoint signing key (Ed25519 PEM; its .pub beside it)")
 	cmd.AddCommand(initKeys, newDevInitTLSCmd())
 	return cmd
 }

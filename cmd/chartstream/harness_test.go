@@ -88,6 +88,13 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	// too; projecting those (sealed under their own keys) would move
 	// their tenants' checkpoints. The test projects one tenant of its own.
 	cfg.Projector.Tenants = []chartstream.TenantID{testkit.MustTenant(t)}
+	// The anchor worker signs its own tenant's checkpoints only, on a
+	// stream of its own.
+	cfg.Anchor.Name, cfg.Anchor.Tenants = "test-"+id, cfg.Projector.Tenants
+	cfg.Anchor.Stream.Stream, cfg.Anchor.Stream.SubjectPrefix = "TEST_ANCHORS_"+strings.ToUpper(id), "anchors"+id
+	if cfg.NATSURL != "" {
+		t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.Anchor.Stream.Stream) })
+	}
 	relay := testkit.MustPool(t, "DATABASE_RELAY_URL")
 	var head eventstore.Cursor
 	err := relay.QueryRow(testkit.Context(t), `SELECT coalesce(max(txid::text::bigint), 0), coalesce(max(position), 0) FROM events
@@ -96,6 +103,9 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 		t.Fatal(err)
 	}
 	if err := workers.SaveCheckpoint(testkit.Context(t), relay, cfg.Relay.Name, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := workers.SaveCheckpoint(testkit.Context(t), relay, "anchor."+cfg.Anchor.Name, head); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,10 +8,14 @@ import (
 	"golang.org/x/term"
 )
 
+// progressVisible reports whether progress bars show (stderr is a
+// terminal), so that a command can skip the work of sizing one.
+func progressVisible() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
+
 // newProgress returns a progress bar on stderr when stderr is a terminal,
 // and an invisible one otherwise (CI logs and pipes stay clean).
 func newProgress(total int64, description string) *progressbar.ProgressBar {
-	visible := term.IsTerminal(int(os.Stderr.Fd()))
+	visible := progressVisible()
 	var w io.Writer = os.Stderr
 	if !visible {
 		w = io.Discard

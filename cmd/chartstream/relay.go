@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -112,30 +113,16 @@ func relayVerify(ctx context.Context, p relayVerifyParams, progress eventstore.P
 			return none, err
 		}
 	}
-	pool, err := postgres.Connect(ctx, postgres.Config{URL: p.relayURL, MaxConns: 2, ApplicationName: "chartstream-relay-verify"})
+	store, pool, err := openSealedStore(ctx, p.relayURL, "chartstream-relay-verify")
 	if err != nil {
 		return none, err
 	}
 	defer pool.Close()
-	reg, err := eventstore.NewRegistry(commands.EventSpecs())
-	if err != nil {
-		return none, err
-	}
-	store, err := eventstore.New(pool, reg, noPHIKeys{}, eventstore.Config{})
-	if err != nil {
-		return none, err
-	}
-	natsCfg := p.nats
-	natsCfg.URL, natsCfg.Name = p.natsURL, "chartstream-relay-verify"
-	nc, err := messaging.Connect(ctx, logging.New(io.Discard, slog.LevelError), natsCfg)
+	nc, js, err := connectJetStream(ctx, p.nats, p.natsURL, "chartstream-relay-verify")
 	if err != nil {
 		return none, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc.Conn)
-	if err != nil {
-		return none, err
-	}
 	return workers.VerifyRelay(ctx, workers.RelayVerifyDeps{Events: store, JetStream: js},
 		workers.RelayVerifyOptions{Stream: p.stream, Tenant: tenant, Progress: progress})
 }
@@ -156,6 +143,39 @@ func tenantExists(ctx context.Context, dbURL string, tenant chartstream.TenantID
 		return fmt.Errorf("no tenant %s", tenant)
 	}
 	return err
+}
+
+// openSealedStore connects to url and returns an event store that reads
+// events as stored, holding no PHI keys (noPHIKeys).
+func openSealedStore(ctx context.Context, url, appName string) (*eventstore.Store, *pgxpool.Pool, error) {
+	pool, err := postgres.Connect(ctx, postgres.Config{URL: url, MaxConns: 2, ApplicationName: appName})
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := eventstore.NewRegistry(commands.EventSpecs())
+	if err == nil {
+		var store *eventstore.Store
+		if store, err = eventstore.New(pool, reg, noPHIKeys{}, eventstore.Config{}); err == nil {
+			return store, pool, nil
+		}
+	}
+	pool.Close()
+	return nil, nil, err
+}
+
+// connectJetStream connects to NATS at url with cfg's credentials, quietly.
+func connectJetStream(ctx context.Context, cfg messaging.Config, url, name string) (*messaging.Conn, jetstream.JetStream, error) {
+	cfg.URL, cfg.Name = url, name
+	nc, err := messaging.Connect(ctx, logging.New(io.Discard, slog.LevelError), cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc.Conn)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // noPHIKeys is the key provider of a store that reads events as stored:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,8 +20,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chartstream/chartstream/api"
+	"github.com/chartstream/chartstream/audit"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/accesslog"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/logging"
@@ -53,14 +56,18 @@ type Main struct {
 	relayPool *pgxpool.Pool
 	// sessions is the app role's session-mode pool: leases, LISTEN and
 	// the worker topology. It is pool unless DATABASE_SESSION_URL differs.
-	sessions  *pgxpool.Pool
-	topology  *workers.TopologyHold
-	nats      *messaging.Conn
-	redis     *redis.Client
-	server    *api.Server
-	ln        net.Listener
+	sessions *pgxpool.Pool
+	topology *workers.TopologyHold
+	nats     *messaging.Conn
+	redis    *redis.Client
+	server   *api.Server
+	ln       net.Listener
+	// access is the PHI access log the API writes; Run flushes it once
+	// the server has drained.
+	access    *accesslog.Log
 	relay     *workers.Relay
 	projector *workers.Projector
+	anchor    *workers.Anchor
 	analytics *workers.AnalyticsProjector
 	// replica is the hot standby's pool (chartstream_analytics), nil when
 	// DATABASE_REPLICA_URL is not set.
@@ -159,6 +166,9 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	}
 	relayDeps := workers.RelayDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions, JetStream: js,
 		Signer: signer, Logger: m.Logger, TracerProvider: m.TracerProvider}
+	if m.anchor, err = m.newAnchor(js); err != nil {
+		return err
+	}
 	// Projectors open PHI and write read models as the app role, each
 	// event in its tenant's transaction.
 	opener, err := newStore(m.pool, m.keys, commands.EventSpecs(), m.storeConfig())
@@ -187,6 +197,24 @@ func (m *Main) openWorkers(ctx context.Context) error {
 		DB:   m.pool, Sessions: m.sessions, Events: opener, Heads: m.history, Verifier: verifier, Logger: m.Logger,
 	}, m.Config.Analytics)
 	return err
+}
+
+// newAnchor returns the worker that signs checkpoints. It reads every
+// tenant's events as the relay role; the private key stays in this
+// process (CHECKPOINT_SIGNING_KEY_FILE).
+func (m *Main) newAnchor(js jetstream.JetStream) (*workers.Anchor, error) {
+	signer, err := signing.LoadSigner(m.Config.CheckpointSigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("CHECKPOINT_SIGNING_KEY_FILE: %w", err)
+	}
+	keys := signer.Public()
+	if m.Config.CheckpointVerifyKeyFiles != "" {
+		if keys, err = checkpointKeys(m.Config.CheckpointVerifyKeyFiles, ""); err != nil {
+			return nil, err
+		}
+	}
+	return workers.NewAnchor(workers.AnchorDeps{Events: m.history, DB: m.relayPool, Sessions: m.sessions,
+		Stream: workers.NewAnchorStream(js, m.Config.Anchor.Stream), Signer: signer, Keys: keys, Logger: m.Logger}, m.Config.Anchor)
 }
 
 func (m *Main) openAPI(ctx context.Context) error {
@@ -268,6 +296,21 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.access, err = accesslog.New(m.pool, m.Logger, m.Config.AccessLog); err != nil {
+		return err
+	}
+	keys, err := checkpointKeys(m.Config.CheckpointVerifyKeyFiles, m.Config.CheckpointSigningKeyFile)
+	if err != nil {
+		return err
+	}
+	auditor := audit.Verifier{History: store, Keys: keys}
+	if m.nats != nil {
+		js, err := jetstream.New(m.nats.Conn)
+		if err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		auditor.Anchors = workers.NewAnchorStream(js, m.Config.Anchor.Stream)
+	}
 	authCfg := m.Config.authConfig()
 	authCfg.Logger = m.Logger
 	// The verifier refreshes JWKS in the background until m.closing ends.
@@ -281,8 +324,10 @@ func (m *Main) openAPI(ctx context.Context) error {
 		}
 	}
 	deps.Tokens, deps.Limits, deps.Idempotency = m.verifier, limits, idem
+	deps.Access, deps.History, deps.Auditor = m.access, store, auditor
 	m.server, err = api.NewServer(deps, api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout,
-		RequestTimeout: m.Config.RequestTimeout, MetricsToken: m.Config.Metrics.Token, TLS: tlsCfg})
+		RequestTimeout: m.Config.RequestTimeout, LongRequestTimeout: m.Config.LongRequestTimeout,
+		MetricsToken: m.Config.Metrics.Token, TLS: tlsCfg})
 	if err != nil {
 		return err
 	}
@@ -320,14 +365,23 @@ func (m *Main) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}()
-		wg.Add(3)
+		wg.Add(4)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
+		go func() { defer wg.Done(); _ = m.anchor.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.analytics.Run(ctx) }()
 	}
 	var err error
 	if m.server != nil {
 		err = m.server.Serve(ctx, m.ln)
+		// Drained: every PHI read has recorded its entry; write them all
+		// before the pools close.
+		flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), m.Config.ShutdownTimeout)
+		if ferr := m.access.Close(flushCtx); ferr != nil {
+			m.Logger.Error("PHI access entries lost at shutdown", logging.Error(ferr))
+			err = errors.Join(err, ferr)
+		}
+		stop()
 	} else {
 		<-ctx.Done()
 	}
@@ -344,6 +398,11 @@ func (m *Main) Close() {
 	m.closeTelemetry()
 	if m.verifier != nil {
 		m.verifier.Close()
+	}
+	if m.access != nil {
+		if err := m.access.Close(context.Background()); err != nil && m.Logger != nil {
+			m.Logger.Error("PHI access entries lost at close", logging.Error(err))
+		}
 	}
 	if m.topology != nil {
 		m.topology.Release()

@@ -1,60 +1,162 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/audit"
+	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/messaging"
+	"github.com/chartstream/chartstream/workers"
 )
 
-func newVerifyCmd() *cobra.Command {
-	var keys phiKeys
-	var dbURL, tenantArg string
-	cmd := &cobra.Command{
-		Use:   "verify --tenant T",
-		Short: "Prove a tenant's event history was not altered (hash chains)",
-		Long: `verify walks every event stream of the tenant in version order, recomputes each
-event's hash from its stored fields and its predecessor's hash, and stops at the
-first event that does not hold.
+// verifyParams are verify's settings.
+type verifyParams struct {
+	dbURL, natsURL, stream, tenant, file, keyFiles, signingKeyFile string
+	nats                                                           messaging.Config
+	asJSON                                                         bool
+}
 
-Exit status: 0 when every chain holds, 1 naming the first broken event (stream,
-version, event id), 2 when the check could not run.`,
+func newVerifyCmd() *cobra.Command {
+	var p verifyParams
+	cmd := &cobra.Command{
+		Use:   "verify --tenant T | --file F",
+		Short: "Prove a tenant's history was not altered or removed (signed checkpoints, hash chains)",
+		Long: `verify --tenant reads every event of the tenant once, in commit order, recomputes
+each event's hash from its content and its stream's chain, and the tenant's
+running hash up to the newest validly signed checkpoint (the table's, or the
+newer one on CLINICAL_ANCHORS when NATS_URL is set), and compares count and
+hash with what the checkpoint signed. It also checks every checkpoint row's
+signature and sequence. Events committed after the checkpoint are reported as
+not yet anchored, not as tampering.
+
+verify --file checks an NDJSON export (chartstream export, GET
+/v1/audit/events) offline, against the checkpoint it carries, with the public
+key given by --public-key; it needs no database.
+
+Exit status: 0 when everything holds, 1 naming each finding (a stream's broken
+chain, events missing, added or altered since the checkpoint, a checkpoint
+replaced or deleted), 2 when the check could not run.`,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := required([2]string{"DATABASE_URL", dbURL}, [2]string{"--tenant", tenantArg}); err != nil {
-				return exitError{2, err}
+			var report audit.Report
+			var err error
+			if p.file != "" {
+				report, err = verifyFile(p)
+			} else {
+				bar := newProgress(-1, "verifying")
+				report, err = verifyTenant(cmd.Context(), p, func(done, total int64) {
+					bar.ChangeMax64(total)
+					_ = bar.Set64(done)
+				})
+				_ = bar.Finish()
 			}
-			tenant, err := chartstream.ParseTenantID(tenantArg)
-			if err != nil {
-				return exitError{2, errors.New("--tenant must be a tenant id (UUID)")}
-			}
-			store, pool, err := openStore(cmd.Context(), dbURL, keys, "chartstream-verify", commands.EventSpecs())
-			if err != nil {
-				return exitError{2, err}
-			}
-			defer pool.Close()
-			bar := newProgress(-1, "verifying")
-			report, err := store.Verify(cmd.Context(), tenant, func(done, total int64) {
-				bar.ChangeMax64(total)
-				_ = bar.Set64(done)
-			})
-			_ = bar.Finish()
 			if err != nil {
 				return exitError{2, err}
 			}
-			if b := report.Broken; b != nil {
-				return exitError{1, fmt.Errorf("BROKEN: %s at stream %s/%s version %d event %s (after %d events in %d streams)",
-					b.Reason, b.Stream.Type, b.Stream.ID, b.Version, b.EventID, report.Events, report.Streams)}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d events in %d streams verified\n", report.Events, report.Streams)
-			return nil
+			return printVerifyReport(cmd.OutOrStdout(), report, p.asJSON)
 		},
 	}
-	stringFlag(cmd.Flags(), &dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
-	phiKeyFlags(cmd.Flags(), &keys)
-	cmd.Flags().StringVar(&tenantArg, "tenant", "", "tenant id")
+	f := cmd.Flags()
+	stringFlag(f, &p.dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
+	stringFlag(f, &p.natsURL, "nats-url", "NATS_URL", "", "NATS server of CLINICAL_ANCHORS (without it, the newest checkpoint rows' deletion goes unnoticed)")
+	natsAuthFlags(f, &p.nats)
+	stringFlag(f, &p.stream, "anchor-stream", "ANCHOR_STREAM", workers.DefaultAnchorStream, "JetStream stream of signed checkpoints")
+	checkpointKeyFlag(f, &p.keyFiles, "public-key")
+	stringFlag(f, &p.signingKeyFile, "checkpoint-signing-key-file", "CHECKPOINT_SIGNING_KEY_FILE", "", "its .pub is the default public key")
+	f.StringVar(&p.tenant, "tenant", "", "tenant id")
+	f.StringVar(&p.file, "file", "", "an NDJSON export to verify offline")
+	f.BoolVar(&p.asJSON, "json", false, "print the report as one JSON object")
 	return cmd
+}
+
+// verifyTenant checks a tenant's history in the database.
+func verifyTenant(ctx context.Context, p verifyParams, progress eventstore.ProgressFn) (audit.Report, error) {
+	var none audit.Report
+	if err := required([2]string{"--tenant (or --file)", p.tenant}, [2]string{"DATABASE_URL", p.dbURL}); err != nil {
+		return none, err
+	}
+	tenant, err := chartstream.ParseTenantID(p.tenant)
+	if err != nil {
+		return none, errors.New("--tenant must be a tenant id (UUID)")
+	}
+	keys, err := checkpointKeys(p.keyFiles, p.signingKeyFile)
+	if err != nil {
+		return none, err
+	}
+	if err := tenantExists(ctx, p.dbURL, tenant); err != nil {
+		return none, err
+	}
+	store, pool, err := openSealedStore(ctx, p.dbURL, "chartstream-verify")
+	if err != nil {
+		return none, err
+	}
+	defer pool.Close()
+	v := audit.Verifier{History: store, Keys: keys}
+	if p.natsURL != "" {
+		nc, js, err := connectJetStream(ctx, p.nats, p.natsURL, "chartstream-verify")
+		if err != nil {
+			return none, err
+		}
+		defer nc.Close()
+		v.Anchors = workers.NewAnchorStream(js, workers.AnchorStreamConfig{Stream: p.stream})
+	}
+	return v.Verify(ctx, tenant, progress)
+}
+
+// verifyFile checks an export offline.
+func verifyFile(p verifyParams) (audit.Report, error) {
+	if p.tenant != "" {
+		return audit.Report{}, errors.New("--file and --tenant exclude each other")
+	}
+	keys, err := checkpointKeys(p.keyFiles, p.signingKeyFile)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	f, err := os.Open(p.file)
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("--file: %w", err)
+	}
+	defer f.Close()
+	report, err := audit.VerifyFile(f, keys)
+	if errors.Is(err, audit.ErrNotVerifiable) {
+		return report, fmt.Errorf("--file %s: %w", p.file, err)
+	}
+	return report, err
+}
+
+// printVerifyReport prints the report and returns exit 1 when it has
+// findings.
+func printVerifyReport(out io.Writer, r audit.Report, asJSON bool) error {
+	if asJSON {
+		if err := json.NewEncoder(out).Encode(r); err != nil {
+			return exitError{2, err}
+		}
+	} else {
+		anchored := "no signed checkpoint yet"
+		if c := r.Checkpoint; c != nil {
+			anchored = fmt.Sprintf("checkpoint %d (%s, signed %s) anchors %d", c.Seq, r.CheckpointSource, c.SignedAt.Format("2006-01-02T15:04:05Z"), r.Anchored)
+		}
+		fmt.Fprintf(out, "%d events in %d streams; %s; %d committed since, not yet anchored\n", r.Events, r.Streams, anchored, r.Unanchored)
+		if r.CheckpointSource != "file" && !r.AnchorsConsulted {
+			fmt.Fprintln(out, "CLINICAL_ANCHORS not consulted (no NATS_URL): a deleted newest checkpoint row would go unnoticed")
+		}
+		for _, f := range r.Findings {
+			fmt.Fprintf(out, "FINDING %s: %s\n", f.Kind, f.Detail)
+		}
+		if r.OK {
+			fmt.Fprintln(out, "OK")
+		}
+	}
+	if !r.OK {
+		return exitError{1, fmt.Errorf("BROKEN: %d findings, the first: %s: %s", len(r.Findings), r.Findings[0].Kind, r.Findings[0].Detail)}
+	}
+	return nil
 }

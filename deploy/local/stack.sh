@@ -432,6 +432,8 @@ export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
 export PHI_KEY_FILE='$LOCAL/secrets/phi-master.key'
 export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
 export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
+export CHECKPOINT_SIGNING_KEY_FILE='$LOCAL/secrets/checkpoint-signing.pem'
+export CHECKPOINT_VERIFY_KEY_FILES='$LOCAL/secrets/checkpoint-signing.pem.pub'
 # Tools, not settings: the deploy package's tests run this helm, the KMS
 # key provider's tests this KMS emulator.
 export HELM_BIN='$HELM_BIN'

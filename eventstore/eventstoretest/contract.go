@@ -179,11 +179,11 @@ func withID(e chartstream.NewEvent) (chartstream.NewEvent, uuid.UUID) {
 // this many events.
 func wantVerified(tb testing.TB, ctx context.Context, s *eventstore.Store, tenant chartstream.TenantID, events int64) {
 	tb.Helper()
-	report, err := s.Verify(ctx, tenant, nil)
+	report, err := s.Verify(ctx, tenant, eventstore.VerifyParams{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if report.Broken != nil || report.Events != events {
+	if len(report.Broken) != 0 || report.Events != events {
 		tb.Fatalf("verify: %+v (broken %+v), want %d intact events", report, report.Broken, events)
 	}
 }

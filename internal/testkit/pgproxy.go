@@ -10,6 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chartstream/chartstream/internal/postgres"
 )
 
 // PGProxy is a TCP proxy in front of PostgreSQL that loses answers the way
@@ -170,4 +174,18 @@ func (p *PGProxy) serverToClient(server, client net.Conn) {
 func (p *PGProxy) close() {
 	_ = p.ln.Close()
 	p.Refuse(true)
+}
+
+// MustProxiedPool starts a proxy to the database of the URL in envVar and
+// returns it with a small pool that connects through it, closed when the
+// test ends.
+func MustProxiedPool(tb testing.TB, envVar string) (*PGProxy, *pgxpool.Pool) {
+	tb.Helper()
+	proxy, url := MustPGProxy(tb, envVar)
+	pool, err := postgres.Connect(Context(tb), postgres.Config{URL: url, MaxConns: 4})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return proxy, pool
 }

@@ -1,0 +1,184 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/audit"
+	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/phi"
+	"github.com/chartstream/chartstream/internal/testkit"
+)
+
+// ndjsonLines decodes an NDJSON export into its lines.
+func ndjsonLines(t *testing.T, raw []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")) {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// signCheckpoint stores a checkpoint of the tenant's whole history, signed with the
+// key the server trusts, as the anchor worker would (as the relay role).
+func (e *apiEnv) signCheckpoint(tenant chartstream.TenantID) eventstore.Checkpoint {
+	e.t.Helper()
+	ctx := testkit.Context(e.t)
+	report, err := e.store.Verify(ctx, tenant, eventstore.VerifyParams{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := eventstore.Checkpoint{Tenant: tenant, Seq: 1, Chain: report.Anchored, SignedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	audit.Sign(&c, e.checkpointSigner)
+	keyFile := filepath.Join(e.t.TempDir(), "phi.key")
+	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
+		e.t.Fatal(err)
+	}
+	keys, err := phi.OpenLocalKeyFile(keyFile)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	reg, err := eventstore.NewRegistry(commands.EventSpecs())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	relay, err := eventstore.New(testkit.MustPool(e.t, "DATABASE_RELAY_URL"), reg, keys, eventstore.Config{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if taken, err := relay.SaveCheckpoints(ctx, []eventstore.Checkpoint{c}); err != nil || len(taken) > 0 {
+		e.t.Fatalf("save checkpoint: %v (taken %v)", err, taken)
+	}
+	return c
+}
+
+// The export of a tenant over HTTP: NDJSON in commit order with the
+// checkpoint first and a counting last line, each event with who and
+// when, its hashes and its PHI decrypted; CSV on request; resumed after a
+// cursor; filtered by patient. Bad input is a 4xx problem, never a 500.
+func TestAuditExport(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	c := e.newChart()
+	cp := e.signCheckpoint(c.tenant)
+	other := e.do(http.MethodPost, "/v1/patients", c.token, newPatient()).want(t, http.StatusCreated).Result.ID
+	auditor := e.token(c.tenant, chartstream.RoleAuditor)
+	r := e.do(http.MethodGet, "/v1/audit/events", auditor, nil).want(t, http.StatusOK)
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Errorf("content type %q", ct)
+	}
+	lines := ndjsonLines(t, r.Raw)
+	if len(lines) != 8 || lines[0]["record"] != "export" || lines[7]["record"] != "end" || lines[7]["events"] != float64(6) {
+		t.Fatalf("%d lines: %v", len(lines), lines)
+	}
+	if at(lines[0], "checkpoint", "seq") != float64(1) || at(lines[0], "checkpoint", "events") != float64(cp.Events) || lines[0]["full"] != true {
+		t.Errorf("header %v, want the signed checkpoint of %d events", lines[0], cp.Events)
+	}
+	first := lines[1]
+	if first["event_type"] != "patient.registered" || at(first, "metadata", "actor") == nil || first["recorded_at"] == nil ||
+		first["prev_hash"] != nil || len(first["hash"].(string)) != 64 || at(first, "phi", "name", "family") != "Lovelace" {
+		t.Errorf("first event %v", first)
+	}
+	if lines[2]["prev_hash"] != nil && lines[2]["stream_id"] == first["stream_id"] && lines[2]["prev_hash"] != first["hash"] {
+		t.Errorf("the second event of the stream does not name the first's hash")
+	}
+	// Resume after the fourth event: the last two.
+	cursor := strings.Join([]string{jsonNumber(lines[4]["txid"]), jsonNumber(lines[4]["position"])}, ".")
+	rest := ndjsonLines(t, e.do(http.MethodGet, "/v1/audit/events?cursor="+cursor, auditor, nil).want(t, http.StatusOK).Raw)
+	if len(rest) != 4 || rest[1]["event_id"] != lines[5]["event_id"] || rest[2]["event_id"] != lines[6]["event_id"] || rest[0]["full"] != false {
+		t.Errorf("resumed after %s: %v", cursor, rest)
+	}
+	// CSV, by Accept or by format; one patient's streams.
+	for _, req := range []struct{ query, accept string }{{"?patient=" + c.patient.String(), "text/csv"}, {"?format=csv&patient=" + c.patient.String(), ""}} {
+		got := e.do(http.MethodGet, "/v1/audit/events"+req.query, auditor, nil, "Accept", req.accept).want(t, http.StatusOK)
+		rows, err := csv.NewReader(bytes.NewReader(got.Raw)).ReadAll()
+		if err != nil || len(rows) != 6 || rows[0][0] != "position" || strings.Contains(string(got.Raw), other.String()) {
+			t.Errorf("CSV of the patient's 5 events: %d rows (%v): %s", len(rows), err, got.Raw)
+		}
+	}
+	for _, bad := range []struct {
+		query, field string
+	}{{"?format=xml", "format"}, {"?since=2025-02-01T00:00:00Z&until=2025-01-01T00:00:00Z", "until"}, {"?since=yesterday", "since"},
+		{"?cursor=12", "cursor"}, {"?patient=ada", "patient"}, {"?limit=0", "limit"}, {"?stream_typ=patient", "stream_typ"}} {
+		e.do(http.MethodGet, "/v1/audit/events"+bad.query, auditor, nil).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID).wantField(t, bad.field)
+	}
+	e.do(http.MethodGet, "/v1/audit/events?patient="+uuid.NewString(), auditor, nil).wantProblem(t, http.StatusNotFound, chartstream.ENOTFOUND)
+	e.do(http.MethodGet, "/v1/audit/events", c.token, nil).wantProblem(t, http.StatusForbidden, chartstream.EFORBIDDEN)
+}
+
+func jsonNumber(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// GET /v1/audit/verify reports on the history as chartstream verify does.
+func TestAuditVerify(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	c := e.newChart()
+	auditor := e.token(c.tenant, chartstream.RoleAuditor)
+	r := e.do(http.MethodGet, "/v1/audit/verify", auditor, nil).want(t, http.StatusOK)
+	if r.Body["ok"] != true || r.Body["checkpoint"] != nil || r.Body["unanchored"] != float64(5) {
+		t.Errorf("before any checkpoint: %s", r.Raw)
+	}
+	cp := e.signCheckpoint(c.tenant)
+	e.do(http.MethodPost, "/v1/patients", c.token, newPatient()).want(t, http.StatusCreated)
+	r = e.do(http.MethodGet, "/v1/audit/verify", auditor, nil).want(t, http.StatusOK)
+	if r.Body["ok"] != true || at(r.Body, "checkpoint", "seq") != float64(1) || r.Body["anchored"] != float64(cp.Events) || r.Body["unanchored"] != float64(1) ||
+		r.Body["anchors_consulted"] != false {
+		t.Errorf("after a checkpoint and one more event: %s", r.Raw)
+	}
+	e.do(http.MethodGet, "/v1/audit/verify?tenant=x", auditor, nil).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
+}
+
+// TestAuditorsSeeOnlyTheirTenant is generated from the route table, for
+// the reads the other cross-tenant test cannot aim at another tenant's
+// ids (they take no path id): tenant B's auditor, naming A's patient
+// where a route takes a patient, sees nothing of A's: no id, no name.
+func TestAuditorsSeeOnlyTheirTenant(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	a := e.newChart()
+	e.project(a.tenant)
+	e.do(http.MethodGet, "/v1/patients/"+a.patient.String(), a.token, nil).want(t, http.StatusOK) // an access entry in A
+	e.accessEntries(a.tenant, 1)
+	_, tokenB := e.newTenant(chartstream.RoleClinician, chartstream.RoleNurse, chartstream.RoleAuditor)
+	checked := 0
+	for _, r := range e.server.RouteTable() {
+		if !r.Read || r.Method != http.MethodGet || strings.Contains(r.Path, ":") {
+			continue
+		}
+		query := baseQuery(r.Path, a)
+		if r.Path == "/v1/audit/events" || r.Path == "/v1/audit/access" || r.Path == "/fhir/R4/Encounter" {
+			query = "?patient=" + a.patient.String()
+		}
+		got := e.do(r.Method, r.Path+query, tokenB, nil)
+		checked++
+		if got.Status >= 500 {
+			t.Errorf("%s %s: %d", r.Method, r.Path, got.Status)
+		}
+		for _, secret := range []string{a.patient.String(), a.encounter.String(), a.medication.String(), a.tenant.String(), "Lovelace"} {
+			if got.Status == http.StatusOK && strings.Contains(string(got.Raw), secret) {
+				t.Errorf("%s %s%s: tenant B sees %s of tenant A: %.300s", r.Method, r.Path, query, secret, got.Raw)
+			}
+		}
+	}
+	if checked < 8 {
+		t.Errorf("checked %d routes", checked)
+	}
+}

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands/patient"
+	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/projections/chart"
+)
+
+// HistoryReader reads the event store for auditors (eventstore.Store).
+type HistoryReader interface {
+	Records(ctx context.Context, tenant chartstream.TenantID, f eventstore.RecordFilter, fn eventstore.RecordFn) error
+	PatientEvents(ctx context.Context, tenant chartstream.TenantID, patient chartstream.StreamRef, f eventstore.RecordFilter, fn eventstore.EventFn) error
+}
+
+// auditors read the history; the care team reads charts.
+var auditors = []chartstream.Role{chartstream.RoleAuditor}
+
+// Headers of a chart as it stood at as_of: its last event's position and
+// recorded time.
+const (
+	HeaderLastEventPosition   = "X-Last-Event-Position"
+	HeaderLastEventRecordedAt = "X-Last-Event-Recorded-At"
+)
+
+type (
+	chartQuery struct {
+		AsOf string `query:"as_of" format:"date-time" maxLength:"64" description:"the chart as it stood at this instant (RFC 3339), rebuilt from the event store"`
+	}
+	historyQuery struct {
+		Cursor string `query:"cursor" maxLength:"64" description:"a page's next_cursor"`
+		Limit  int    `query:"limit" minimum:"1" maximum:"1000" description:"default 100"`
+	}
+	// historyEvent is one event of a patient's history, upcast to the
+	// current schema, PHI opened (or listed in erased), with who and when.
+	historyEvent struct {
+		Position      int64                 `json:"position"`
+		RecordedAt    time.Time             `json:"recorded_at"`
+		Stream        chartstream.StreamRef `json:"stream"`
+		Version       int64                 `json:"version"`
+		EventID       uuid.UUID             `json:"event_id"`
+		Type          string                `json:"type"`
+		SchemaVersion int                   `json:"schema_version"`
+		Payload       json.RawMessage       `json:"payload"`
+		Erased        []string              `json:"erased,omitempty"`
+		Metadata      chartstream.Metadata  `json:"metadata"`
+	}
+	historyPage struct {
+		Items []historyEvent `json:"items"`
+		// Next continues the listing (cursor=); absent on the last page.
+		Next string `json:"next_cursor,omitempty"`
+	}
+)
+
+func (s *Server) historyRoutes() []route {
+	return []route{
+		{Method: http.MethodGet, Path: "/v1/patients/:id/history", Summary: "Every event of the patient's streams (patient, encounters, orders), oldest first",
+			Roles: auditors, Query: new(historyQuery), Response: new(historyPage), PHI: patientPHI, Handle: s.patientHistory},
+	}
+}
+
+// patientHistory lists a page of the patient's events in commit order.
+func (s *Server) patientHistory(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var q historyQuery
+	if err := bindQuery(c, &q); err != nil {
+		return err
+	}
+	f := eventstore.RecordFilter{Limit: 100}
+	if q.Limit > 0 {
+		f.Limit = q.Limit
+	}
+	if q.Cursor != "" {
+		if f.After, err = eventstore.ParseCursor(q.Cursor); err != nil {
+			return chartstream.Invalid(chartstream.FieldError{Field: "cursor", Reason: "is not a cursor of this listing"})
+		}
+	}
+	f.Limit++ // one more tells whether a next page exists
+	page := historyPage{Items: []historyEvent{}}
+	var last eventstore.Cursor
+	err = s.deps.History.PatientEvents(c.Request().Context(), callerOf(c).Tenant, patient.Stream(id), f, func(e chartstream.Event) error {
+		if len(page.Items) == f.Limit-1 {
+			page.Next = last.String()
+			return nil
+		}
+		page.Items = append(page.Items, historyEvent{Position: e.Position, RecordedAt: e.RecordedAt, Stream: e.Stream, Version: e.Version,
+			EventID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Payload: e.Payload, Erased: e.Erased, Metadata: e.Metadata})
+		last = eventstore.CursorOf(e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+// parseAsOf reads as_of; malformed is EINVALID naming it.
+func parseAsOf(v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return t, chartstream.Invalid(chartstream.FieldError{Field: "as_of", Reason: "must be an RFC 3339 date-time, e.g. 2025-01-31T12:00:00Z"})
+	}
+	return t, nil
+}
+
+// chartAsOf rebuilds the patient's chart from the event store as it stood
+// at asOf (events recorded at or before it), with the last event's
+// position and time. Errors: ENOTFOUND for an unknown patient, or one not
+// registered yet at asOf.
+func (s *Server) chartAsOf(ctx context.Context, tenant chartstream.TenantID, id uuid.UUID, asOf time.Time) (chart.Chart, chartstream.Event, error) {
+	r := chart.NewReplay()
+	var last chartstream.Event
+	// recorded_at has microseconds: at or before asOf is before the next
+	// microsecond.
+	until := asOf.Truncate(time.Microsecond).Add(time.Microsecond)
+	err := s.deps.History.PatientEvents(ctx, tenant, patient.Stream(id), eventstore.RecordFilter{Until: until}, func(e chartstream.Event) error {
+		last = e
+		return r.Apply(e)
+	})
+	if err != nil {
+		return chart.Chart{}, last, err
+	}
+	ch, err := r.Chart()
+	return ch, last, err
+}
+
+// setLastEvent says which event a rebuilt chart stands at.
+func setLastEvent(c echo.Context, e chartstream.Event) {
+	h := c.Response().Header()
+	h.Set(HeaderLastEventPosition, strconv.FormatInt(e.Position, 10))
+	h.Set(HeaderLastEventRecordedAt, e.RecordedAt.UTC().Format(time.RFC3339Nano))
+}
