@@ -22,9 +22,9 @@ import (
 // the ids of everything recorded about them.
 type fixture struct {
 	id, encounter, order, observation, allergy, condition uuid.UUID
-	family, given, mrn, birth, ssn, phone, fax, email        string
-	street, city, zip, plan, account, licence, vehicle      string
-	device, url, ip, note, prescriber, deceased             string
+	family, given, mrn, birth, ssn, phone, fax, email     string
+	street, city, zip, plan, account, licence, vehicle    string
+	device, url, ip, note, prescriber, deceased           string
 }
 
 func newFixture(n int) fixture {
