@@ -255,4 +255,3 @@ func (s *Store) checkPayload(tenant chartstream.TenantID, payload json.RawMessag
 	}
 	return nil
 }
-
