@@ -115,7 +115,10 @@ func openCommandsStack(ctx context.Context, log io.Writer, cfg Config, o stackOp
 		return s, err
 	}
 	if cfg.NATSURL != "" {
-		s.closers = append(s.closers, func() { deleteBenchStream(log, cfg.NATSURL, cfg.Relay.Stream) })
+		s.closers = append(s.closers, func() {
+			deleteBenchStream(log, cfg.NATSURL, cfg.Relay.Stream)
+			deleteBenchStream(log, cfg.NATSURL, cfg.Deid.Stream)
+		})
 	}
 	if s.store, s.pool, err = openStore(ctx, cfg.DatabaseURL, cfg.PHIKeyFile, "chartstream-bench", commands.EventSpecs()); err != nil {
 		return s, err
@@ -222,6 +225,8 @@ func isolateBenchWorkers(ctx context.Context, cfg *Config, tenant chartstream.Te
 	cfg.Relay.MaxBytes = 1 << 30
 	cfg.Projector.Consumer = "bench-" + id
 	cfg.Projector.Tenants = []chartstream.TenantID{tenant}
+	cfg.Deid.Name, cfg.Deid.Stream, cfg.Deid.SubjectPrefix = "bench-deid-"+id, cfg.Relay.Stream+"_DEID", "benchd"+id
+	cfg.Deid.Tenants = cfg.Projector.Tenants
 	reader, pool, err := openStore(ctx, cfg.DatabaseRelayURL, cfg.PHIKeyFile, "chartstream-bench-relay", commands.EventSpecs())
 	if err != nil {
 		return err

@@ -79,6 +79,13 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	// too; projecting those (sealed under their own keys) would move
 	// their tenants' checkpoints. The test projects one tenant of its own.
 	cfg.Projector.Tenants = []chartstream.TenantID{testkit.MustTenant(t)}
+	// The de-identifier likewise: a lease, stream and subjects of its
+	// own, for the test's tenant.
+	cfg.Deid.Name, cfg.Deid.Stream, cfg.Deid.SubjectPrefix = "deid-"+id, cfg.Relay.Stream+"_DEID", "d"+id
+	cfg.Deid.Tenants = cfg.Projector.Tenants
+	if cfg.NATSURL != "" {
+		t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.Deid.Stream) })
+	}
 	relay := testkit.MustPool(t, "DATABASE_RELAY_URL")
 	var head eventstore.Cursor
 	err := relay.QueryRow(testkit.Context(t), `SELECT coalesce(max(txid::text::bigint), 0), coalesce(max(position), 0) FROM events

@@ -51,6 +51,8 @@ type Main struct {
 	ln        net.Listener
 	relay     *workers.Relay
 	projector *workers.Projector
+	// deidentifier is nil when DEID_ENABLED is false.
+	deidentifier *workers.Deidentifier
 	// history is the event store as the relay role: every tenant's events.
 	history *eventstore.Store
 	// phiStores are the event stores that open PHI: their key caches must
@@ -142,7 +144,10 @@ func (m *Main) openWorkers(ctx context.Context) error {
 		JetStream: js, DB: m.pool, Sessions: m.sessions, Events: opener, Heads: m.history,
 		Projections: liveProjections(), Verifier: verifier, Logger: m.Logger,
 	}, m.Config.Projector)
-	return err
+	if err != nil {
+		return err
+	}
+	return m.openDeidentifier(js, opener, signer, verifier)
 }
 
 func (m *Main) openAPI(ctx context.Context) error {
@@ -255,6 +260,10 @@ func (m *Main) Run(ctx context.Context) error {
 		wg.Add(2)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
+		if m.deidentifier != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = m.deidentifier.Run(ctx) }()
+		}
 	}
 	var err error
 	if m.server != nil {
