@@ -19,7 +19,6 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/commands"
-	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/idempotency"
 	"github.com/chartstream/chartstream/internal/ratelimit"
@@ -80,10 +79,7 @@ the tenant's read models from the event store.`,
 		},
 	}
 	f := cmd.Flags()
-	stringFlag(f, &urls.db, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
-	stringFlag(f, &urls.relay, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role")
-	stringFlag(f, &urls.admin, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL (creates the bench tenant)")
-	stringFlag(f, &urls.nats, "nats-url", "NATS_URL", "", "external NATS; empty starts an embedded server")
+	benchURLFlags(f, &urls)
 	stringFlag(f, &redisURL, "redis-url", "REDIS_URL", "", "Redis URL (the API's rate limits and idempotency)")
 	f.IntVar(&rate, "rate", 1000, "events per second in the lag phase")
 	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
@@ -125,90 +121,19 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 	defer stopRelay()
 	defer runInBackground(ctx, projector.Run)()
 
-	md := chartstream.Metadata{Actor: "bench"}
-	ids := make([]uuid.UUID, patients)
-	cmds := commands.New(b.writer, nil)
-	for i := range ids {
-		res, err := cmds.Run(ctx, tenant, md, patient.RegisterPatient{MRN: fmt.Sprintf("BENCH-%06d", i),
-			Name: patient.HumanName{Family: "Bench", Given: []string{"Patient"}}, BirthDate: "1970-01-01", Sex: "unknown"})
-		if err != nil {
-			return r, err
-		}
-		ids[i] = res.ID
+	ids, err := registerVitalsPatients(ctx, b, patients)
+	if err != nil {
+		return r, err
 	}
-
-	// Phase 1: vital signs at perSecond, appended straight to the patients'
-	// streams (a command handler would re-read each stream first).
-	n := int(float64(perSecond) * duration.Seconds())
-	committed := make(map[uuid.UUID]time.Time, n)
-	var cmu sync.Mutex
-	bar := newProgress(int64(n), "vital signs")
-	tokens := make(chan int, n)
-	var wg sync.WaitGroup
-	var firstErr error
-	var once sync.Once
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range tokens {
-				id := uuid.Must(uuid.NewV7())
-				payload, _ := json.Marshal(patient.ObservationRecorded{ObservationID: uuid.New(), Code: "8867-4", System: patient.LOINC,
-					Value: ptrTo(60 + float64(i%40)), Unit: "/min", EffectiveAt: time.Now().UTC()})
-				_, err := b.writer.Append(ctx, tenant, patient.Stream(ids[i%len(ids)]), chartstream.AnyVersion,
-					chartstream.NewEvent{ID: id, Type: patient.TypeObservationRecorded, Payload: payload, Metadata: md})
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					continue
-				}
-				cmu.Lock()
-				committed[id] = time.Now()
-				cmu.Unlock()
-				_ = bar.Add(1)
-			}
-		}()
+	// Phase 1: vital signs at perSecond.
+	committed, err := recordVitalSigns(ctx, b, ids, perSecond, duration)
+	if err != nil {
+		return r, err
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	perTick := max(1, perSecond/100)
-	for sent := 0; sent < n; {
-		<-tick.C
-		for j := 0; j < perTick && sent < n; j++ {
-			tokens <- sent
-			sent++
-		}
+	lags, err := lagsOf(committed, &mu, applied, "applied")
+	if err != nil {
+		return r, err
 	}
-	tick.Stop()
-	close(tokens)
-	wg.Wait()
-	_ = bar.Finish()
-	if firstErr != nil {
-		return r, firstErr
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		mu.Lock()
-		missing := 0
-		for id := range committed {
-			if _, ok := applied[id]; !ok {
-				missing++
-			}
-		}
-		mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("%d of %d events not applied within 60s", missing, len(committed))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	lags := make([]float64, 0, len(committed))
-	mu.Lock()
-	for id, c := range committed {
-		lags = append(lags, float64(applied[id].Sub(c).Microseconds())/1000)
-	}
-	mu.Unlock()
-	slices.Sort(lags)
 	r.Events, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs = len(lags), quantile(lags, 0.5), quantile(lags, 0.99), lags[len(lags)-1]
 
 	// Phase 2: GET /v1/patients/{id} through the real API server.

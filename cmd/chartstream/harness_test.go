@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -52,6 +54,10 @@ func newTestMain(t *testing.T, apiOn, workers bool, natsURL string) *Main {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.NATSURL = natsURL
 	cfg.NATSStoreDir = t.TempDir()
+	if natsURL == "" {
+		// The stack's NATS credentials; the embedded server takes none.
+		cfg.NATS = messaging.Config{}
+	}
 	// The dev environment has a dev key; tests, like make run, allow it.
 	cfg.Auth.AllowDevKey = true
 	if workers {
@@ -98,9 +104,14 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	}
 }
 
-// deleteStream removes a test's stream from a shared NATS server.
+// deleteStream removes a test's stream from a shared NATS server, with
+// the stack's credentials.
 func deleteStream(t *testing.T, url, stream string) {
-	nc, err := nats.Connect(url)
+	var opts []nats.Option
+	if creds := os.Getenv("NATS_CREDS_FILE"); creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Errorf("delete stream %s: %v", stream, err)
 		return

@@ -88,6 +88,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newPatientCmd(),
 		newRelayCmd(),
 		newChaosCmd(),
+		newSubscriberCmd(),
 	)
 	// A malformed or unknown flag is bad input: exit 2, like every
 	// other refusal of input, whichever subcommand it is given to.

@@ -222,15 +222,43 @@ restart_postgres() {
 	die "PostgreSQL does not accept connections on 127.0.0.1:$PG_PORT"
 }
 
+# NATS runs with decentralized (operator JWT) authentication: every client
+# presents a user's .creds (the platform's in .local/secrets/nats, or a
+# subscriber's from chartstream subscriber create). A server started
+# before with another auth config is restarted with this one.
+init_nats_auth() {
+	"$LOCAL/bin/chartstream" dev init-nats --dir "$LOCAL/secrets/nats" \
+		--conf "$LOCAL/nats/nats-auth.conf" --resolver-dir "$LOCAL/nats/jwt" >/dev/null
+}
+
 start_nats() {
+	local want
 	mkdir -p "$LOCAL/nats"
+	want=$(md5sum <"$LOCAL/nats/nats-auth.conf" | cut -c1-32)
 	if [ -s "$LOCAL/nats/nats.pid" ] && kill -0 "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null; then
-		log "NATS already running on 127.0.0.1:$NATS_PORT"; return
+		if [ "$(cat "$LOCAL/nats/auth.md5" 2>/dev/null)" = "$want" ]; then
+			log "NATS already running on 127.0.0.1:$NATS_PORT"; return
+		fi
+		log "restarting NATS: its authentication config changed"
+		stop_nats
 	fi
-	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT"
-	setsid "$LOCAL/bin/nats-server" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
+	log "starting NATS (JetStream, operator JWT auth) on 127.0.0.1:$NATS_PORT"
+	setsid "$LOCAL/bin/nats-server" -c "$LOCAL/nats/nats-auth.conf" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
 		-P "$LOCAL/nats/nats.pid" -l "$LOCAL/nats/nats.log" </dev/null >/dev/null 2>&1 &
 	wait_port "$NATS_PORT" NATS
+	echo "$want" >"$LOCAL/nats/auth.md5"
+}
+
+stop_nats() {
+	local pid i
+	[ -s "$LOCAL/nats/nats.pid" ] || return 0
+	pid=$(cat "$LOCAL/nats/nats.pid")
+	kill "$pid" 2>/dev/null || true
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -f "$LOCAL/nats/nats.pid"
 }
 
 wait_port() {
@@ -256,6 +284,10 @@ export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
 export PHI_KEY_FILE='$LOCAL/secrets/phi-master.key'
 export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
 export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
+export NATS_CREDS_FILE='$LOCAL/secrets/nats/platform.creds'
+export NATS_ACCOUNT_SIGNING_KEY_FILE='$LOCAL/secrets/nats/account-signing.nk'
+export NATS_SYSTEM_CREDS_FILE='$LOCAL/secrets/nats/system.creds'
+export NATS_OPERATOR_SIGNING_KEY_FILE='$LOCAL/secrets/nats/operator-signing.nk'
 ENV
 	mv "$LOCAL/env.tmp" "$LOCAL/env")
 }
@@ -267,7 +299,6 @@ up() {
 	start_postgres
 	bootstrap_database
 	start_redis
-	start_nats
 	write_env
 	log "building chartstream"
 	(cd "$ROOT" && go build -o "$LOCAL/bin/chartstream" ./cmd/chartstream)
@@ -276,13 +307,15 @@ up() {
 	"$LOCAL/bin/chartstream" migrate
 	set_role_passwords
 	"$LOCAL/bin/chartstream" dev init-keys
+	init_nats_auth
+	start_nats
 	log "stack up; environment in $LOCAL/env"
 }
 
 down() {
 	local dir f bin
 	dir=$(readlink -f "$LOCAL/pg" 2>/dev/null || echo "$LOCAL/pg")
-	if [ -s "$LOCAL/nats/nats.pid" ]; then kill "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null || true; rm -f "$LOCAL/nats/nats.pid"; fi
+	stop_nats
 	stop_redis
 	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then
 		as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true

@@ -155,13 +155,18 @@ func (r *Registry) Create(ctx context.Context, tenant chartstream.TenantID, name
 
 // List returns the tenant's subscribers, revoked ones too, oldest first.
 func (r *Registry) List(ctx context.Context, tenant chartstream.TenantID) ([]Subscriber, error) {
+	return List(ctx, r.deps.DB, r.streams, tenant)
+}
+
+// List is Registry.List for callers without NATS: db is the owner's pool.
+func List(ctx context.Context, db *pgxpool.Pool, streams Streams, tenant chartstream.TenantID) ([]Subscriber, error) {
 	var out []Subscriber
-	err := postgres.InTenantTx(ctx, r.deps.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.InTenantTx(ctx, db, tenant, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM stream_subscribers WHERE tenant_id = $1 ORDER BY created_at, id`, tenant)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, r.scan)
+		out, err = pgx.CollectRows(rows, scanner(streams))
 		return err
 	})
 	if err != nil {
@@ -185,7 +190,7 @@ func (r *Registry) Revoke(ctx context.Context, tenant chartstream.TenantID, name
 		if err != nil {
 			return err
 		}
-		if s, err = pgx.CollectExactlyOneRow(rows, r.scan); errors.Is(err, pgx.ErrNoRows) {
+		if s, err = pgx.CollectExactlyOneRow(rows, scanner(r.streams)); errors.Is(err, pgx.ErrNoRows) {
 			return chartstream.Errorf(chartstream.ENOTFOUND, "the tenant has no active subscriber named %s", name)
 		} else if err != nil {
 			return err
@@ -207,14 +212,17 @@ func (r *Registry) Revoke(ctx context.Context, tenant chartstream.TenantID, name
 
 const columns = `id, tenant_id, name, deidentified, stream, consumer, user_key, created_at, revoked_at`
 
-func (r *Registry) scan(row pgx.CollectableRow) (Subscriber, error) {
-	var s Subscriber
-	err := row.Scan(&s.ID, &s.Tenant, &s.Name, &s.Deidentified, &s.Stream, &s.Consumer, &s.UserKey, &s.CreatedAt, &s.RevokedAt)
-	s.InboxPrefix = natsauth.InboxPrefix(s.Consumer)
-	prefix := r.streams.RawPrefix
-	if s.Deidentified {
-		prefix = r.streams.DeidPrefix
+// scanner reads a row of columns.
+func scanner(streams Streams) pgx.RowToFunc[Subscriber] {
+	return func(row pgx.CollectableRow) (Subscriber, error) {
+		var s Subscriber
+		err := row.Scan(&s.ID, &s.Tenant, &s.Name, &s.Deidentified, &s.Stream, &s.Consumer, &s.UserKey, &s.CreatedAt, &s.RevokedAt)
+		s.InboxPrefix = natsauth.InboxPrefix(s.Consumer)
+		prefix := streams.RawPrefix
+		if s.Deidentified {
+			prefix = streams.DeidPrefix
+		}
+		s.Subjects = prefix + "." + s.Tenant.String() + ".>"
+		return s, err
 	}
-	s.Subjects = prefix + "." + s.Tenant.String() + ".>"
-	return s, err
 }
