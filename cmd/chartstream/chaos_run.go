@@ -221,7 +221,7 @@ func (r *chaosRun) childEnv(natsURL string) []string {
 		// The run's nats-server (or the embedded one) takes no
 		// credentials, unlike the stack's.
 		"NATS_CREDS_FILE": "",
-		"DATABASE_URL": r.cfg.DatabaseURL, "DATABASE_RELAY_URL": r.cfg.DatabaseRelayURL, "DATABASE_ADMIN_URL": r.cfg.DatabaseAdminURL,
+		"DATABASE_URL":    r.cfg.DatabaseURL, "DATABASE_RELAY_URL": r.cfg.DatabaseRelayURL, "DATABASE_ADMIN_URL": r.cfg.DatabaseAdminURL,
 		"REDIS_URL": r.cfg.RedisURL, "PHI_KEY_FILE": r.cfg.PHIKeyFile, "JWT_DEV_KEY_FILE": r.cfg.JWTDevKeyFile,
 		"RELAY_STREAM": r.cfg.RelayStream,
 		// The stream of one run needs far less than the 10 GiB default
