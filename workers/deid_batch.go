@@ -45,7 +45,14 @@ type deidRun struct {
 	prev map[chartstream.TenantID]uint64
 	// patients caches the patient of encounter streams.
 	patients map[uuid.UUID]uuid.UUID
+	// savedAt is when the checkpoint was last saved.
+	savedAt time.Time
 }
+
+// deidCheckpointEvery is how often the checkpoint is saved. It is only a
+// shortcut (a restart counts off what the stream holds beyond it), so it
+// need not cost a round trip per batch.
+const deidCheckpointEvery = time.Second
 
 // pending is one message of a batch to publish.
 type pending struct {
@@ -80,10 +87,14 @@ func (r *deidRun) batch(ctx context.Context, msgs []jetstream.Msg) error {
 	if err := r.publish(ctx, out); err != nil {
 		return err
 	}
+	if time.Since(r.savedAt) < deidCheckpointEvery {
+		return nil
+	}
 	body, _ := json.Marshal(deidCheckpoint{Source: r.source, Deid: r.lastSeq})
 	if _, err := r.kv.Put(ctx, r.d.cfg.Name, body); err != nil {
 		return fmt.Errorf("save de-identifier checkpoint: %w", err)
 	}
+	r.savedAt = time.Now()
 	return nil
 }
 
