@@ -164,7 +164,7 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		Logger:   logging.New(cfg.log, slog.LevelDebug),
 		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
-		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t),
+		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t), AsyncAPI: mustAsyncAPI(t),
 	}, api.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

@@ -83,6 +83,9 @@ type Deps struct {
 	Idempotency IdempotencyStore
 	// ReadModels is the app role's pool the queries read from.
 	ReadModels *pgxpool.Pool
+	// AsyncAPI is the AsyncAPI document of the event streams
+	// (internal/asyncapi), served at /asyncapi.json; nil serves none.
+	AsyncAPI []byte
 }
 
 // Server is the HTTP server.
@@ -146,8 +149,8 @@ func (s *Server) clinicalRoutes() error {
 		}
 	}
 	var err error
-	public := s.fhirPublicRoutes()
-	if s.openAPI, err = openAPIDocument(slices.Concat(s.routes, public)); err != nil {
+	public, docs := s.fhirPublicRoutes(), s.docRoutes()
+	if s.openAPI, err = openAPIDocument(slices.Concat(s.routes, public, docs)); err != nil {
 		return fmt.Errorf("api: openapi document: %w", err)
 	}
 	s.echo.GET("/openapi.json", func(c echo.Context) error {
@@ -155,6 +158,9 @@ func (s *Server) clinicalRoutes() error {
 	})
 	register(s.echo.Group("/v1", s.authenticate, s.limit, s.idempotent), "/v1", s.routes)
 	s.registerFHIR(s.routes, public)
+	for _, r := range docs {
+		s.echo.Add(r.Method, r.Path, r.Handle)
+	}
 	return nil
 }
 

@@ -187,9 +187,6 @@ func (c Config) Validate(api, workers bool) error {
 		if c.MessageSigningKeyFile == "" {
 			errs = append(errs, errors.New("MESSAGE_SIGNING_KEY_FILE is required for the workers"))
 		}
-		if err := c.Deid.Validate(); err != nil {
-			errs = append(errs, err)
-		}
 		if !api && c.NATSURL == "" {
 			errs = append(errs, errors.New("NATS_URL is required for `chartstream work`: the embedded NATS server is only for a single `chartstream all`"))
 		}
@@ -214,6 +211,9 @@ func (c Config) Validate(api, workers bool) error {
 		}
 	}
 	if err := c.natsConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Deid.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.EventStore.AppendConcurrency < 1 {

@@ -10,6 +10,7 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/asyncapi"
 	"github.com/chartstream/chartstream/internal/deid"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -41,11 +42,10 @@ func (s *deidSettings) flags(fs *pflag.FlagSet) {
 	intFlag(fs, &s.MaxShiftDays, "deid-max-shift-days", "DEID_MAX_SHIFT_DAYS", 365, "largest date shift in days, with DEID_DATES=shift")
 }
 
-// Validate reports every problem with the settings.
+// Validate reports every problem with the settings (the API's
+// /asyncapi.json describes the stream as configured, so serve checks them
+// too).
 func (s deidSettings) Validate() error {
-	if !s.Enabled {
-		return nil
-	}
 	var errs []error
 	if err := s.rules().Validate(); err != nil {
 		errs = append(errs, errors.New("DEID_DATES must be year or shift, DEID_MAX_SHIFT_DAYS 1 to 3650"))
@@ -81,4 +81,21 @@ func (m *Main) openDeidentifier(js jetstream.JetStream, opener *eventstore.Store
 		return fmt.Errorf("de-identifier: %w", err)
 	}
 	return nil
+}
+
+// asyncAPI is the AsyncAPI document of the streams as configured.
+func (c Config) asyncAPI() ([]byte, error) {
+	rules, err := deid.New(commands.EventSpecs(), c.Deid.rules())
+	if err != nil {
+		return nil, err
+	}
+	streams := asyncapi.DefaultStreams
+	streams.Raw, streams.Deid = c.Relay.Stream, c.Deid.Stream
+	if c.Relay.SubjectPrefix != "" {
+		streams.RawPrefix = c.Relay.SubjectPrefix
+	}
+	if c.Deid.SubjectPrefix != "" {
+		streams.DeidPrefix = c.Deid.SubjectPrefix
+	}
+	return asyncapi.Document(commands.EventSpecs(), rules, streams)
 }

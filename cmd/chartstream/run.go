@@ -215,10 +215,14 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if m.verifier, err = auth.NewVerifier(m.closing, authCfg); err != nil {
 		return fmt.Errorf("JWT settings: %w", err)
 	}
+	doc, err := m.Config.asyncAPI()
+	if err != nil {
+		return fmt.Errorf("asyncapi document: %w", err)
+	}
 	m.server, err = api.NewServer(api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		Limits: limits, Idempotency: idem, ReadModels: m.pool,
+		Limits: limits, Idempotency: idem, ReadModels: m.pool, AsyncAPI: doc,
 	},
 		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout})
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Schema is a JSON Schema (draft 2020-12) as a JSON object.
+// Schema is a JSON Schema (draft-07) as a JSON object.
 type Schema = map[string]any
 
 // pseudonymSchema describes a pseudonym: 32 lowercase hex digits.
@@ -50,7 +50,6 @@ func (d *Deidentifier) MessageSchema(r Rule) Schema {
 			"description": "why the message carries no payload; erased: the patient's record was erased"},
 	}
 	return Schema{
-		"$schema": "https://json-schema.org/draft/2020-12/schema",
 		"title":   r.Type + " v" + strconv.Itoa(r.SchemaVersion) + " (de-identified)",
 		"type":    "object", "additionalProperties": false,
 		"required":   []string{"tenant_id", "event_id", "type", "schema_version", "stream"},
