@@ -87,10 +87,10 @@ func Document(specs []chartstream.EventSpec, rules *deid.Deidentifier, streams S
 		"channels": Schema{
 			RawChannel: Schema{"address": streams.RawPrefix + ".{tenant_id}.{stream_type}.{event_type}", "title": "stream " + streams.Raw,
 				"description": "One message per committed event, exactly once, in each tenant's commit order. Signed by the relay (Chartstream-Signature).",
-				"parameters": params("events"), "messages": raw},
+				"parameters":  params("events"), "messages": raw},
 			DeidChannel: Schema{"address": streams.DeidPrefix + ".{tenant_id}.{stream_type}.{event_type}", "title": "stream " + streams.Deid,
 				"description": "One message per clinical event, de-identified, exactly once, in each tenant's order. Ids are keyed pseudonyms (stable within the tenant), dates years (or shifted, when configured). An erased patient's events are withheld; the patient.erased message names the pseudonym to forget.",
-				"parameters": params("de-identified events"), "messages": deidentified},
+				"parameters":  params("de-identified events"), "messages": deidentified},
 		},
 		"operations": Schema{
 			"receiveClinical":     Schema{"action": "receive", "channel": ref("#/channels/" + RawChannel), "messages": rawRefs},

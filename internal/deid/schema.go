@@ -50,8 +50,8 @@ func (d *Deidentifier) MessageSchema(r Rule) Schema {
 			"description": "why the message carries no payload; erased: the patient's record was erased"},
 	}
 	return Schema{
-		"title":   r.Type + " v" + strconv.Itoa(r.SchemaVersion) + " (de-identified)",
-		"type":    "object", "additionalProperties": false,
+		"title": r.Type + " v" + strconv.Itoa(r.SchemaVersion) + " (de-identified)",
+		"type":  "object", "additionalProperties": false,
 		"required":   []string{"tenant_id", "event_id", "type", "schema_version", "stream"},
 		"properties": envelope,
 	}
