@@ -125,16 +125,14 @@ func (r *deidRun) deidentify(ctx context.Context, events []chartstream.Event) ([
 	for i, e := range events {
 		in := deid.Input{Event: e}
 		var err error
-		if in.Key, err = src.PseudonymKey(ctx, e.Tenant); err != nil {
-			return nil, fmt.Errorf("pseudonym key: %w", err)
-		}
-		err = src.Open(ctx, &in.Event)
-		if err == nil {
-			in.Patient, err = r.patientOf(ctx, in.Event)
+		if in.Key, err = src.PseudonymKey(ctx, e.Tenant); err == nil {
+			if err = src.Open(ctx, &in.Event); err == nil {
+				in.Patient, err = r.patientOf(ctx, in.Event)
+			}
 		}
 		switch {
 		case err != nil && permanent(err):
-			// Sealed under a key this deployment cannot open: withheld
+			// Sealed under a key this deployment cannot unwrap: withheld
 			// as unreadable rather than holding up every tenant.
 			in.Event.Payload, in.Patient = nil, uuid.Nil
 			r.log.Warn("an event cannot be read; its message is withheld", "event_id", e.ID.String(), "reason", reason(err))
@@ -216,7 +214,9 @@ func (r *deidRun) encode(m deid.Message) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(r.d.cfg.SubjectPrefix + "." + m.Tenant.String() + "." + m.Stream.Type + "." + m.Type)
 	msg.Data = body
-	msg.Header.Set(nats.MsgIdHdr, m.EventID)
+	if m.EventID != "" {
+		msg.Header.Set(nats.MsgIdHdr, m.EventID)
+	}
 	msg.Header.Set(HeaderTenant, m.Tenant.String())
 	msg.Header.Set(HeaderEventType, m.Type)
 	msg.Header.Set(HeaderSchemaVersion, strconv.Itoa(m.SchemaVersion))
@@ -241,8 +241,8 @@ func (r *deidRun) publish(ctx context.Context, out []pending) error {
 		prev[tenant] = r.lastSeq + uint64(i) + 1
 		p.msg.Header.Set(HeaderSignature, r.d.deps.Signer.Sign(DeidSignedContent(p.msg.Header, p.msg.Data)))
 		var err error
-		futures[i], err = r.d.deps.JetStream.PublishMsgAsync(p.msg, jetstream.WithMsgID(p.msg.Header.Get(nats.MsgIdHdr)),
-			jetstream.WithExpectLastSequence(r.lastSeq+uint64(i)), jetstream.WithRetryAttempts(0), jetstream.WithStallWait(r.d.cfg.AckTimeout))
+		futures[i], err = r.d.deps.JetStream.PublishMsgAsync(p.msg, jetstream.WithExpectLastSequence(r.lastSeq+uint64(i)),
+			jetstream.WithRetryAttempts(0), jetstream.WithStallWait(r.d.cfg.AckTimeout))
 		if err != nil {
 			return fmt.Errorf("publish de-identified event: %w", err)
 		}

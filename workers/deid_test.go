@@ -233,3 +233,38 @@ func assertOncePerEvent(t *testing.T, msgs []deidMsg) {
 		}
 	}
 }
+
+// Events whose PHI, or whose tenant's key, this deployment cannot unwrap
+// (sealed under another key-encryption key) are withheld as unreadable;
+// they hold up no one, neither their tenant's next events nor another
+// tenant's.
+func TestUnreadableEventsAreWithheldNotStalling(t *testing.T) {
+	t.Parallel()
+	e := newDeidEnv(t, deid.DatesYear)
+	foreign := testkit.MustTenant(t)
+	e.cfg.Tenants = append(e.cfg.Tenants, foreign)
+	// Another deployment's keys: the de-identifier's store cannot open
+	// what this one seals, nor the pseudonym key it makes first.
+	other := mustStoreWith(t, "DATABASE_URL", commands.EventSpecs())
+	if _, err := other.PseudonymKey(testkit.Context(t), foreign); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	f := newFixture(5)
+	pat := chartstream.StreamRef{Type: patient.StreamType, ID: f.id}
+	body := []byte(`{"mrn":"` + f.mrn + `","name":{"family":"` + f.family + `"},"birth_date":"` + f.birth + `","sex":"female"}`)
+	if _, err := other.Append(testkit.Context(t), foreign, pat, chartstream.NoStream, chartstream.NewEvent{Type: patient.TypeRegistered, Payload: body}); err != nil {
+		t.Fatal(err)
+	}
+	e.appendAs(e.tenant, chartstream.StreamRef{Type: patient.StreamType, ID: uuid.New()}, patient.TypeDeceased, map[string]any{"deceased_at": f.deceased})
+	theirs := e.waitDeidentified(foreign, 1)
+	if m := theirs[0].body; m.Withheld != deid.WithheldUnreadable || m.Payload != nil || m.EventID != "" || m.Stream.ID != "" {
+		t.Errorf("an unreadable event: %s, want withheld without pseudonyms", theirs[0].raw)
+	}
+	if found := leaks(theirs, f.identifiers()); len(found) > 0 {
+		t.Errorf("identifiers survive: %q", found)
+	}
+	if ours := e.waitDeidentified(e.tenant, 1); ours[0].body.Withheld != "" || ours[0].body.Type != patient.TypeDeceased {
+		t.Errorf("the next tenant's event: %s", ours[0].raw)
+	}
+}

@@ -131,8 +131,8 @@ func rawHeaders() Schema {
 }
 
 func deidHeaders() Schema {
-	return headerSchema([]string{"Nats-Msg-Id", workers.HeaderTenant, workers.HeaderEventType, workers.HeaderSchemaVersion, workers.HeaderDeidPrev,
-		workers.HeaderSignature})
+	return headerSchema([]string{workers.HeaderTenant, workers.HeaderEventType, workers.HeaderSchemaVersion, workers.HeaderDeidPrev,
+		workers.HeaderSignature}, "Nats-Msg-Id")
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

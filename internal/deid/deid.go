@@ -66,7 +66,9 @@ const (
 	// WithheldUnknownType: no rule for the event type (an event type
 	// newer than this de-identifier).
 	WithheldUnknownType = "unknown_type"
-	// WithheldUnreadable: the payload is not a JSON object.
+	// WithheldUnreadable: the event cannot be read here (its PHI or the
+	// tenant's key is sealed under a key this deployment cannot unwrap,
+	// or the payload is not a JSON object).
 	WithheldUnreadable = "unreadable"
 )
 
@@ -135,7 +137,8 @@ type Input struct {
 	// Event is opened (PHI in its payload) and upcast to the current
 	// schema version.
 	Event chartstream.Event
-	// Key is the tenant's pseudonym key.
+	// Key is the tenant's pseudonym key; nil when it cannot be read,
+	// which withholds the event as unreadable.
 	Key []byte
 	// Patient is the patient the event is about; uuid.Nil when unknown.
 	Patient uuid.UUID
@@ -152,8 +155,9 @@ type Stream struct {
 // Message is a de-identified event: the body of a CLINICAL_DEID message.
 type Message struct {
 	Tenant chartstream.TenantID `json:"tenant_id"`
-	// EventID is the event's pseudonym.
-	EventID       string `json:"event_id"`
+	// EventID is the event's pseudonym; absent only from a message
+	// withheld as unreadable for want of the tenant's key.
+	EventID       string `json:"event_id,omitempty"`
 	Type          string `json:"type"`
 	SchemaVersion int    `json:"schema_version"`
 	Stream        Stream `json:"stream"`
@@ -171,9 +175,13 @@ type Message struct {
 // Deidentify returns in's event de-identified.
 func (d *Deidentifier) Deidentify(in Input) Message {
 	e := in.Event
+	m := Message{Tenant: e.Tenant, Type: e.Type, SchemaVersion: e.SchemaVersion, Stream: Stream{Type: e.Stream.Type}}
+	if len(in.Key) == 0 {
+		m.Withheld = WithheldUnreadable
+		return m
+	}
 	keys := pseudonyms{key: in.Key}
-	m := Message{Tenant: e.Tenant, EventID: keys.id(EntityEvent, e.ID), Type: e.Type, SchemaVersion: e.SchemaVersion,
-		Stream: Stream{Type: e.Stream.Type}}
+	m.EventID = keys.id(EntityEvent, e.ID)
 	rule, ok := d.rules[e.Type]
 	switch {
 	case !ok:

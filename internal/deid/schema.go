@@ -52,7 +52,7 @@ func (d *Deidentifier) MessageSchema(r Rule) Schema {
 	return Schema{
 		"title": r.Type + " v" + strconv.Itoa(r.SchemaVersion) + " (de-identified)",
 		"type":  "object", "additionalProperties": false,
-		"required":   []string{"tenant_id", "event_id", "type", "schema_version", "stream"},
+		"required":   []string{"tenant_id", "type", "schema_version", "stream"},
 		"properties": envelope,
 	}
 }
