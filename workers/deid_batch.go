@@ -47,6 +47,9 @@ type deidRun struct {
 	patients map[uuid.UUID]uuid.UUID
 	// savedAt is when the checkpoint was last saved.
 	savedAt time.Time
+	// unreadable counts each tenant's events withheld as unreadable, so
+	// that a tenant's first is logged, not every one.
+	unreadable map[chartstream.TenantID]int
 }
 
 // deidCheckpointEvery is how often the checkpoint is saved. It is only a
@@ -135,7 +138,10 @@ func (r *deidRun) deidentify(ctx context.Context, events []chartstream.Event) ([
 			// Sealed under a key this deployment cannot unwrap: withheld
 			// as unreadable rather than holding up every tenant.
 			in.Event.Payload, in.Patient = nil, uuid.Nil
-			r.log.Warn("an event cannot be read; its message is withheld", "event_id", e.ID.String(), "reason", reason(err))
+			if r.unreadable[e.Tenant]++; r.unreadable[e.Tenant] == 1 {
+				r.log.Warn("a tenant's event cannot be read (a key this deployment cannot unwrap); its message, and those of the tenant's other such events, are withheld",
+					"tenant", e.Tenant.String(), "event_id", e.ID.String(), "reason", reason(err))
+			}
 		case err != nil:
 			return nil, fmt.Errorf("event %s: %w", e.ID, err)
 		}

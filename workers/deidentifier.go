@@ -225,7 +225,7 @@ func (d *Deidentifier) runOnce(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("stream %s: %w", d.cfg.Stream, err)
 	}
 	run := &deidRun{d: d, log: log, kv: kv, stream: stream, lastSeq: info.State.LastSeq, prev: make(map[chartstream.TenantID]uint64),
-		patients: make(map[uuid.UUID]uuid.UUID)}
+		patients: make(map[uuid.UUID]uuid.UUID), unreadable: make(map[chartstream.TenantID]int)}
 	switch last := info.State.LastSeq; {
 	case last >= cp.Deid:
 		// Acknowledged after the checkpoint: the next this many source
