@@ -14,7 +14,6 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/internal/deid"
-	"github.com/chartstream/chartstream/internal/logging"
 )
 
 // The de-identified stream's defaults.
@@ -175,19 +174,8 @@ func NewDeidentifier(deps DeidentifierDeps, cfg DeidentifierConfig) (*Deidentifi
 // Name, across processes, one is active at a time.
 func (d *Deidentifier) Run(ctx context.Context) error {
 	log := d.deps.Logger.With("worker", "deidentifier", "name", d.cfg.Name)
-	lease{db: d.deps.Sessions, name: "deid." + d.cfg.Name, retry: d.cfg.LeaseRetry, log: log}.run(ctx, func(ctx context.Context) error {
-		backoff := 100 * time.Millisecond
-		for ctx.Err() == nil {
-			err := d.runOnce(ctx, log)
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("de-identifier failed; resuming from its checkpoint", logging.Error(err), "backoff", backoff.String())
-			sleep(ctx, backoff)
-			backoff = min(backoff*2, d.cfg.MaxBackoff)
-		}
-		return nil
-	})
+	lease{db: d.deps.Sessions, name: "deid." + d.cfg.Name, retry: d.cfg.LeaseRetry, log: log}.run(ctx,
+		retrying(d.cfg.MaxBackoff, log, "de-identifier failed; resuming from its checkpoint", func(ctx context.Context) error { return d.runOnce(ctx, log) }))
 	return nil
 }
 

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream"
@@ -87,37 +85,18 @@ func benchDeid(ctx context.Context, log io.Writer, urls benchURLs, perSecond, pa
 	if err != nil {
 		return r, err
 	}
-	var mu sync.Mutex
-	stored := make(map[uuid.UUID]time.Time)
+	stored := newSeenAt()
 	cfg := workers.DeidentifierConfig{Name: "deid-" + b.relayCfg.Name, Source: b.relayCfg.Stream, SourcePrefix: b.relayCfg.SubjectPrefix,
 		Stream: b.relayCfg.Stream + "_DEID", SubjectPrefix: b.relayCfg.SubjectPrefix + "d", MaxBytes: 1 << 30,
 		Tenants: []chartstream.TenantID{b.tenant.ID}}
 	d, err := workers.NewDeidentifier(workers.DeidentifierDeps{JetStream: b.js, Sessions: b.writerPool, Events: b.writer, Rules: rules,
-		Verifier: signer.Public(), Signer: signer, Logger: b.quiet, Published: func(p workers.DeidentifiedParams) {
-			mu.Lock()
-			stored[p.Source.ID] = p.AckedAt
-			mu.Unlock()
-		}}, cfg)
+		Verifier: signer.Public(), Signer: signer, Logger: b.quiet,
+		Published: func(p workers.DeidentifiedParams) { stored.record(p.Source.ID, p.AckedAt) }}, cfg)
 	if err != nil {
 		return r, err
 	}
 	b.closers = append(b.closers, func() { _ = b.js.DeleteStream(context.WithoutCancel(ctx), cfg.Stream) })
-	stopRelay, err := b.startRelay(ctx, nil)
-	if err != nil {
-		return r, err
-	}
-	defer stopRelay()
-	defer runInBackground(ctx, d.Run)()
-
-	ids, err := registerVitalsPatients(ctx, b, patients)
-	if err != nil {
-		return r, err
-	}
-	committed, err := recordVitalSigns(ctx, b, ids, perSecond, duration)
-	if err != nil {
-		return r, err
-	}
-	lags, err := lagsOf(committed, &mu, stored, "de-identified")
+	_, lags, err := vitalSignsLags(ctx, b, d.Run, stored, "de-identified", patients, perSecond, duration)
 	if err != nil {
 		return r, err
 	}

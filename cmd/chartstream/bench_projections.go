@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -99,38 +98,20 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 	tenant := b.tenant.ID
 
 	// applied records when the projector applied each of the tenant's events.
-	var mu sync.Mutex
-	applied := make(map[uuid.UUID]time.Time)
+	applied := newSeenAt()
 	projector, err := workers.NewProjector(workers.ProjectorDeps{
 		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet,
 		Applied: func(e chartstream.Event, at time.Time) {
 			if e.Tenant == tenant {
-				mu.Lock()
-				applied[e.ID] = at
-				mu.Unlock()
+				applied.record(e.ID, at)
 			}
 		},
 	}, workers.ProjectorConfig{Stream: b.relayCfg.Stream, SubjectPrefix: b.relayCfg.SubjectPrefix, Consumer: "bench-" + b.relayCfg.Name})
 	if err != nil {
 		return r, err
 	}
-	stopRelay, err := b.startRelay(ctx, nil)
-	if err != nil {
-		return r, err
-	}
-	defer stopRelay()
-	defer runInBackground(ctx, projector.Run)()
-
-	ids, err := registerVitalsPatients(ctx, b, patients)
-	if err != nil {
-		return r, err
-	}
 	// Phase 1: vital signs at perSecond.
-	committed, err := recordVitalSigns(ctx, b, ids, perSecond, duration)
-	if err != nil {
-		return r, err
-	}
-	lags, err := lagsOf(committed, &mu, applied, "applied")
+	ids, lags, err := vitalSignsLags(ctx, b, projector.Run, applied, "applied", patients, perSecond, duration)
 	if err != nil {
 		return r, err
 	}

@@ -88,19 +88,58 @@ func recordVitalSigns(ctx context.Context, b *benchPipeline, ids []uuid.UUID, pe
 	return committed, firstErr
 }
 
-// lagsOf waits up to 60 s until every committed event has a time in seen
-// (guarded by mu), then returns the lags in ms, sorted.
-func lagsOf(committed map[uuid.UUID]time.Time, mu *sync.Mutex, seen map[uuid.UUID]time.Time, what string) ([]float64, error) {
+// seenAt records when each event reached what a bench measures.
+type seenAt struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]time.Time
+}
+
+func newSeenAt() *seenAt { return &seenAt{m: make(map[uuid.UUID]time.Time)} }
+
+func (s *seenAt) record(id uuid.UUID, at time.Time) {
+	s.mu.Lock()
+	s.m[id] = at
+	s.mu.Unlock()
+}
+
+// vitalSignsLags starts the bench's relay and worker (the one measured),
+// registers the patients, records vital signs at perSecond for duration,
+// and returns the patients and each event's commit -> seen lag in ms,
+// sorted, once every event was seen (what says seen as what, for an
+// error).
+func vitalSignsLags(ctx context.Context, b *benchPipeline, worker func(context.Context) error, seen *seenAt, what string,
+	patients, perSecond int, duration time.Duration) ([]uuid.UUID, []float64, error) {
+	stopRelay, err := b.startRelay(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer stopRelay()
+	defer runInBackground(ctx, worker)()
+	ids, err := registerVitalsPatients(ctx, b, patients)
+	if err != nil {
+		return nil, nil, err
+	}
+	committed, err := recordVitalSigns(ctx, b, ids, perSecond, duration)
+	if err != nil {
+		return nil, nil, err
+	}
+	lags, err := lagsOf(committed, seen, what)
+	return ids, lags, err
+}
+
+// lagsOf waits up to 60 s until every committed event was seen, then
+// returns the lags in ms, sorted.
+func lagsOf(committed map[uuid.UUID]time.Time, seen *seenAt, what string) ([]float64, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		mu.Lock()
+		seen.mu.Lock()
 		missing := 0
 		for id := range committed {
-			if _, ok := seen[id]; !ok {
+			if _, ok := seen.m[id]; !ok {
 				missing++
 			}
 		}
-		mu.Unlock()
+		seen.mu.Unlock()
 		if missing == 0 {
 			break
 		}
@@ -110,11 +149,11 @@ func lagsOf(committed map[uuid.UUID]time.Time, mu *sync.Mutex, seen map[uuid.UUI
 		time.Sleep(50 * time.Millisecond)
 	}
 	lags := make([]float64, 0, len(committed))
-	mu.Lock()
+	seen.mu.Lock()
 	for id, c := range committed {
-		lags = append(lags, float64(seen[id].Sub(c).Microseconds())/1000)
+		lags = append(lags, float64(seen.m[id].Sub(c).Microseconds())/1000)
 	}
-	mu.Unlock()
+	seen.mu.Unlock()
 	slices.Sort(lags)
 	return lags, nil
 }
