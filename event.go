@@ -152,9 +152,14 @@ type CommandResult struct {
 	// Version is the command's stream's version after it; an API caller
 	// sends it back as If-Match.
 	Version int64 `json:"version"`
-	// Position is the global position of the last event written, for
-	// read-your-writes waits on the read models.
-	Position int64 `json:"position"`
+	// LastEvent is the id of the last event written, nil when the command
+	// changed nothing: the API's consistency token names it, so a later
+	// read can wait until the read models have applied it.
+	LastEvent uuid.UUID `json:"-"`
+	// Position is the global position of the last event written. It stays
+	// inside the platform: shown to a tenant, global positions would
+	// measure every other tenant's writes.
+	Position int64 `json:"-"`
 }
 
 // Snapshot is an aggregate's state at a version, so a long stream need not

@@ -87,6 +87,22 @@ func (e *apiEnv) eventCount(tenant chartstream.TenantID) int {
 	return n
 }
 
+// eventIDs returns tenant's event ids in commit order.
+func (e *apiEnv) eventIDs(tenant chartstream.TenantID) []uuid.UUID {
+	e.t.Helper()
+	var ids []uuid.UUID
+	err := postgres.InTenantTx(testkit.Context(e.t), testkit.MustAppPool(e.t), tenant, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(testkit.Context(e.t), `SELECT event_id FROM events ORDER BY txid, position`)
+		var err error
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ids
+}
+
 // wantEvents fails the test unless tenant has n events; when says at what
 // point, for the message.
 func (e *apiEnv) wantEvents(tenant chartstream.TenantID, n int, when string) {

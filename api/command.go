@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/strictjson"
 )
 
 // Response headers of commands.
@@ -31,23 +31,27 @@ const (
 	headerClient           = "X-Client"
 )
 
-// ConsistencyToken encodes the global position of a command's last event.
-// It is opaque to clients; ParseConsistencyToken reads it back.
-func ConsistencyToken(position int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + strconv.FormatInt(position, 10)))
+// ConsistencyToken names a command's last event. It is opaque to clients,
+// and it is the event's id, not its global position: positions are shared
+// by every tenant, so a tenant seeing them could measure the others'
+// writes. ParseConsistencyToken reads it back.
+func ConsistencyToken(lastEvent uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v2:" + lastEvent.String()))
 }
 
-// ParseConsistencyToken returns the position in a token, or EINVALID.
-func ParseConsistencyToken(token string) (int64, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+// ParseConsistencyToken returns the event a token names, or EINVALID. Only
+// the token ConsistencyToken makes is accepted, not other spellings that
+// decode to the same event.
+func ParseConsistencyToken(token string) (uuid.UUID, error) {
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err == nil {
-		if p, ok := strings.CutPrefix(string(raw), "v1:"); ok {
-			if pos, err := strconv.ParseInt(p, 10, 64); err == nil && pos > 0 {
-				return pos, nil
+		if v, ok := strings.CutPrefix(string(raw), "v2:"); ok {
+			if id, err := uuid.Parse(v); err == nil && id != uuid.Nil && ConsistencyToken(id) == token {
+				return id, nil
 			}
 		}
 	}
-	return 0, chartstream.Errorf(chartstream.EINVALID, "malformed consistency token")
+	return uuid.Nil, chartstream.Errorf(chartstream.EINVALID, "malformed consistency token")
 }
 
 // respond writes a command's result: 201 with Location for creations, 200
@@ -55,7 +59,9 @@ func ParseConsistencyToken(token string) (int64, error) {
 func respond(c echo.Context, location string, r chartstream.CommandResult) error {
 	h := c.Response().Header()
 	h.Set(headerETag, strconv.Quote(strconv.FormatInt(r.Version, 10)))
-	h.Set(HeaderConsistencyToken, ConsistencyToken(r.Position))
+	if r.LastEvent != uuid.Nil { // a command that changed nothing has nothing to wait for
+		h.Set(HeaderConsistencyToken, ConsistencyToken(r.LastEvent))
+	}
 	status := http.StatusOK
 	if location != "" {
 		h.Set(echo.HeaderLocation, location)
@@ -64,9 +70,11 @@ func respond(c echo.Context, location string, r chartstream.CommandResult) error
 	return c.JSON(status, r)
 }
 
-// decodeBody reads a JSON request body strictly: the content type must be
-// JSON, unknown fields and trailing data are refused, and type errors name
-// the field without echoing its value. An empty body decodes as {} when
+// decodeBody reads a JSON request body strictly (internal/strictjson): the
+// content type must be JSON in UTF-8; trailing data, invalid UTF-8,
+// duplicate or unknown member names, wrong types, nesting deeper than 32
+// and values over their limits are EINVALID naming the field, without
+// echoing its value. Nothing is repaired. An empty body decodes as {} when
 // optional is true (commands whose body is optional).
 func decodeBody(c echo.Context, dst any, optional bool) error {
 	req := c.Request()
@@ -80,16 +88,22 @@ func decodeBody(c echo.Context, dst any, optional bool) error {
 		}
 		return chartstream.Errorf(chartstream.EINVALID, "a JSON request body is required")
 	}
-	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
-		return chartstream.Errorf(chartstream.EUNSUPPORTED, "request body must be application/json")
+	if err := wantContentType(req, echo.MIMEApplicationJSON); err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err)
+	return strictjson.Decode(body, dst, strictjson.Limits{})
+}
+
+// wantContentType refuses a body that is not of media type want (or, for
+// JSON, a +json type) in UTF-8: EUNSUPPORTED.
+func wantContentType(req *http.Request, want string) error {
+	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	ok := err == nil && (mt == want || want == echo.MIMEApplicationJSON && strings.HasSuffix(mt, "+json"))
+	if cs, has := params["charset"]; ok && has && !strings.EqualFold(cs, "utf-8") {
+		ok = false
 	}
-	if dec.More() {
-		return chartstream.Errorf(chartstream.EINVALID, "request body must be a single JSON object")
+	if !ok {
+		return chartstream.Errorf(chartstream.EUNSUPPORTED, "request body must be %s in UTF-8", want)
 	}
 	return nil
 }
@@ -107,60 +121,26 @@ func readBody(req *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// jsonError turns a decoding error into a PHI-free validation error.
-func jsonError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return chartstream.Errorf(chartstream.EINVALID, "request body must be a JSON object")
-		}
-		return chartstream.Invalid(chartstream.FieldError{Field: field, Reason: "must be a " + jsonKind(typeErr.Type.Kind().String())})
-	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
-		return chartstream.Errorf(chartstream.EINVALID, "request body is not valid JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return chartstream.Invalid(chartstream.FieldError{Field: name, Reason: "is not a known field"})
-	}
-	// Other decoder errors (e.g. from a field's UnmarshalJSON) may quote
-	// input, so they are not passed on.
-	return chartstream.Errorf(chartstream.EINVALID, "request body does not match the expected shape")
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "string":
-		return "string"
-	case "float64", "float32", "int", "int64", "int32":
-		return "number"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	}
-	return "object"
-}
-
-// pathID parses a path parameter as a UUID. A malformed id is 404, like an
-// unknown one: the API never says more about ids than whether it has them.
-func pathID(c echo.Context, name string) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Param(name))
-	if err != nil {
-		return uuid.Nil, chartstream.Errorf(chartstream.ENOTFOUND, "no such resource")
-	}
-	return id, nil
-}
-
 // ifMatch returns the version an If-Match header pins, nil without one.
 func ifMatch(c echo.Context) (*int64, error) {
-	h := strings.TrimSpace(c.Request().Header.Get(headerIfMatch))
-	if h == "" || h == "*" {
+	h := c.Request().Header.Get(headerIfMatch)
+	if h == "" {
 		return nil, nil
 	}
-	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
-	if err != nil || v < 1 {
+	return parseIfMatch(h)
+}
+
+// parseIfMatch reads an If-Match value: "*" (any version, nil) or one
+// entity tag from an ETag, "n" or W/"n". Errors: EINVALID.
+func parseIfMatch(h string) (*int64, error) {
+	if h == "*" {
+		return nil, nil
+	}
+	quoted := strings.TrimPrefix(h, "W/")
+	digits, ok := strings.CutPrefix(quoted, `"`)
+	digits, ok2 := strings.CutSuffix(digits, `"`)
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || !ok2 || err != nil || v < 1 || strconv.FormatInt(v, 10) != digits {
 		return nil, chartstream.Invalid(chartstream.FieldError{Field: "If-Match", Reason: "must be a version from an ETag"})
 	}
 	return &v, nil
@@ -170,13 +150,10 @@ func ifMatch(c echo.Context) (*int64, error) {
 func metadata(c echo.Context, p chartstream.Principal) chartstream.Metadata {
 	req := c.Request()
 	requestID := logging.RequestID(req.Context())
-	correlation := req.Header.Get(headerCorrelationID)
-	if !validRequestID(correlation) {
+	// checkHeaders has refused malformed ones.
+	correlation, client := req.Header.Get(headerCorrelationID), req.Header.Get(headerClient)
+	if correlation == "" {
 		correlation = requestID
-	}
-	client := req.Header.Get(headerClient)
-	if !validRequestID(client) {
-		client = ""
 	}
 	roles := make([]string, len(p.Roles))
 	for i, r := range p.Roles {

@@ -13,11 +13,11 @@ import (
 type (
 	startEncounterRequest struct {
 		Class    encounter.Class `json:"class" required:"true" enum:"inpatient,outpatient,emergency"`
-		Location string          `json:"location" required:"true"`
-		Reason   string          `json:"reason,omitempty"`
+		Location string          `json:"location" required:"true" maxLength:"128"`
+		Reason   string          `json:"reason,omitempty" maxLength:"1000"`
 	}
 	transferPatientRequest struct {
-		Location string `json:"location" required:"true"`
+		Location string `json:"location" required:"true" maxLength:"128"`
 	}
 )
 

@@ -82,6 +82,9 @@ type envConfig struct {
 	// storePool and storeCfg, when set, are the event store's.
 	storePool *pgxpool.Pool
 	storeCfg  eventstore.Config
+	// readModels, when set, is the pool queries read from.
+	readModels *pgxpool.Pool
+	server     api.Config
 }
 
 // envOption adjusts the environment newAPIEnvWith builds.
@@ -97,6 +100,16 @@ func withRateLimit(edit func(*ratelimit.Config)) envOption {
 // (a pool through a testkit.PGProxy, say).
 func withStore(pool *pgxpool.Pool, cfg eventstore.Config) envOption {
 	return func(c *envConfig) { c.storePool, c.storeCfg = pool, cfg }
+}
+
+// withReadModels gives the queries a pool of the test's.
+func withReadModels(pool *pgxpool.Pool) envOption {
+	return func(c *envConfig) { c.readModels = pool }
+}
+
+// withServer sets the server's configuration (its Addr is the test's).
+func withServer(cfg api.Config) envOption {
+	return func(c *envConfig) { c.server = cfg }
 }
 
 // withLog sends the server's log, at debug level, to w.
@@ -115,6 +128,7 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	cfg.server.Addr = "127.0.0.1:0"
 	dir := t.TempDir()
 	keyFile, devKey := filepath.Join(dir, "phi.key"), filepath.Join(dir, "jwt.pem")
 	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
@@ -148,6 +162,10 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(verifier.Close)
+	readModels := cfg.readModels
+	if readModels == nil {
+		readModels = testkit.MustAppPool(t)
+	}
 	rdb := testkit.MustRedis(t)
 	prefix := "test:" + uuid.NewString() + ":"
 	rateCfg := cfg.rate
@@ -164,8 +182,8 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		Logger:   logging.New(cfg.log, slog.LevelDebug),
 		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
-		Limits:      limits, Idempotency: idem, ReadModels: testkit.MustAppPool(t), AsyncAPI: mustAsyncAPI(t),
-	}, api.Config{Addr: "127.0.0.1:0"})
+		Limits:      limits, Idempotency: idem, ReadModels: readModels, AsyncAPI: mustAsyncAPI(t),
+	}, cfg.server)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,6 +71,15 @@ type (
 		BirthDate  string `query:"birthdate" description:"[eq]YYYY-MM-DD"`
 		fhirPaging
 	}
+	// fhirPatientForm is the form body of POST Patient/_search: the
+	// parameters of GET Patient, out of the URL.
+	fhirPatientForm struct {
+		Identifier string `formData:"identifier" description:"[urn:chartstream:mrn|]MRN"`
+		Name       string `formData:"name"`
+		BirthDate  string `formData:"birthdate" description:"[eq]YYYY-MM-DD"`
+		Cursor     string `formData:"_cursor" description:"opaque; from the Bundle's next link"`
+		Count      int    `formData:"_count" minimum:"1" maximum:"200"`
+	}
 	fhirObservationQuery struct {
 		Patient string   `query:"patient" required:"true" description:"[Patient/]id"`
 		Code    string   `query:"code" description:"[http://loinc.org|]code"`
@@ -102,7 +111,11 @@ func (s *Server) fhirRoutes() []route {
 	}
 	return []route{
 		get("/Patient/:id", "read a Patient", nil, new(fhirPatient), s.fhirReadPatient),
-		get("/Patient", "search Patients", new(fhirPatientQuery), new(fhirBundle), s.fhirSearchPatients),
+		get("/Patient", "search Patients (prefer POST Patient/_search: PHI stays out of URLs)", new(fhirPatientQuery), new(fhirBundle), s.fhirSearchPatients),
+		{Method: http.MethodPost, Path: fhirBase + "/Patient/_search", Summary: "FHIR: search Patients, the parameters in a form body",
+			Roles: readers, Read: true, Request: new(fhirPatientForm), RequestType: echo.MIMEApplicationForm, OptionalBody: true,
+			Response: new(fhirBundle), ContentType: FHIRContentType, Handle: s.fhirSearchPatients,
+			Example: url.Values{"name": {"lovelace"}, paramCount: {"20"}}},
 		get("/Observation", "search a patient's Observations, newest first", new(fhirObservationQuery), new(fhirBundle), s.fhirSearchObservations),
 		get("/Encounter", "search Encounters", new(fhirEncounterQuery), new(fhirBundle), s.fhirSearchEncounters),
 		get("/MedicationRequest", "search a patient's MedicationRequests", new(fhirMedicationRequestQuery), new(fhirBundle), s.fhirSearchMedicationRequests),
@@ -125,7 +138,7 @@ func (s *Server) registerFHIR(routes, public []route) {
 	for _, r := range public {
 		s.echo.Add(r.Method, r.Path, r.Handle)
 	}
-	register(s.echo.Group(fhirBase, s.authenticate, s.limit), fhirBase, routes)
+	register(s.echo.Group(fhirBase, s.authenticate, s.limit), fhirBase, routes, s.idempotent)
 }
 
 // capabilityStatement is what the FHIR API does, for /metadata.
@@ -212,16 +225,28 @@ func fhirBaseURL(c echo.Context) string {
 // Total is given when it is cheap: when this page is the whole result.
 func writeSearchset[T any](c echo.Context, typ string, items []T, next string, id func(T) uuid.UUID, res func(T) any) error {
 	base := fhirBaseURL(c)
-	q := c.QueryParams()
+	q, _ := c.Get(searchParamsKey).(url.Values)
+	linked, path := q, typ
+	if c.Request().Method == http.MethodPost {
+		// A search by POST keeps its parameters out of URLs, links
+		// included: they carry the paging only, and the client posts its
+		// parameters again with the next link's _cursor.
+		linked, path = url.Values{}, typ+"/_search"
+		for _, k := range []string{paramCount, paramCursor} {
+			if v, ok := q[k]; ok {
+				linked[k] = v
+			}
+		}
+	}
 	b := fhirBundle{ResourceType: "Bundle", Type: "searchset",
-		Link: []fhirLink{{Relation: "self", URL: searchURL(base, typ, q)}}, Entry: make([]fhirEntry, 0, len(items))}
+		Link: []fhirLink{{Relation: "self", URL: searchURL(base, path, linked)}}, Entry: make([]fhirEntry, 0, len(items))}
 	if next != "" {
 		nq := url.Values{}
-		for k, v := range q {
+		for k, v := range linked {
 			nq[k] = v
 		}
 		nq.Set(paramCursor, next)
-		b.Link = append(b.Link, fhirLink{Relation: "next", URL: searchURL(base, typ, nq)})
+		b.Link = append(b.Link, fhirLink{Relation: "next", URL: searchURL(base, path, nq)})
 	} else if q.Get(paramCursor) == "" {
 		b.Total = new(len(items))
 	}

@@ -26,7 +26,9 @@ func writeListPage[T any](c echo.Context, typ string, all []T, page fhirPage, id
 		raw, err := base64.RawURLEncoding.DecodeString(page.Cursor)
 		after, perr := uuid.FromBytes(raw)
 		i := slices.IndexFunc(all, func(t T) bool { return id(t) == after })
-		if err != nil || perr != nil || i < 0 {
+		// Only the spelling it made: base64 decoding ignores newlines and
+		// stray bits, so other strings decode to the same id.
+		if err != nil || perr != nil || i < 0 || base64.RawURLEncoding.EncodeToString(raw) != page.Cursor {
 			return chartstream.Invalid(chartstream.FieldError{Field: "cursor", Reason: "is not a cursor of this listing"})
 		}
 		items = all[i+1:]

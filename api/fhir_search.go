@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -194,17 +193,14 @@ func (s *Server) fhirPatientSearch(c echo.Context, typ string, q url.Values, pro
 }
 
 // patientParam reads the required patient reference, "Patient/id" or "id".
-// A malformed id names no patient: 404, as on the JSON routes.
+// A well-formed value that is no id names no patient: 404, as on the JSON
+// routes.
 func patientParam(q url.Values) (uuid.UUID, error) {
 	v := q.Get("patient")
 	if v == "" {
 		return uuid.Nil, chartstream.Invalid(chartstream.FieldError{Field: "patient", Reason: "is required"})
 	}
-	id, err := uuid.Parse(strings.TrimPrefix(v, "Patient/"))
-	if err != nil {
-		return uuid.Nil, chartstream.Errorf(chartstream.ENOTFOUND, "patient not found")
-	}
-	return id, nil
+	return parseID("patient", strings.TrimPrefix(v, "Patient/"))
 }
 
 // fhirPage is a search's paging: the opaque cursor and the page size.
@@ -213,44 +209,51 @@ type fhirPage struct {
 	Limit  int
 }
 
-// fhirQuery returns a search's parameters, refusing those not in
-// fhirSearches for typ: a misspelled filter must not silently widen a
-// search of PHI. Each is taken once, but date may repeat.
+// searchParamsKey keeps a search's parameters in the Echo context, for its
+// Bundle's links.
+const searchParamsKey = "chartstream.search"
+
+// fhirQuery returns a search's parameters, parsed strictly (parseQuery),
+// refusing those not in fhirSearches for typ: a misspelled filter must not
+// silently widen a search of PHI. Each is taken once, but date at most
+// twice (a lower and an upper bound); empty ones are ignored, as FHIR
+// says. A GET takes them from the URL, a POST to _search from its form
+// body, so that they stay out of URLs and their logs.
 func fhirQuery(c echo.Context, typ string) (url.Values, fhirPage, error) {
-	allowed := []string{paramCursor, paramCount}
+	params := map[string]queryParam{paramCursor: {maxLen: 64, repeats: 1}, paramCount: {maxLen: 3, repeats: 1}}
 	for _, r := range fhirSearches {
 		if r.Type == typ {
 			for _, p := range r.Params {
-				allowed = append(allowed, p.Name)
+				params[p.Name] = queryParam{maxLen: maxQueryValue, repeats: 1}
 			}
 		}
 	}
-	q := c.QueryParams()
-	var fields []chartstream.FieldError
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range q {
-			if !yield(k) {
-				return
+	if _, ok := params["date"]; ok {
+		params["date"] = queryParam{maxLen: maxQueryValue, repeats: 2}
+	}
+	raw := c.Request().URL.RawQuery
+	if c.Request().Method == http.MethodPost {
+		body, err := readBody(c.Request())
+		if err != nil {
+			return nil, fhirPage{}, err
+		}
+		if len(body) > 0 {
+			if err := wantContentType(c.Request(), echo.MIMEApplicationForm); err != nil {
+				return nil, fhirPage{}, err
 			}
 		}
-	}) {
-		switch {
-		case !slices.Contains(allowed, name):
-			fields = append(fields, chartstream.FieldError{Field: name, Reason: "is not a supported search parameter"})
-		case len(q[name]) > 1 && name != "date":
-			fields = append(fields, chartstream.FieldError{Field: name, Reason: "must be given once"})
-		}
+		raw = string(body)
+	}
+	q, err := parseQuery(raw, params, true)
+	if err != nil {
+		return nil, fhirPage{}, err
 	}
 	page := fhirPage{Cursor: q.Get(paramCursor)}
 	if v := q.Get(paramCount); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > projections.MaxLimit {
-			fields = append(fields, chartstream.FieldError{Field: paramCount, Reason: "must be 1 to 200"})
+		if page.Limit, err = plainInt(paramCount, v, `minimum:"1" maximum:"200"`); err != nil {
+			return nil, page, err
 		}
-		page.Limit = n
 	}
-	if len(fields) > 0 {
-		return nil, page, chartstream.Invalid(fields...)
-	}
+	c.Set(searchParamsKey, q)
 	return q, page, nil
 }

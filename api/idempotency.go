@@ -30,6 +30,10 @@ var replayedHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, head
 // idempotent makes a command carrying an Idempotency-Key run once: a retry
 // (also while the first is in flight) gets the first response, a reused key
 // with another request gets 422. The key is scoped to tenant and user.
+// register installs it on commands only, after the route's role check:
+// reads ignore a key (a read is safe to retry, and a kept chart would be
+// replayed even after the patient's erasure), so replays are command
+// results, ids and versions, and reach only callers the route admits.
 // Responses below 500 are kept, so a retry sees the same refusal; after a
 // 5xx a retry runs again. Without Redis a keyed command gets 503 rather
 // than risk running twice.
@@ -57,7 +61,7 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
-		fp := fingerprint(req.Method, c.Path(), req.URL.Path, req.Header.Get(headerIfMatch), body)
+		fp := fingerprint(req.Method, c.Path(), req.URL.Path, req.URL.RawQuery, req.Header.Get(headerIfMatch), body)
 
 		ctx := withCommandID(req.Context(), commandID(key, fp))
 		c.SetRequest(req.WithContext(ctx))
@@ -99,8 +103,17 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// fingerprint identifies a request for its idempotency key.
-func fingerprint(method, route, path, ifMatch string, body []byte) []byte {
+// fingerprint identifies a request for its idempotency key: method, route,
+// path, query, If-Match and body. A request without a query hashes as it
+// did before the query counted, so its command id, which its events' ids
+// derive from, survives an upgrade between a request and its retry. A
+// query joins the path after a "?": only a path with an escaped "?" spells
+// the same, and both are refused (no id holds one, no command takes a
+// query).
+func fingerprint(method, route, path, query, ifMatch string, body []byte) []byte {
+	if query != "" {
+		path += "?" + query
+	}
 	h := sha256.New()
 	for _, part := range []string{method, route, path, ifMatch} {
 		h.Write([]byte(part))

@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"bytes"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
@@ -188,5 +192,101 @@ func TestCommitOutcomeUnknownThenARetryReturnsTheOriginalOutcome(t *testing.T) {
 	e.wantEvents(tenant, 2, "after the retry") // the registration and one observation
 	if again := e.do(http.MethodPost, path, tok, obs, "Idempotency-Key", key); again.Result != retry.Result {
 		t.Errorf("another retry %+v, the first retry %+v", again.Result, retry.Result)
+	}
+}
+
+// A key on a read is ignored: the read runs each time, so a second search
+// with the key but another query answers its own query (the fingerprint
+// used to leave the query out, and the first search's results came back),
+// and nothing is kept to replay.
+func TestIdempotencyKeyIsIgnoredOnReads(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	tenant, tok := e.newTenant(chartstream.RoleClinician)
+	a, b := newPatient(), newPatient()
+	e.do(http.MethodPost, "/v1/patients", tok, a).want(t, http.StatusCreated)
+	e.do(http.MethodPost, "/v1/patients", tok, b).want(t, http.StatusCreated)
+	e.project(tenant)
+	key := uuid.NewString()
+	for _, p := range []map[string]any{a, b, a} {
+		r := e.do(http.MethodGet, "/v1/patients?mrn="+p["mrn"].(string), tok, nil, "Idempotency-Key", key).want(t, http.StatusOK)
+		items, _ := r.Body["items"].([]any)
+		if len(items) != 1 || items[0].(map[string]any)["mrn"] != p["mrn"] || r.Header.Get("Idempotent-Replayed") != "" {
+			t.Errorf("search for %s with a reused key: %s (replayed %q)", p["mrn"], r.Raw, r.Header.Get("Idempotent-Replayed"))
+		}
+	}
+}
+
+// A replay comes after the route's role check: the same user and key, but
+// a token without the role the route needs, is 403, not the first answer.
+func TestIdempotentReplayComesAfterTheRoleCheck(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	c := e.newChart()
+	clinician := e.tokenFor(c.tenant, "dr-x", chartstream.RoleClinician)
+	nurse := e.tokenFor(c.tenant, "dr-x", chartstream.RoleNurse) // same tenant and subject
+	path := "/v1/patients/" + c.patient.String() + "/conditions"
+	body := map[string]any{"code": "38341003", "system": "http://snomed.info/sct"}
+	key := uuid.NewString()
+	first := e.do(http.MethodPost, path, clinician, body, "Idempotency-Key", key).want(t, http.StatusCreated)
+	r := e.do(http.MethodPost, path, nurse, body, "Idempotency-Key", key).wantProblem(t, http.StatusForbidden, chartstream.EFORBIDDEN)
+	if r.Header.Get("Idempotent-Replayed") != "" || bytes.Contains(r.Raw, []byte(first.Result.ID.String())) {
+		t.Errorf("a nurse got the clinician's answer: %s", r.Raw)
+	}
+	e.do(http.MethodPost, path, clinician, body, "Idempotency-Key", key).wantReplayOf(t, first)
+}
+
+// The fingerprint covers the query: a key reused with another query is a
+// reused key (422), not a replay of the first answer.
+func TestIdempotencyFingerprintCoversTheQuery(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	tenant, tok := e.newTenant(chartstream.RoleClinician)
+	body, key := newPatient(), uuid.NewString()
+	e.do(http.MethodPost, "/v1/patients?dry_run=true", tok, body, "Idempotency-Key", key).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
+	r := e.do(http.MethodPost, "/v1/patients", tok, body, "Idempotency-Key", key).wantProblem(t, http.StatusUnprocessableEntity, chartstream.EUNPROCESSABLE)
+	if r.Header.Get("Idempotent-Replayed") != "" {
+		t.Error("a request with another query was answered from the key")
+	}
+	e.wantEvents(tenant, 0, "after the refusals")
+}
+
+// After a patient's erasure no replay returns their PHI: a chart read
+// with a key is read again (and finds the PHI gone), and a command's
+// replay is its result, ids and versions only.
+func TestIdempotentReplaysNeverReturnPHIAfterErasure(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	tenant, tok := e.newTenant(chartstream.RoleClinician)
+	reg := newPatient()
+	reg["name"] = map[string]any{"family": "Zyxwvut", "given": []string{"Qwertz"}}
+	regKey, readKey := uuid.NewString(), uuid.NewString()
+	created := e.do(http.MethodPost, "/v1/patients", tok, reg, "Idempotency-Key", regKey).want(t, http.StatusCreated)
+	chartPath := "/v1/patients/" + created.Result.ID.String()
+	e.project(tenant)
+	if r := e.do(http.MethodGet, chartPath, tok, nil, "Idempotency-Key", readKey).want(t, http.StatusOK); !bytes.Contains(r.Raw, []byte("Zyxwvut")) {
+		t.Fatalf("the chart lacks the name before erasure: %s", r.Raw)
+	}
+	ctx := testkit.Context(t)
+	if _, err := commands.New(e.store, nil).Run(ctx, tenant, chartstream.Metadata{Actor: "dpo-1"}, patient.ErasePatient{PatientID: created.Result.ID}); err != nil {
+		t.Fatal(err)
+	}
+	e.project(tenant)
+
+	read := e.do(http.MethodGet, chartPath, tok, nil, "Idempotency-Key", readKey)
+	replay := e.do(http.MethodPost, "/v1/patients", tok, reg, "Idempotency-Key", regKey)
+	replay.wantReplayOf(t, created)
+	for name, r := range map[string]reply{"chart read": read, "registration replay": replay} {
+		for _, phi := range []string{"Zyxwvut", "Qwertz", reg["mrn"].(string), "1990-01-02"} {
+			if bytes.Contains(r.Raw, []byte(phi)) {
+				t.Errorf("%s after erasure repeats %q: %s", name, phi, r.Raw)
+			}
+		}
+	}
+	if read.Header.Get("Idempotent-Replayed") != "" {
+		t.Error("a chart read was replayed")
+	}
+	if keys := slices.Sorted(maps.Keys(replay.Body)); !slices.Equal(keys, []string{"id", "version"}) {
+		t.Errorf("a replayed command answers fields %v, want id, position, version", keys)
 	}
 }

@@ -14,17 +14,17 @@ import (
 type (
 	prescribeMedicationRequest struct {
 		Medication coding `json:"medication" required:"true" description:"RxNorm code and display"`
-		Dose       string `json:"dose" required:"true"`
-		Route      string `json:"route" required:"true"`
-		Frequency  string `json:"frequency" required:"true"`
+		Dose       string `json:"dose" required:"true" maxLength:"64"`
+		Route      string `json:"route" required:"true" maxLength:"64"`
+		Frequency  string `json:"frequency" required:"true" maxLength:"64"`
 		// Override prescribes despite a recorded allergy to the substance;
 		// its reason is recorded with the order.
 		Override *struct {
-			Reason string `json:"reason" required:"true"`
+			Reason string `json:"reason" required:"true" maxLength:"1000"`
 		} `json:"override,omitempty"`
 	}
 	discontinueMedicationRequest struct {
-		Reason string `json:"reason,omitempty"`
+		Reason string `json:"reason,omitempty" maxLength:"1000"`
 	}
 )
 

@@ -16,47 +16,47 @@ import (
 type (
 	humanName struct {
 		Family string   `json:"family" required:"true" maxLength:"100"`
-		Given  []string `json:"given,omitempty" maxItems:"5"`
+		Given  []string `json:"given,omitempty" maxItems:"5" description:"each at most 100 characters"`
 	}
 	contactPoint struct {
 		Phone string `json:"phone,omitempty" maxLength:"32"`
-		Email string `json:"email,omitempty" format:"email"`
+		Email string `json:"email,omitempty" format:"email" maxLength:"254"`
 	}
 	coding struct {
-		Code    string `json:"code" required:"true"`
-		Display string `json:"display,omitempty"`
-		System  string `json:"system" required:"true" format:"uri"`
+		Code    string `json:"code" required:"true" maxLength:"64"`
+		Display string `json:"display,omitempty" maxLength:"256"`
+		System  string `json:"system" required:"true" format:"uri" maxLength:"256"`
 	}
 	registerPatientRequest struct {
-		MRN       string       `json:"mrn" required:"true" description:"medical record number, unique within the tenant"`
+		MRN       string       `json:"mrn" required:"true" maxLength:"64" description:"medical record number, unique within the tenant"`
 		Name      humanName    `json:"name" required:"true"`
-		BirthDate string       `json:"birth_date" required:"true" format:"date"`
+		BirthDate string       `json:"birth_date" required:"true" format:"date" maxLength:"10"`
 		Sex       patient.Sex  `json:"sex" required:"true" enum:"female,male,other,unknown"`
 		Contact   contactPoint `json:"contact"`
 	}
 	updateDemographicsRequest struct {
 		Name      *humanName    `json:"name,omitempty"`
-		BirthDate *string       `json:"birth_date,omitempty" format:"date"`
+		BirthDate *string       `json:"birth_date,omitempty" format:"date" maxLength:"10"`
 		Sex       *patient.Sex  `json:"sex,omitempty" enum:"female,male,other,unknown"`
 		Contact   *contactPoint `json:"contact,omitempty"`
 	}
 	recordAllergyRequest struct {
 		Substance   coding              `json:"substance" required:"true"`
 		Criticality patient.Criticality `json:"criticality" required:"true" enum:"low,high,unable-to-assess"`
-		Reaction    string              `json:"reaction,omitempty"`
+		Reaction    string              `json:"reaction,omitempty" maxLength:"1000"`
 	}
 	diagnoseConditionRequest struct {
-		Code    string `json:"code" required:"true"`
-		System  string `json:"system" required:"true" format:"uri"`
-		Display string `json:"display,omitempty"`
-		Onset   string `json:"onset,omitempty" format:"date"`
+		Code    string `json:"code" required:"true" maxLength:"64"`
+		System  string `json:"system" required:"true" format:"uri" maxLength:"256"`
+		Display string `json:"display,omitempty" maxLength:"256"`
+		Onset   string `json:"onset,omitempty" format:"date" maxLength:"10"`
 	}
 	recordObservationRequest struct {
-		Code        string     `json:"code" required:"true" description:"LOINC code"`
-		System      string     `json:"system" required:"true" format:"uri"`
+		Code        string     `json:"code" required:"true" maxLength:"64" description:"LOINC code"`
+		System      string     `json:"system" required:"true" format:"uri" maxLength:"256"`
 		Value       *float64   `json:"value,omitempty" description:"numeric result; with unit"`
-		Unit        string     `json:"unit,omitempty" description:"UCUM unit"`
-		ValueCode   string     `json:"value_code,omitempty" description:"coded result, instead of value"`
+		Unit        string     `json:"unit,omitempty" maxLength:"32" description:"UCUM unit"`
+		ValueCode   string     `json:"value_code,omitempty" maxLength:"64" description:"coded result, instead of value"`
 		EffectiveAt string     `json:"effective_at" required:"true" format:"date-time"`
 		EncounterID *uuid.UUID `json:"encounter_id,omitempty"`
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -74,6 +75,8 @@ func problemFor(err error) Problem {
 		code, detail = httpCode(httpErr.Code), http.StatusText(httpErr.Code)
 	case postgres.Unavailable(err):
 		code, detail = chartstream.EUNAVAILABLE, "a dependency is unavailable; retry later"
+	case errors.Is(err, context.DeadlineExceeded):
+		code, detail = chartstream.EUNAVAILABLE, "the request did not finish within its deadline; retry later"
 	}
 	pt, ok := problemTypes[code]
 	if !ok || code == chartstream.EINTERNAL {

@@ -20,27 +20,37 @@ import (
 // Query parameters of the read routes, for the OpenAPI document.
 type (
 	patientSearchQuery struct {
-		MRN       string `query:"mrn" description:"exact medical record number"`
-		Name      string `query:"name" description:"prefix or similar spelling, ignoring case and accents"`
-		BirthDate string `query:"birth_date" format:"date"`
-		Cursor    string `query:"cursor"`
+		MRN       string `query:"mrn" maxLength:"64" description:"exact medical record number"`
+		Name      string `query:"name" maxLength:"100" description:"prefix or similar spelling, ignoring case and accents"`
+		BirthDate string `query:"birth_date" format:"date" maxLength:"10"`
+		Cursor    string `query:"cursor" maxLength:"64" description:"a page's next_cursor"`
 		Limit     int    `query:"limit" minimum:"1" maximum:"200"`
 	}
+	// patientSearchRequest is patientSearchQuery as the body of POST
+	// /v1/patients/search, which keeps PHI out of URLs. (One converts to
+	// the other: the fields must stay the same.)
+	patientSearchRequest struct {
+		MRN       string `json:"mrn,omitempty" maxLength:"64" description:"exact medical record number"`
+		Name      string `json:"name,omitempty" maxLength:"100" description:"prefix or similar spelling, ignoring case and accents"`
+		BirthDate string `json:"birth_date,omitempty" format:"date" maxLength:"10"`
+		Cursor    string `json:"cursor,omitempty" maxLength:"64" description:"a page's next_cursor"`
+		Limit     int    `json:"limit,omitempty" minimum:"1" maximum:"200"`
+	}
 	observationQuery struct {
-		Code   string `query:"code" description:"LOINC code"`
-		Since  string `query:"since" format:"date-time"`
-		Until  string `query:"until" format:"date-time"`
-		Cursor string `query:"cursor"`
+		Code   string `query:"code" maxLength:"64" description:"LOINC code"`
+		Since  string `query:"since" format:"date-time" maxLength:"64"`
+		Until  string `query:"until" format:"date-time" maxLength:"64"`
+		Cursor string `query:"cursor" maxLength:"64"`
 		Limit  int    `query:"limit" minimum:"1" maximum:"200"`
 	}
 	encounterQuery struct {
-		Status   string `query:"status" enum:"in-progress,finished"`
-		Location string `query:"location"`
-		Cursor   string `query:"cursor"`
+		Status   string `query:"status" enum:"in-progress,finished" maxLength:"16"`
+		Location string `query:"location" maxLength:"128"`
+		Cursor   string `query:"cursor" maxLength:"64"`
 		Limit    int    `query:"limit" minimum:"1" maximum:"200"`
 	}
 	orderQuery struct {
-		Status string `query:"status" enum:"active,stopped"`
+		Status string `query:"status" enum:"active,stopped" maxLength:"16"`
 	}
 )
 
@@ -50,8 +60,11 @@ var readers = []chartstream.Role{chartstream.RoleClinician, chartstream.RoleNurs
 // queryRoutes are the clinician's reads, served from the read models.
 func (s *Server) queryRoutes() []route {
 	return []route{
-		{Method: http.MethodGet, Path: "/v1/patients", Summary: "Search patients", Roles: readers,
+		{Method: http.MethodGet, Path: "/v1/patients", Summary: "Search patients (prefer POST /v1/patients/search: PHI stays out of URLs)", Roles: readers,
 			Query: new(patientSearchQuery), Response: new(projections.Page[chart.PatientSummary]), Handle: s.searchPatients},
+		{Method: http.MethodPost, Path: "/v1/patients/search", Summary: "Search patients, the parameters in the body", Roles: readers, Read: true,
+			Request: new(patientSearchRequest), OptionalBody: true, Response: new(projections.Page[chart.PatientSummary]), Handle: s.searchPatientsByPost,
+			Example: patientSearchRequest{Name: "lovelace", Limit: 20}},
 		{Method: http.MethodGet, Path: "/v1/patients/:id", Summary: "A patient's chart", Roles: readers,
 			Response: new(chart.Chart), Handle: s.patientChart},
 		{Method: http.MethodGet, Path: "/v1/patients/:id/observations", Summary: "A patient's observations over time", Roles: readers,
@@ -68,6 +81,19 @@ func (s *Server) searchPatients(c echo.Context) error {
 	if err := bindQuery(c, &q); err != nil {
 		return err
 	}
+	return s.patientSearch(c, q)
+}
+
+func (s *Server) searchPatientsByPost(c echo.Context) error {
+	var req patientSearchRequest
+	if err := decodeBody(c, &req, true); err != nil {
+		return err
+	}
+	return s.patientSearch(c, patientSearchQuery(req))
+}
+
+// patientSearch answers a search of the caller's tenant's patients.
+func (s *Server) patientSearch(c echo.Context, q patientSearchQuery) error {
 	if q.BirthDate != "" {
 		if _, err := time.Parse(time.DateOnly, q.BirthDate); err != nil {
 			return chartstream.Invalid(chartstream.FieldError{Field: "birth_date", Reason: "must be a date YYYY-MM-DD"})
@@ -171,41 +197,27 @@ func (s *Server) patientRead(c echo.Context, projectionNames []string, read func
 	return c.JSON(http.StatusOK, v)
 }
 
-// bindQuery binds query parameters, refusing unknown ones and malformed
-// numbers with field errors.
-func bindQuery(c echo.Context, dst any) error {
-	if err := (&echo.DefaultBinder{}).BindQueryParams(c, dst); err != nil {
-		return chartstream.Errorf(chartstream.EINVALID, "malformed query parameters")
-	}
-	if limit := c.QueryParam("limit"); limit != "" {
-		if n, err := strconv.Atoi(limit); err != nil || n < 1 || n > projections.MaxLimit {
-			return chartstream.Invalid(chartstream.FieldError{Field: "limit", Reason: "must be 1 to 200"})
-		}
-	}
-	return nil
-}
-
 // HeaderConsistency says a read may not reflect the caller's last write.
 const HeaderConsistency = "X-Consistency"
 
 // awaitConsistency gives read-your-writes: with an X-Consistency-Token from
 // a command, it waits (up to ConsistencyWait) until the named projections
 // have applied that command's events. On timeout the read answers with what
-// it has, marked X-Consistency: stale. A malformed token is ignored.
+// it has, marked X-Consistency: stale.
 func (s *Server) awaitConsistency(c echo.Context, names ...string) {
 	token := c.Request().Header.Get(HeaderConsistencyToken)
 	if token == "" {
 		return
 	}
-	position, err := ParseConsistencyToken(token)
+	event, err := ParseConsistencyToken(token)
 	if err != nil {
-		return
+		return // cannot happen: checkHeaders refused it
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ConsistencyWait)
 	defer cancel()
 	tenant := callerOf(c).Tenant
 	for {
-		ok, err := projections.Reached(ctx, s.deps.ReadModels, tenant, names, position)
+		ok, err := projections.Reached(ctx, s.deps.ReadModels, tenant, names, event)
 		if err == nil && ok {
 			return
 		}

@@ -50,8 +50,8 @@ func TestNurseMayDoBedsideWorkOnly(t *testing.T) {
 }
 
 // Administrators, auditors and analysts use other interfaces: every
-// command route, taken from the route table, refuses them and writes
-// nothing. A token with no role at all is refused too.
+// route, taken from the route table, refuses them (auditors read) and
+// writes nothing. A token with no role at all is refused too.
 func TestNonClinicalRolesAreRefusedEveryCommand(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
@@ -66,7 +66,7 @@ func TestNonClinicalRolesAreRefusedEveryCommand(t *testing.T) {
 			tok = e.token(c.tenant, role)
 		}
 		for _, r := range routes {
-			if r.Method == http.MethodGet && role == chartstream.RoleAuditor {
+			if r.Read && role == chartstream.RoleAuditor {
 				continue // auditors read charts; TestRouteRoles pins who reads
 			}
 			if slices.Contains(r.Roles, role) {
@@ -97,7 +97,7 @@ func TestRouteRoles(t *testing.T) {
 	for _, r := range e.server.RouteTable() {
 		want := []chartstream.Role{chartstream.RoleClinician}
 		switch {
-		case r.Method == http.MethodGet:
+		case r.Read:
 			// Charts are read by the care team and by auditors; analysts
 			// get de-identified data elsewhere, never charts.
 			want = append(want, chartstream.RoleNurse, chartstream.RoleAuditor)

@@ -22,9 +22,17 @@ type route struct {
 	Summary string
 	// Roles may call the route; a caller needs any one of them.
 	Roles []chartstream.Role
-	// Request is a pointer to the body type, nil for routes without one.
+	// Request is a pointer to the body type, nil for routes without one
+	// (they take an empty body or {}, nothing else).
 	Request any
-	// Query is a pointer to a struct of query parameters, for the document.
+	// RequestType is the body's media type, "" for JSON.
+	RequestType string
+	// Read marks a route that changes nothing although its method is not
+	// GET (a search by POST, keeping PHI out of URLs): it takes the
+	// readers' roles and no Idempotency-Key, and records nothing.
+	Read bool
+	// Query is a pointer to a struct of query parameters, for the document;
+	// nil for routes that take none (they refuse any).
 	Query any
 	// Response is a pointer to the success body type; nil for commands
 	// (CommandResult).
@@ -43,11 +51,21 @@ type route struct {
 	Handle echo.HandlerFunc
 }
 
-// register adds the routes under prefix to g, each behind its role check.
-func register(g *echo.Group, prefix string, routes []route) {
+// command reports whether the route runs a command: an unsafe method
+// that is not a read.
+func (r route) command() bool { return r.Method != http.MethodGet && !r.Read }
+
+// register adds the routes under prefix to g, each behind its role check,
+// and commands then behind idempotent: a replay is for callers the route
+// admits, never before the role check.
+func register(g *echo.Group, prefix string, routes []route, idempotent echo.MiddlewareFunc) {
 	for _, r := range routes {
 		if path, ok := strings.CutPrefix(r.Path, prefix+"/"); ok {
-			g.Add(r.Method, "/"+path, r.Handle, requireRoles(r.Roles...))
+			mw := []echo.MiddlewareFunc{requireRoles(r.Roles...)}
+			if r.command() {
+				mw = append(mw, idempotent)
+			}
+			g.Add(r.Method, "/"+path, r.Handle, mw...)
 		}
 	}
 }
@@ -73,12 +91,19 @@ var problemStatuses = []int{
 	http.StatusServiceUnavailable,
 }
 
+// inputRules are the limits every input is held to, for the document; the
+// fields' own maxLength and maxItems are lower.
+const inputRules = "Input is taken exactly as sent or refused with 400 naming the field, never repaired: " +
+	"bodies at most 1 MiB, one JSON value in UTF-8 with no member name twice, nesting at most 32 levels, " +
+	"strings at most 1,000 characters and arrays at most 100 items unless a field says less, no unknown fields. " +
+	"Query parameters, path ids and the headers the API reads are UTF-8, given once, and at most their documented length."
+
 // openAPIDocument generates the OpenAPI 3.1 document from the route table.
 func openAPIDocument(routes []route) ([]byte, error) {
 	r := openapi31.NewReflector()
 	r.Spec.Info.WithTitle("chartstream clinical API").WithVersion("1").
 		WithDescription("Commands clinicians send and the reads they make. Errors are RFC 9457 application/problem+json, " +
-			"except under /fhir/R4, where responses and errors are FHIR R4 JSON (OperationOutcome).")
+			"except under /fhir/R4, where responses and errors are FHIR R4 JSON (OperationOutcome). " + inputRules)
 	r.Spec.SetHTTPBearerTokenSecurity("bearer", "JWT", "OAuth 2.0 bearer token carrying the tenant")
 	for _, rt := range routes {
 		path, params := openAPIPath(rt.Path)
@@ -95,7 +120,11 @@ func openAPIDocument(routes []route) ([]byte, error) {
 		}
 		op.AddReqStructure(pathParams(params))
 		if rt.Request != nil {
-			op.AddReqStructure(rt.Request, openapi.WithContentType(echo.MIMEApplicationJSON))
+			ct := rt.RequestType
+			if ct == "" {
+				ct = echo.MIMEApplicationJSON
+			}
+			op.AddReqStructure(rt.Request, openapi.WithContentType(ct))
 		}
 		if rt.Query != nil {
 			op.AddReqStructure(rt.Query)

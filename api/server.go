@@ -32,6 +32,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// BodyLimit caps request bodies. Default "1M"; larger bodies get 413.
 	BodyLimit string
+	// RequestTimeout is every request's deadline: its context is cancelled
+	// then, and it answers 503 with Retry-After. The server's write
+	// timeout is a few seconds longer, so the answer still gets out.
+	// Default 10s.
+	RequestTimeout time.Duration
 	// ConsistencyWait bounds how long a read with an X-Consistency-Token
 	// waits for the read models. Default 2s.
 	ConsistencyWait time.Duration
@@ -47,6 +52,9 @@ func (c *Config) setDefaults() {
 	if c.BodyLimit == "" {
 		c.BodyLimit = "1M"
 	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
 	if c.ConsistencyWait == 0 {
 		c.ConsistencyWait = 2 * time.Second
 	}
@@ -60,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout must not be negative"))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("request timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -95,6 +106,7 @@ type Server struct {
 	echo    *echo.Echo
 	http    *http.Server
 	tenants *tenantCache
+	ready   readyCache
 	routes  []route
 	openAPI []byte
 }
@@ -115,9 +127,11 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, echo: e}
 	e.Use(
 		s.requestContext,
+		s.deadline,
 		s.fhirOutcomes, // outside recovery: a panic on a FHIR path is an OperationOutcome too
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		middleware.BodyLimit(cfg.BodyLimit),
+		s.checkHeaders,
 	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -126,9 +140,15 @@ func NewServer(deps Deps, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	// A client has 10 s for its headers and the request deadline for the
+	// whole request; a slow reader cannot hold a connection past the
+	// deadline's margin; an idle keep-alive connection is closed after
+	// two minutes.
 	s.http = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
 	}
@@ -142,10 +162,13 @@ func (s *Server) clinicalRoutes() error {
 		panic("api: clinical routes need Tokens, Tenants, Revocations, Limits, Idempotency and ReadModels")
 	}
 	s.tenants = &tenantCache{dir: s.deps.Tenants, ttl: 5 * time.Second, m: make(map[chartstream.TenantID]cachedTenant)}
-	s.routes = slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+	s.routes = s.routeTable()
 	for i := range s.routes {
-		if s.routes[i].Request == nil && s.routes[i].Method != http.MethodGet {
+		if s.routes[i].Request == nil {
 			s.routes[i].Handle = refuseBody(s.routes[i].Handle)
+		}
+		if s.routes[i].Query == nil {
+			s.routes[i].Handle = refuseQuery(s.routes[i].Handle)
 		}
 	}
 	var err error
@@ -156,7 +179,7 @@ func (s *Server) clinicalRoutes() error {
 	s.echo.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openAPI)
 	})
-	register(s.echo.Group("/v1", s.authenticate, s.limit, s.idempotent), "/v1", s.routes)
+	register(s.echo.Group("/v1", s.authenticate, s.limit), "/v1", s.routes, s.idempotent)
 	s.registerFHIR(s.routes, public)
 	for _, r := range docs {
 		s.echo.Add(r.Method, r.Path, r.Handle)
@@ -164,13 +187,29 @@ func (s *Server) clinicalRoutes() error {
 	return nil
 }
 
-// refuseBody lets body-less commands take an empty body or {} and nothing
+// routeTable is every authenticated route: the one list that registers
+// handlers, generates the OpenAPI document and drives the generated tests.
+func (s *Server) routeTable() []route {
+	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+}
+
+// refuseBody lets body-less routes take an empty body or {} and nothing
 // else, so a client's misplaced fields are reported, not ignored.
 func refuseBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := decodeBody(c, &struct{}{}, true); err != nil {
 			return err
 		}
+		return next(c)
+	}
+}
+
+// deadline gives every request a deadline of RequestTimeout.
+func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
 }

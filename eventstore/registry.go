@@ -80,12 +80,18 @@ func (r *Registry) spec(eventType string) (chartstream.EventSpec, error) {
 	return s, nil
 }
 
-// upcast brings payload from version to the type's current version.
+// upcast brings payload from version to the type's current version. A
+// version below 1 is EINVALID: no upcaster starts there (calling the
+// missing one panicked), and the store never writes one, so it came from
+// elsewhere (a message published by hand).
 func (r *Registry) upcast(eventType string, version int, payload json.RawMessage) (json.RawMessage, int, error) {
 	s, ok := r.specs[eventType]
 	if !ok {
 		// A type no longer registered is returned as stored.
 		return payload, version, nil
+	}
+	if version < 1 && version < s.SchemaVersion {
+		return nil, version, chartstream.Errorf(chartstream.EINVALID, "%s event has schema version %d; versions start at 1", eventType, version)
 	}
 	for ; version < s.SchemaVersion; version++ {
 		var err error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -12,15 +13,15 @@ import (
 	"github.com/chartstream/chartstream/internal/postgres"
 )
 
-// Reached reports whether every named projection of tenant has applied the
-// event at position (from a command's consistency token). A position that
-// is not one of the tenant's events — another tenant's, or made up —
-// counts as reached: the token then asks for nothing.
-func Reached(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, names []string, position int64) (bool, error) {
+// Reached reports whether every named projection of tenant has applied
+// event (from a command's consistency token). An id that is not one of the
+// tenant's events — another tenant's, or made up — counts as reached: the
+// token then asks for nothing.
+func Reached(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, names []string, event uuid.UUID) (bool, error) {
 	var reached bool
 	err := postgres.InReadModelTx(ctx, pool, tenant, postgres.LiveReadModels, func(tx pgx.Tx) error {
-		var txid int64
-		err := tx.QueryRow(ctx, `SELECT txid::text::bigint FROM events WHERE position = $1 AND tenant_id = $2`, position, tenant).Scan(&txid)
+		var txid, position int64
+		err := tx.QueryRow(ctx, `SELECT txid::text::bigint, position FROM events WHERE event_id = $1 AND tenant_id = $2`, event, tenant).Scan(&txid, &position)
 		if errors.Is(err, pgx.ErrNoRows) {
 			reached = true
 			return nil

@@ -89,14 +89,16 @@ func setPrevious(m *nats.Msg, prev eventstore.Cursor) {
 }
 
 // DecodeMessage reads an event message published by the relay. The event's
-// PHI is still sealed; open it with the event store's Open.
+// PHI is still sealed; open it with the event store's Open. Errors:
+// EINVALID for a body that is not JSON or names no event (no tenant, type,
+// version or schema version).
 func DecodeMessage(data []byte) (chartstream.Event, error) {
 	var e chartstream.Event
 	if err := json.Unmarshal(data, &e); err != nil {
-		return e, fmt.Errorf("decode event message: %w", err)
+		return e, &chartstream.Error{Code: chartstream.EINVALID, Message: "event message is not an event's JSON", Err: err}
 	}
-	if e.Tenant.IsZero() || e.Type == "" || e.Version < 1 {
-		return e, fmt.Errorf("decode event message: not an event")
+	if e.Tenant.IsZero() || e.Type == "" || e.Version < 1 || e.SchemaVersion < 1 {
+		return e, chartstream.Errorf(chartstream.EINVALID, "event message names no event")
 	}
 	return e, nil
 }
@@ -138,7 +140,7 @@ func parseDelivery(m received) (tenant string, d *delivery, err error) {
 	c, ok := cursorOf(h)
 	if err != nil || !ok || c.Position == 0 {
 		e, decodeErr := DecodeMessage(m.Data())
-		if decodeErr != nil || e.Position == 0 {
+		if decodeErr != nil || e.Position < 1 || e.TxID < 0 {
 			return "", nil, chartstream.Errorf(chartstream.EINVALID, "the message names no event")
 		}
 		t, c = e.Tenant, eventstore.CursorOf(e)

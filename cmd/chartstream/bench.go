@@ -31,10 +31,10 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure the platform on this machine (writes to a dedicated bench tenant)",
 		// The profile shows where this process spends its share of the
 		// machine; the database's share needs the database's tools.
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			// Cobra runs only the nearest PersistentPreRunE: the root's
-			// applies the environment.
-			if err := applyEnv(cmd); err != nil || cpuProfile == "" {
+			// checks the arguments and applies the environment.
+			if err := prepare(cmd, args); err != nil || cpuProfile == "" {
 				return err
 			}
 			var err error
@@ -52,7 +52,7 @@ func newBenchCmd() *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().StringVar(&cpuProfile, "cpu-profile", "", "write a Go CPU profile of the bench to this file (go tool pprof)")
-	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd(), newBenchProjectionsCmd(), newBenchCommandsCmd(), newBenchDeidCmd())
+	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd(), newBenchProjectionsCmd(), newBenchCommandsCmd(), newBenchSeedCmd(), newBenchDeidCmd())
 	return cmd
 }
 

@@ -220,7 +220,7 @@ func TestBenchCommandsEndToEnd(t *testing.T) {
 	}
 	t.Parallel()
 	natsURL := testkit.MustNATSServer(t).URL()
-	out, err := execute(testkit.Context(t), "bench", "commands", "--duration", "1s", "--concurrency", "2", "--patients", "10",
+	out, err := execute(testkit.Context(t), "bench", "commands", "--duration", "2s", "--concurrency", "2", "--patients", "10",
 		"--histories", "10,100", "--history-posts", "5", "--nats-url", natsURL, "--json")
 	if err != nil {
 		t.Fatalf("bench commands: %v\n%s", err, out)

@@ -27,21 +27,24 @@ import (
 )
 
 type projectionsBench struct {
-	Rate                int     `json:"rate"`
-	Events              int     `json:"events"`
-	LagP50Ms            float64 `json:"lag_p50_ms"`
-	LagP99Ms            float64 `json:"lag_p99_ms"`
-	LagMaxMs            float64 `json:"lag_max_ms"`
-	ChartRequests       int     `json:"chart_requests"`
-	ChartP50Ms          float64 `json:"chart_get_p50_ms"`
-	ChartP99Ms          float64 `json:"chart_get_p99_ms"`
-	RebuildEvents       int64   `json:"rebuild_events"`
-	RebuildEventsPerSec float64 `json:"rebuild_events_per_sec"`
+	// History is what --seed-events found and added before measuring.
+	History             seedReport `json:"history"`
+	Rate                int        `json:"rate"`
+	Events              int        `json:"events"`
+	LagP50Ms            float64    `json:"lag_p50_ms"`
+	LagP99Ms            float64    `json:"lag_p99_ms"`
+	LagMaxMs            float64    `json:"lag_max_ms"`
+	ChartRequests       int        `json:"chart_requests"`
+	ChartP50Ms          float64    `json:"chart_get_p50_ms"`
+	ChartP99Ms          float64    `json:"chart_get_p99_ms"`
+	RebuildEvents       int64      `json:"rebuild_events"`
+	RebuildEventsPerSec float64    `json:"rebuild_events_per_sec"`
 }
 
 func newBenchProjectionsCmd() *cobra.Command {
 	var urls benchURLs
-	var redisURL string
+	var redisURL, keyFile string
+	var seed seedSpec
 	var rate, patients, requests int
 	var duration time.Duration
 	var asJSON bool
@@ -53,7 +56,13 @@ and an API server on a loopback port, for a fresh bench tenant. Phase 1 register
 --patients patients, then records vital signs at --rate events/s for --duration and
 measures, per event, commit to applied in the read models. Phase 2 sends
 --requests GET /v1/patients/{id} and measures their latency. Phase 3 rebuilds
-the tenant's read models from the event store.`,
+the tenant's read models from the event store.
+
+With --seed-events N, the event store is first filled to hold at least N events
+of other tenants' history (--seed-tenants tenants named history-NNN, created if
+absent; their read models rebuilt, which is timed and reported too), so the
+figures are those of a database with history. Seeding is kept: a second run
+with the same N adds nothing.`,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := required([2]string{"DATABASE_URL", urls.db}, [2]string{"DATABASE_RELAY_URL", urls.relay},
@@ -61,13 +70,27 @@ the tenant's read models from the event store.`,
 				return err
 			}
 			if rate < 1 || patients < 1 || requests < 1 || duration <= 0 {
-				return fmt.Errorf("--rate, --patients, --requests and --duration must be positive")
+				return exitError{2, fmt.Errorf("--rate, --patients, --requests and --duration must be positive")}
+			}
+			if err := seed.validate(); err != nil {
+				return exitError{2, err}
+			}
+			if seed.Events > 0 && keyFile == "" {
+				return exitError{2, fmt.Errorf("--seed-events needs PHI_KEY_FILE (the seeded history is sealed like any other)")}
+			}
+			history, err := seedHistory(cmd.Context(), cmd.ErrOrStderr(), urls, keyFile, seed)
+			if err != nil {
+				return err
 			}
 			r, err := benchProjections(cmd.Context(), cmd.ErrOrStderr(), urls, redisURL, rate, patients, requests, duration)
 			if err != nil {
 				return err
 			}
+			r.History = history
 			out := cmd.OutOrStdout()
+			if seed.Events > 0 {
+				history.print(out)
+			}
 			fmt.Fprintf(out, "commit -> read model: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events at %d/s)\n", r.LagP50Ms, r.LagP99Ms, r.LagMaxMs, r.Events, r.Rate)
 			fmt.Fprintf(out, "GET /v1/patients/{id}: p50 %.2f ms, p99 %.2f ms (%d requests)\n", r.ChartP50Ms, r.ChartP99Ms, r.ChartRequests)
 			fmt.Fprintf(out, "rebuild: %.0f events/s (%d events)\n", r.RebuildEventsPerSec, r.RebuildEvents)
@@ -84,6 +107,8 @@ the tenant's read models from the event store.`,
 	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
 	f.IntVar(&requests, "requests", 2000, "GET /v1/patients/{id} requests")
 	f.DurationVar(&duration, "duration", 10*time.Second, "length of the lag phase")
+	stringFlag(f, &keyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key (seals the seeded history)")
+	seed.flags(f)
 	f.BoolVar(&asJSON, "json", false, "print a JSON object as the last line")
 	return cmd
 }

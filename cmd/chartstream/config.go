@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -15,9 +16,13 @@ import (
 	"github.com/chartstream/chartstream/internal/auth"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
+	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
 	"github.com/chartstream/chartstream/workers"
 )
+
+// defaultHTTPAddr is the API's listen address when HTTP_ADDR is unset.
+const defaultHTTPAddr = "127.0.0.1:18080"
 
 // Config is the configuration of the long-running process (serve, work,
 // all). Each field is set by an environment variable or its flag.
@@ -37,6 +42,10 @@ type Config struct {
 	// PgBouncer in transaction mode, point it at PostgreSQL directly or
 	// at a session-mode pool. Default DATABASE_URL.
 	DatabaseSessionURL string
+	// DatabaseMaxConns sizes the app role's pool (DATABASE_MAX_CONNS).
+	// Default: the URL's pool_max_conns, else 32. Each tenant may hold at
+	// most half of it with requests in flight in one API process.
+	DatabaseMaxConns int
 	// PHIKeyFile is the local PHI master key (PHI_KEY_FILE). Required.
 	PHIKeyFile string
 	// MessageSigningKeyFile is the relay's Ed25519 private key
@@ -81,6 +90,9 @@ type Config struct {
 	RedisURL string
 	// LogLevel is debug, info, warn or error (LOG_LEVEL). Default info.
 	LogLevel string
+	// RequestTimeout is every API request's deadline (REQUEST_TIMEOUT).
+	// Default 10s.
+	RequestTimeout time.Duration
 	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
 	// Default 15s.
 	ShutdownTimeout time.Duration
@@ -113,7 +125,7 @@ func (c Config) authConfig() auth.Config {
 }
 
 func (c *Config) flags(fs *pflag.FlagSet) {
-	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:18080", "API listen address")
+	stringFlag(fs, &c.HTTPAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "API listen address")
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
@@ -133,6 +145,8 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", ".local/nats-embedded", "embedded NATS JetStream store directory")
 	stringFlag(fs, &c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (required for the API)")
 	stringFlag(fs, &c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	intFlag(fs, &c.DatabaseMaxConns, "database-max-conns", "DATABASE_MAX_CONNS", 0, "app role pool size (default: the URL's pool_max_conns, else 32)")
+	durationFlag(fs, &c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Second, "every API request's deadline")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain on SIGTERM")
 	stringFlag(fs, &c.Auth.Issuer, "jwt-issuer", "JWT_ISSUER", defaultJWTIssuer, "accepted token issuer (iss)")
 	stringFlag(fs, &c.Auth.Audience, "jwt-audience", "JWT_AUDIENCE", defaultJWTAudience, "required token audience (aud)")
@@ -218,6 +232,14 @@ func (c Config) Validate(api, workers bool) error {
 	}
 	if c.EventStore.AppendConcurrency < 1 {
 		errs = append(errs, errors.New("APPEND_CONCURRENCY must be at least 1"))
+	}
+	if n, set := postgres.URLMaxConns(c.DatabaseURL); c.DatabaseMaxConns < 0 || c.DatabaseMaxConns > math.MaxInt32 {
+		errs = append(errs, errors.New("DATABASE_MAX_CONNS must be a positive number"))
+	} else if set && c.DatabaseMaxConns > 0 && int32(c.DatabaseMaxConns) != n {
+		errs = append(errs, fmt.Errorf("DATABASE_MAX_CONNS=%d disagrees with pool_max_conns=%d in DATABASE_URL", c.DatabaseMaxConns, n))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative"))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must not be negative"))

@@ -38,6 +38,11 @@ func TestConfigErrors(t *testing.T) {
 		{"missing REDIS_URL", []string{"serve"}, map[string]string{"REDIS_URL": ""}, []string{"REDIS_URL is required"}},
 		{"malformed REDIS_URL", []string{"serve"}, map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/notanumber"}, []string{"REDIS_URL is malformed"}},
 		{"REDIS_URL not a redis URL", []string{"all"}, map[string]string{"REDIS_URL": "http://cache"}, []string{"REDIS_URL is malformed"}},
+		// The pool's size is said once: a setting and the URL that
+		// disagree are an error, not one silently winning.
+		{"pool size disagrees with the URL", []string{"serve"}, map[string]string{"DATABASE_URL": "postgres://app@127.0.0.1:1/x?pool_max_conns=8", "DATABASE_MAX_CONNS": "16"},
+			[]string{"DATABASE_MAX_CONNS=16 disagrees with pool_max_conns=8 in DATABASE_URL"}},
+		{"negative REQUEST_TIMEOUT", []string{"serve"}, map[string]string{"REQUEST_TIMEOUT": "-1s"}, []string{"REQUEST_TIMEOUT must not be negative"}},
 		{"bad HTTP_ADDR", []string{"serve"}, map[string]string{"HTTP_ADDR": "localhost"}, []string{"HTTP_ADDR must be host:port"}},
 		{"bad LOG_LEVEL", []string{"serve"}, map[string]string{"LOG_LEVEL": "loud"}, []string{"LOG_LEVEL must be debug, info, warn or error"}},
 		{"bad LOG_LEVEL for work", []string{"work"}, map[string]string{"LOG_LEVEL": "loud", "REDIS_URL": ""}, []string{"LOG_LEVEL"}},

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,8 +57,16 @@ func durationFlag(fs *pflag.FlagSet, p *time.Duration, flag, env string, def tim
 	envFlag(fs, flag, env)
 }
 
+// fileSuffix names the variable that reads a setting from a file: X_FILE
+// holds the path of a file whose content is X (trailing newlines dropped),
+// so that containers can take secrets (database URLs with passwords) from
+// mounted files rather than from their environment.
+const fileSuffix = "_FILE"
+
 // applyEnv sets every flag the user did not pass from its environment
-// variable. A malformed value fails with one line naming the variable.
+// variable, or from the file its X_FILE variable names. A malformed value,
+// an unreadable file, or both X and X_FILE set fails with one line naming
+// the variable; a value the input rules refuse (strictInputs) exits 2.
 func applyEnv(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
@@ -64,15 +74,45 @@ func applyEnv(cmd *cobra.Command) error {
 		if err != nil || f.Changed || len(names) == 0 {
 			return
 		}
-		v, ok := os.LookupEnv(names[0])
-		if !ok || v == "" {
+		name := names[0]
+		v, verr := envValue(name)
+		if verr != nil {
+			err = verr
 			return
 		}
-		if setErr := f.Value.Set(v); setErr != nil {
-			err = fmt.Errorf("invalid %s: %v", names[0], setErr)
+		if v == "" {
+			return
+		}
+		if setErr := f.Value.Set(v); errors.As(setErr, new(inputError)) {
+			err = exitError{2, fmt.Errorf("%s %w", name, setErr)} // without the value
+		} else if setErr != nil {
+			err = fmt.Errorf("invalid %s: %v", name, setErr)
 		}
 	})
 	return err
+}
+
+// envValue is the value of the variable name, or the content of the file
+// that name_FILE points at; "" when neither is set.
+func envValue(name string) (string, error) {
+	v := os.Getenv(name)
+	path := os.Getenv(name + fileSuffix)
+	switch {
+	case path == "":
+		return v, nil
+	case v != "":
+		return "", fmt.Errorf("set %s or %s%s, not both", name, name, fileSuffix)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		// The path only: never the content, which may be a secret.
+		return "", fmt.Errorf("invalid %s%s: cannot read %s", name, fileSuffix, path)
+	}
+	v = strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", fmt.Errorf("invalid %s%s: %s is empty", name, fileSuffix, path)
+	}
+	return v, nil
 }
 
 // required returns an error naming the first missing setting.
@@ -89,19 +129,20 @@ func required(settings ...[2]string) error {
 // read, sorted, each once.
 func envVars(cmd *cobra.Command) []string {
 	seen := map[string]bool{}
-	collect := func(f *pflag.Flag) {
+	visitFlags(cmd, func(f *pflag.Flag) {
 		for _, name := range f.Annotations[envAnnotation] {
 			seen[name] = true
 		}
-	}
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		c.Flags().VisitAll(collect)
-		c.PersistentFlags().VisitAll(collect)
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(cmd)
+	})
 	return slices.Sorted(maps.Keys(seen))
+}
+
+// visitFlags calls fn for every flag of cmd and its subcommands, local and
+// persistent (a persistent flag once per command that defines it).
+func visitFlags(cmd *cobra.Command, fn func(*pflag.Flag)) {
+	cmd.Flags().VisitAll(fn)
+	cmd.PersistentFlags().VisitAll(fn)
+	for _, sub := range cmd.Commands() {
+		visitFlags(sub, fn)
+	}
 }

@@ -68,11 +68,9 @@ guarded by row-level security.
 
 Every setting is an environment variable (12-factor); a flag overrides it.
 Each subcommand's --help lists the variables it reads.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd)
-		},
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: prepare,
 	}
 	root.AddCommand(
 		newServeCmd(),
@@ -89,10 +87,13 @@ Each subcommand's --help lists the variables it reads.`,
 		newRelayCmd(),
 		newChaosCmd(),
 		newSubscriberCmd(),
+		newHealthcheckCmd(),
 	)
 	// A malformed or unknown flag is bad input: exit 2, like every
 	// other refusal of input, whichever subcommand it is given to.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{2, err} })
 	root.Long += "\n\nEnvironment variables read by the subcommands:\n  " + strings.Join(envVars(root), "\n  ")
+	root.Long += "\n\nEach can instead be read from a file: X" + fileSuffix + " names a file holding X's value\n(for secrets mounted as files, such as DATABASE_URL" + fileSuffix + "); setting both is an error."
+	strictInputs(root)
 	return root
 }

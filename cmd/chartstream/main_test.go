@@ -68,11 +68,13 @@ func TestMainEndToEnd(t *testing.T) {
 		} {
 			resp, _ := do(t, http.MethodGet, base+"/healthz", echo.HeaderXRequestID, tc.sent)
 			got := resp.Header.Get(echo.HeaderXRequestID)
-			if tc.echo && got != tc.sent {
-				t.Errorf("sent X-Request-ID %q, got %q back, want it echoed", tc.sent, got)
+			if tc.echo && (got != tc.sent || resp.StatusCode != http.StatusOK) {
+				t.Errorf("sent X-Request-ID %q, got %d and %q back, want 200 and it echoed", tc.sent, resp.StatusCode, got)
 			}
-			if !tc.echo && !generatedID.MatchString(got) {
-				t.Errorf("sent X-Request-ID %q, got %q back, want a fresh generated id", tc.sent, got)
+			// A malformed one is refused, never silently replaced; the
+			// refusal carries an id of its own for the log.
+			if !tc.echo && (!generatedID.MatchString(got) || resp.StatusCode != http.StatusBadRequest) {
+				t.Errorf("sent X-Request-ID %q, got %d and %q back, want 400 and a fresh generated id", tc.sent, resp.StatusCode, got)
 			}
 		}
 	})

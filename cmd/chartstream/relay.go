@@ -83,7 +83,7 @@ discrepancy with example event ids, 2 when the check could not run.`,
 			return nil
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{2, err} })
+	cmd.SetFlagErrorFunc(flagError)
 	f := cmd.Flags()
 	stringFlag(f, &p.relayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (reads every tenant's events)")
 	stringFlag(f, &p.dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role, to check that --tenant exists")

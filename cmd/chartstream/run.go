@@ -77,7 +77,7 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Logger = logging.New(os.Stderr, level)
 	}
 	var err error
-	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream"}); err != nil {
+	if m.pool, err = postgres.Connect(ctx, postgres.Config{URL: m.Config.DatabaseURL, ApplicationName: "chartstream", MaxConns: int32(m.Config.DatabaseMaxConns)}); err != nil {
 		return err
 	}
 	m.sessions = m.pool
@@ -169,7 +169,8 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if m.nats != nil {
 		info["nats"] = func(ctx context.Context) any {
 			if err := m.nats.Check(ctx); err != nil {
-				return "unavailable: " + err.Error()
+				m.Logger.WarnContext(ctx, "readiness: NATS unavailable", logging.Error(err))
+				return "unavailable"
 			}
 			return "ok"
 		}
@@ -201,6 +202,9 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// No tenant may hold more than half of the pool with requests in
+	// flight, whatever its tier.
+	rateCfg.InFlightCeiling = max(1, int(m.pool.Config().MaxConns)/2)
 	limits, err := ratelimit.New(m.redis, rateCfg)
 	if err != nil {
 		return err
@@ -224,7 +228,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
 		Limits: limits, Idempotency: idem, ReadModels: m.pool, AsyncAPI: doc,
 	},
-		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout})
+		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@
 #   deploy/local/stack.sh up      install, start, migrate, write .local/env
 #   deploy/local/stack.sh down    stop the services (data kept)
 #   deploy/local/stack.sh clean   stop and remove .local/
+#   deploy/local/stack.sh tools   only build the pinned tools (nats-server, helm)
 #
 # Fault injection (chartstream chaos) on a running stack:
 #   deploy/local/stack.sh restart-postgres   fast restart; returns once it accepts connections
@@ -75,6 +76,7 @@ install_missing() {
 		useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 	fi
 	install_nats
+	install_helm
 }
 
 # nats-server is built from its Go module at the version go.mod pins, so the
@@ -89,6 +91,23 @@ install_nats() {
 	log "building nats-server $want into $LOCAL/bin"
 	mkdir -p "$LOCAL/bin"
 	(cd "$ROOT" && GOBIN="$LOCAL/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$want")
+}
+
+# helm is built from its Go module at a pinned version (make deploy-check
+# and the deploy package's tests run helm lint and helm template); the
+# build takes minutes once, then is reused. It lives in the checkout's
+# .local/bin whatever CS_LOCAL_DIR says, so the chaos stack shares it.
+HELM_MODULE=helm.sh/helm/v4
+HELM_VERSION=v4.3.1
+HELM_BIN=$ROOT/.local/bin/helm
+install_helm() {
+	if [ -x "$HELM_BIN" ] &&
+		go version -m "$HELM_BIN" 2>/dev/null | grep -q "mod[[:space:]]*$HELM_MODULE[[:space:]]*$HELM_VERSION"; then
+		return 0
+	fi
+	log "building helm $HELM_VERSION into $(dirname "$HELM_BIN") (once)"
+	mkdir -p "$(dirname "$HELM_BIN")"
+	(cd "$ROOT" && GOBIN="$(dirname "$HELM_BIN")" GOFLAGS=-mod=mod go install "$HELM_MODULE/cmd/helm@$HELM_VERSION")
 }
 
 secret() {
@@ -288,6 +307,8 @@ export NATS_CREDS_FILE='$LOCAL/secrets/nats/platform.creds'
 export NATS_ACCOUNT_SIGNING_KEY_FILE='$LOCAL/secrets/nats/account-signing.nk'
 export NATS_SYSTEM_CREDS_FILE='$LOCAL/secrets/nats/system.creds'
 export NATS_OPERATOR_SIGNING_KEY_FILE='$LOCAL/secrets/nats/operator-signing.nk'
+# Tools, not settings: the deploy package's tests run this helm.
+export HELM_BIN='$HELM_BIN'
 ENV
 	mv "$LOCAL/env.tmp" "$LOCAL/env")
 }
@@ -335,8 +356,9 @@ case "${1:-}" in
 up) up ;;
 down) down ;;
 clean) clean ;;
+tools) mkdir -p "$LOCAL"; install_nats; install_helm ;;
 restart-postgres) restart_postgres ;;
 stop-redis) stop_redis ;;
 start-redis) start_redis ;;
-*) die "usage: $0 up|down|clean|restart-postgres|stop-redis|start-redis" ;;
+*) die "usage: $0 up|down|clean|tools|restart-postgres|stop-redis|start-redis" ;;
 esac

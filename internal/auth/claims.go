@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -13,23 +15,32 @@ import (
 // Messages of the EUNAUTHORIZED errors Verify returns. They are shown to API
 // callers, so they are short, stable and never include claim values.
 const (
-	msgMalformed     = "token malformed"
-	msgAlgorithm     = "token algorithm not accepted"
-	msgUnknownKey    = "token signing key unknown"
-	msgSignature     = "token signature invalid"
-	msgExpired       = "token expired"
-	msgNotYetValid   = "token not yet valid"
-	msgIssuedFuture  = "token issued in the future"
-	msgIssuer        = "token issuer not accepted"
-	msgAudience      = "token audience not accepted"
-	msgNoExpiry      = "token has no expiry"
-	msgNoSubject     = "token has no subject"
-	msgNoTenant      = "token has no tenant"
-	msgTenantInvalid = "token tenant invalid"
-	msgRolesInvalid  = "token roles invalid"
-	msgIDInvalid     = "token id invalid"
-	msgNoID          = "token has no id (jti), so it could not be revoked"
-	msgInvalid       = "token invalid"
+	msgMalformed      = "token malformed"
+	msgAlgorithm      = "token algorithm not accepted"
+	msgUnknownKey     = "token signing key unknown"
+	msgSignature      = "token signature invalid"
+	msgExpired        = "token expired"
+	msgNotYetValid    = "token not yet valid"
+	msgIssuedFuture   = "token issued in the future"
+	msgIssuer         = "token issuer not accepted"
+	msgAudience       = "token audience not accepted"
+	msgNoExpiry       = "token has no expiry"
+	msgNoSubject      = "token has no subject"
+	msgSubjectInvalid = "token subject invalid"
+	msgNoTenant       = "token has no tenant"
+	msgTenantInvalid  = "token tenant invalid"
+	msgRolesInvalid   = "token roles invalid"
+	msgIDInvalid      = "token id invalid"
+	msgNoID           = "token has no id (jti), so it could not be revoked"
+	msgInvalid        = "token invalid"
+)
+
+// maxSubjectLength bounds the subject, recorded as the actor of every event
+// (bytes; OIDC allows 255 ASCII characters). maxClaimLength bounds every
+// string in the payload, in characters.
+const (
+	maxSubjectLength = 255
+	maxClaimLength   = 4096
 )
 
 // Causes raised by our own key lookup, told apart in unauthorized.
@@ -78,6 +89,9 @@ func (v *Verifier) principal(claims jwt.MapClaims) (chartstream.Principal, *char
 	sub, err := claims.GetSubject()
 	if err != nil || sub == "" {
 		return chartstream.Principal{}, unauthorized(msgNoSubject, err)
+	}
+	if len(sub) > maxSubjectLength || strings.ContainsFunc(sub, unicode.IsControl) || !utf8.ValidString(sub) {
+		return chartstream.Principal{}, unauthorized(msgSubjectInvalid, errors.New("subject too long, not UTF-8 or with control characters"))
 	}
 	rawTenant, ok := claims[v.cfg.TenantClaim]
 	if !ok || rawTenant == nil || rawTenant == "" {

@@ -3,9 +3,12 @@ package auth
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -13,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/strictjson"
 )
 
 // maxTokenBytes refuses absurdly long tokens before any decoding work. Real
@@ -45,6 +49,7 @@ type Verifier struct {
 	jwks   keyfunc.Keyfunc  // nil unless JWKSURL
 	cancel context.CancelFunc
 	now    func() time.Time // replaced in tests
+	cache  verifiedCache
 }
 
 // NewVerifier validates cfg, loads its keys and returns a Verifier. With a
@@ -125,6 +130,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Token, error) {
 	if raw == "" || len(raw) > maxTokenBytes {
 		return Token{}, unauthorized(msgMalformed, errors.New("token empty or too long"))
 	}
+	key, now := sha256.Sum256([]byte(raw)), v.now()
+	if tok, ok := v.cache.get(key, now); ok {
+		return tok, nil
+	}
 	tok, err := v.parser.Parse(raw, v.keyfunc(ctx))
 	if err != nil {
 		if tok != nil && !v.algorithmAllowed(tok) {
@@ -135,6 +144,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Token, error) {
 	claims, ok := tok.Claims.(jwt.MapClaims)
 	if !ok {
 		return Token{}, unauthorized(msgInvalid, fmt.Errorf("unexpected claims type %T", tok.Claims))
+	}
+	if err := strictPayload(raw); err != nil {
+		return Token{}, unauthorized(msgMalformed, err)
 	}
 	p, perr := v.principal(claims)
 	if perr != nil {
@@ -148,7 +160,29 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Token, error) {
 	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
 		out.IssuedAt = iat.Time
 	}
+	until := now.Add(verifiedTTL)
+	if exp := out.ExpiresAt.Add(v.cfg.Leeway); exp.Before(until) {
+		until = exp
+	}
+	v.cache.put(key, out, until)
 	return out, nil
+}
+
+// strictPayload refuses a signed payload that the JSON decoder would have
+// repaired: invalid UTF-8 (made U+FFFD), a claim given twice (the last
+// wins), trailing data. The subject becomes the actor recorded with every
+// event the token's holder writes, for ever, so it is taken exactly as the
+// identity provider signed it or not at all.
+func strictPayload(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return errors.New("token is not three segments")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("payload encoding: %w", err)
+	}
+	return strictjson.Check(payload, strictjson.Limits{MaxString: maxClaimLength})
 }
 
 // algorithmAllowed tells an algorithm outside the allow-list (including

@@ -2,6 +2,9 @@ package auth
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -174,4 +177,80 @@ func TestVerifyRequiresATokenID(t *testing.T) {
 	if err != nil || p.Principal.TokenID != "" {
 		t.Errorf("with AllowNoJTI: %+v, %v", p, err)
 	}
+}
+
+// signRaw signs payload exactly as given (RS256), as an identity provider
+// with odd JSON might.
+func signRaw(tb testing.TB, key *rsa.PrivateKey, payload string) string {
+	tb.Helper()
+	head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodRS256.Sign(head, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return head + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// The subject is recorded as the actor of every event its holder writes,
+// so a signed payload is taken exactly as signed or refused: the JSON
+// decoder would make invalid UTF-8 U+FFFD and keep the last of two claims.
+func TestVerifyRefusesPayloadsTheDecoderWouldRepair(t *testing.T) {
+	t.Parallel()
+	idp := MustRSAKey(t)
+	pemPath, _ := MustPublicKeyPEM(t, &idp.PublicKey)
+	v := MustVerifier(t, Config{PublicKeyFile: pemPath})
+	now := time.Now()
+	claims := func(sub string) string {
+		return fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":%s,"jti":"j1","exp":%d,"tenant_id":%q,"roles":["clinician"]}`,
+			testIssuer, testAudience, sub, now.Add(time.Minute).Unix(), testTenant)
+	}
+	if _, err := v.Verify(t.Context(), signRaw(t, idp, claims(`"user-42"`))); err != nil {
+		t.Fatalf("a plain payload: %v", err)
+	}
+	for name, payload := range map[string]string{
+		"invalid UTF-8 subject": claims("\"user-\xff\xfe\""),
+		"subject twice":         strings.Replace(claims(`"user-42"`), `"jti"`, `"sub":"admin","jti"`, 1),
+		"trailing data":         claims(`"user-42"`) + "}",
+	} {
+		if _, err := v.Verify(t.Context(), signRaw(t, idp, payload)); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else {
+			wantUnauthorized(t, err, msgMalformed)
+		}
+	}
+	for name, sub := range map[string]string{
+		"subject over 255 bytes":        `"` + strings.Repeat("a", 256) + `"`,
+		"subject with a control escape": `"user\u0007"`,
+	} {
+		_, err := v.Verify(t.Context(), signRaw(t, idp, claims(sub)))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		wantUnauthorized(t, err, msgSubjectInvalid)
+	}
+}
+
+// A verified token is reused for a while, but never past its expiry: the
+// cache saves the signature check, not the checks that change with time.
+func TestVerifyCachedTokenStillExpires(t *testing.T) {
+	t.Parallel()
+	idp := MustRSAKey(t)
+	pemPath, _ := MustPublicKeyPEM(t, &idp.PublicKey)
+	v := MustVerifier(t, Config{PublicKeyFile: pemPath, Leeway: 5 * time.Second})
+	start := time.Now()
+	claims := validClaims(start)
+	claims["exp"] = start.Add(20 * time.Second).Unix()
+	raw := sign(t, jwt.SigningMethodRS256, idp, "", claims)
+	clock := start
+	v.now = func() time.Time { return clock }
+	for _, at := range []time.Duration{0, 10 * time.Second} {
+		clock = start.Add(at)
+		if _, err := v.Verify(t.Context(), raw); err != nil {
+			t.Fatalf("at +%s: %v", at, err)
+		}
+	}
+	clock = start.Add(30 * time.Second) // within the cache's minute, past exp + leeway
+	_, err := v.Verify(t.Context(), raw)
+	wantUnauthorized(t, err, msgExpired)
 }

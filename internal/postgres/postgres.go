@@ -3,6 +3,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,9 @@ type Config struct {
 	URL string
 	// ApplicationName shows in pg_stat_activity. Default "chartstream".
 	ApplicationName string
-	// MaxConns caps the pool. Default 32.
+	// MaxConns caps the pool; it wins over the URL's pool_max_conns.
+	// Default: the URL's pool_max_conns if it has one, else
+	// DefaultMaxConns.
 	MaxConns int32
 	// ConnectTimeout bounds the first connection. Default 10s.
 	ConnectTimeout time.Duration
@@ -34,9 +37,6 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.ApplicationName == "" {
 		c.ApplicationName = "chartstream"
-	}
-	if c.MaxConns == 0 {
-		c.MaxConns = 32
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 10 * time.Second
@@ -57,6 +57,23 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// DefaultMaxConns is a pool's size when neither Config.MaxConns nor the
+// URL's pool_max_conns sets it.
+const DefaultMaxConns = 32
+
+// URLMaxConns returns the pool size the URL (or keyword/value string) sets
+// with pool_max_conns, and whether it sets one.
+func URLMaxConns(raw string) (int32, bool) {
+	if !strings.Contains(raw, "pool_max_conns=") {
+		return 0, false
+	}
+	pc, err := pgxpool.ParseConfig(raw)
+	if err != nil {
+		return 0, false
+	}
+	return pc.MaxConns, true
+}
+
 // Connect opens a pool and checks that the database answers. Errors never
 // include the URL, which may carry a password.
 func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
@@ -68,7 +85,9 @@ func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, errors.New("database URL is malformed")
 	}
-	pc.MaxConns = cfg.MaxConns
+	if _, set := URLMaxConns(cfg.URL); cfg.MaxConns > 0 || !set {
+		pc.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
+	}
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	pc.ConnConfig.RuntimeParams["application_name"] = cfg.ApplicationName
 	pool, err := pgxpool.NewWithConfig(ctx, pc)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/chartstream/chartstream"
 )
@@ -65,6 +66,19 @@ type Config struct {
 	// Tenants overrides the limit of single tenants, whatever their tier;
 	// see ParseOverrides. Optional.
 	Tenants map[chartstream.TenantID]Limit
+	// InFlightCeiling caps every tenant's MaxInFlight in this process.
+	// Set it to a share of the database pool (chartstream serve uses half
+	// of it), so that no tenant's requests can hold every connection
+	// whatever its tier or override says. Zero means no ceiling.
+	InFlightCeiling int
+	// QueueWait is how long a request may wait for one of its tenant's
+	// in-flight slots before it is refused. Default 1s; negative refuses
+	// at once.
+	QueueWait time.Duration
+	// MaxQueued bounds each tenant's requests waiting for a slot in this
+	// process; beyond it they are refused at once. Default 16 times the
+	// tenant's MaxInFlight.
+	MaxQueued int
 }
 
 // DefaultConfig returns the limits sized for 10,000 concurrent users per
@@ -72,7 +86,8 @@ type Config struct {
 // (128), enterprise 5000/s (256). Bursts equal the rates.
 func DefaultConfig() Config {
 	return Config{
-		Prefix: DefaultPrefix,
+		Prefix:    DefaultPrefix,
+		QueueWait: time.Second,
 		Tiers: map[chartstream.Tier]Limit{
 			chartstream.TierStandard:   {PerSecond: 200, Burst: 200, MaxInFlight: 64},
 			chartstream.TierPremium:    {PerSecond: 1000, Burst: 1000, MaxInFlight: 128},
@@ -85,9 +100,13 @@ func DefaultConfig() Config {
 // field filled. The maps are copied, so the caller may reuse its own.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	out := Config{Prefix: c.Prefix, Tiers: d.Tiers, Tenants: maps.Clone(c.Tenants)}
+	out := c
+	out.Tiers, out.Tenants = d.Tiers, maps.Clone(c.Tenants)
 	if out.Prefix == "" {
 		out.Prefix = d.Prefix
+	}
+	if out.QueueWait == 0 {
+		out.QueueWait = d.QueueWait
 	}
 	for tier, l := range c.Tiers {
 		out.Tiers[tier] = l.over(d.Tiers[tier])
@@ -105,6 +124,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("ratelimit: unknown tier %q", tier))
 		}
 		errs = append(errs, c.Tiers[tier].validate(fmt.Sprintf("tier %s", tier))...)
+	}
+	if c.InFlightCeiling < 0 || c.MaxQueued < 0 {
+		errs = append(errs, errors.New("ratelimit: InFlightCeiling and MaxQueued must not be negative"))
 	}
 	for tenant, l := range c.Tenants {
 		if tenant.IsZero() {

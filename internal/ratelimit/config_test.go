@@ -102,7 +102,7 @@ func TestAllowErrors(t *testing.T) {
 		t.Fatalf("Allow with Redis down = %v; want EUNAVAILABLE", err)
 	}
 	// The bulkhead needs no Redis.
-	if release, ok := down.Acquire(chartstream.NewTenantID(), chartstream.TierStandard); !ok {
+	if release, ok := down.Acquire(t.Context(), chartstream.NewTenantID(), chartstream.TierStandard); !ok {
 		t.Fatal("Acquire refused with Redis down")
 	} else {
 		release()

@@ -26,7 +26,7 @@ type Limiter struct {
 	cfg  Config // with defaults applied
 
 	mu       sync.Mutex
-	inFlight map[chartstream.TenantID]int // tenants with requests running; no zero entries
+	inFlight map[chartstream.TenantID]*bulkhead // tenants with requests running or waiting
 }
 
 // New returns a Limiter. A nil rdb is a wiring bug and panics; an invalid
@@ -41,7 +41,7 @@ func New(rdb *redis.Client, cfg Config) (*Limiter, error) {
 	return &Limiter{
 		gcra:     redis_rate.NewLimiter(rdb),
 		cfg:      cfg.withDefaults(),
-		inFlight: make(map[chartstream.TenantID]int),
+		inFlight: make(map[chartstream.TenantID]*bulkhead),
 	}, nil
 }
 
@@ -84,35 +84,6 @@ func (l *Limiter) Allow(ctx context.Context, tenant chartstream.TenantID, tier c
 		d.RetryAfter = res.RetryAfter
 	}
 	return d, nil
-}
-
-// Acquire takes one of tenant's in-flight slots in this process. It returns
-// ok=false at once, without waiting, when tenant already has MaxInFlight
-// requests running; otherwise release gives the slot back. release may be
-// called more than once (later calls do nothing) and is a no-op when ok is
-// false, so `defer release()` is always safe. It needs no Redis, so it keeps
-// protecting the process when Redis is down.
-func (l *Limiter) Acquire(tenant chartstream.TenantID, tier chartstream.Tier) (release func(), ok bool) {
-	maxInFlight := l.limitFor(tenant, tier).MaxInFlight
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.inFlight[tenant] >= maxInFlight {
-		return func() {}, false
-	}
-	l.inFlight[tenant]++
-	var once sync.Once
-	return func() { once.Do(func() { l.release(tenant) }) }, true
-}
-
-func (l *Limiter) release(tenant chartstream.TenantID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// Deleting at zero keeps the map as small as the set of busy tenants.
-	if n := l.inFlight[tenant] - 1; n > 0 {
-		l.inFlight[tenant] = n
-	} else {
-		delete(l.inFlight, tenant)
-	}
 }
 
 // limitFor returns tenant's effective limit: its override over its tier's.

@@ -149,8 +149,9 @@ func TestTenantOverrideWinsOverTier(t *testing.T) {
 	ctx := testkit.Context(t)
 	special := chartstream.NewTenantID()
 	l := MustLimiter(t, ratelimit.Config{
-		Tiers:   map[chartstream.Tier]ratelimit.Limit{chartstream.TierPremium: {PerSecond: 20, MaxInFlight: 4}},
-		Tenants: map[chartstream.TenantID]ratelimit.Limit{special: {PerSecond: 3}},
+		Tiers:     map[chartstream.Tier]ratelimit.Limit{chartstream.TierPremium: {PerSecond: 20, MaxInFlight: 4}},
+		Tenants:   map[chartstream.TenantID]ratelimit.Limit{special: {PerSecond: 3}},
+		QueueWait: -1,
 	})
 	if got := allowed(t, l, special, chartstream.TierPremium, 10); got < 3 || got > 4 {
 		t.Errorf("overridden tenant: %d of 10 allowed; want 3", got)
@@ -162,7 +163,7 @@ func TestTenantOverrideWinsOverTier(t *testing.T) {
 	// The override sets only the rate: the in-flight bound is still premium's.
 	var releases []func()
 	for {
-		release, ok := l.Acquire(special, chartstream.TierPremium)
+		release, ok := l.Acquire(t.Context(), special, chartstream.TierPremium)
 		if !ok {
 			break
 		}
@@ -178,42 +179,42 @@ func TestTenantOverrideWinsOverTier(t *testing.T) {
 
 func TestBulkhead(t *testing.T) {
 	t.Parallel()
-	l := MustLimiter(t, ratelimit.Config{Tiers: map[chartstream.Tier]ratelimit.Limit{chartstream.TierStandard: {MaxInFlight: 3}}})
+	l := MustLimiter(t, ratelimit.Config{Tiers: map[chartstream.Tier]ratelimit.Limit{chartstream.TierStandard: {MaxInFlight: 3}}, QueueWait: -1})
 	tenant, other := chartstream.NewTenantID(), chartstream.NewTenantID()
 	var releases []func()
 	for i := range 3 {
-		release, ok := l.Acquire(tenant, chartstream.TierStandard)
+		release, ok := l.Acquire(t.Context(), tenant, chartstream.TierStandard)
 		if !ok {
 			t.Fatalf("Acquire %d refused; want accepted", i+1)
 		}
 		releases = append(releases, release)
 	}
-	release, ok := l.Acquire(tenant, chartstream.TierStandard)
+	release, ok := l.Acquire(t.Context(), tenant, chartstream.TierStandard)
 	if ok {
 		t.Fatal("4th concurrent Acquire accepted; want refused")
 	}
 	release() // a no-op: it must not free a slot
-	if _, ok := l.Acquire(tenant, chartstream.TierStandard); ok {
+	if _, ok := l.Acquire(t.Context(), tenant, chartstream.TierStandard); ok {
 		t.Fatal("the refused Acquire's release freed a slot")
 	}
-	if r, ok := l.Acquire(other, chartstream.TierStandard); !ok {
+	if r, ok := l.Acquire(t.Context(), other, chartstream.TierStandard); !ok {
 		t.Fatal("another tenant was refused")
 	} else {
 		r()
 	}
 	releases[0]()
 	releases[0]() // twice: still only one slot back
-	if _, ok := l.Acquire(tenant, chartstream.TierStandard); !ok {
+	if _, ok := l.Acquire(t.Context(), tenant, chartstream.TierStandard); !ok {
 		t.Fatal("Acquire after release refused")
 	}
-	if _, ok := l.Acquire(tenant, chartstream.TierStandard); ok {
+	if _, ok := l.Acquire(t.Context(), tenant, chartstream.TierStandard); ok {
 		t.Fatal("a double release freed two slots")
 	}
 }
 
 func TestBulkheadUnderConcurrency(t *testing.T) {
 	t.Parallel()
-	l := MustLimiter(t, ratelimit.Config{Tiers: map[chartstream.Tier]ratelimit.Limit{chartstream.TierStandard: {MaxInFlight: 5}}})
+	l := MustLimiter(t, ratelimit.Config{Tiers: map[chartstream.Tier]ratelimit.Limit{chartstream.TierStandard: {MaxInFlight: 5}}, QueueWait: -1})
 	tenant := chartstream.NewTenantID()
 	var (
 		wg        sync.WaitGroup
@@ -224,7 +225,7 @@ func TestBulkheadUnderConcurrency(t *testing.T) {
 	for range 50 {
 		wg.Go(func() {
 			for range 20 {
-				release, ok := l.Acquire(tenant, chartstream.TierStandard)
+				release, ok := l.Acquire(t.Context(), tenant, chartstream.TierStandard)
 				if !ok {
 					continue
 				}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // PGProxy is a TCP proxy in front of PostgreSQL that loses answers the way
@@ -27,6 +28,7 @@ type PGProxy struct {
 	armed    atomic.Bool
 	goAway   atomic.Bool // refuse from the cut on
 	refusing atomic.Bool
+	stalled  atomic.Bool
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
 }
@@ -73,6 +75,11 @@ func (p *PGProxy) Refuse(on bool) {
 		p.mu.Unlock()
 	}
 }
+
+// Stall holds every answer of the server back (true), as a database that
+// has stopped answering without closing anything, or lets them through
+// again (false).
+func (p *PGProxy) Stall(on bool) { p.stalled.Store(on) }
 
 func (p *PGProxy) accept() {
 	for {
@@ -129,6 +136,9 @@ func (p *PGProxy) serverToClient(server, client net.Conn) {
 		copy(msg, header)
 		if _, err := io.ReadFull(server, msg[5:]); err != nil {
 			return
+		}
+		for started && p.stalled.Load() {
+			time.Sleep(5 * time.Millisecond)
 		}
 		if !started || (!p.armed.Load() && len(held) == 0) {
 			started = started || msg[0] == 'Z'

@@ -236,7 +236,8 @@ func (r Repository[A, E]) Update(ctx context.Context, tenant chartstream.TenantI
 		res, err := r.store.Write(ctx, tenant, append([]chartstream.Append{main}, guards...)...)
 		if err == nil {
 			r.snapshot(ctx, tenant, stream, a, version, replayed)
-			return chartstream.CommandResult{ID: c.reports, Version: res[0].Version, Position: res[0].Positions[len(res[0].Positions)-1]}, nil
+			return chartstream.CommandResult{ID: c.reports, Version: res[0].Version,
+				LastEvent: events[len(events)-1].ID, Position: res[0].Positions[len(res[0].Positions)-1]}, nil
 		}
 		if chartstream.ErrorCode(err) == chartstream.ECONFLICT {
 			if res, ok, rerr := r.recorded(ctx, tenant, stream, md, c.reports); rerr != nil || ok {
@@ -278,7 +279,10 @@ func (r Repository[A, E]) recorded(ctx context.Context, tenant chartstream.Tenan
 	}
 	res := chartstream.CommandResult{ID: reports}
 	for _, f := range found {
-		res.Version, res.Position = max(res.Version, f.Version), max(res.Position, f.Position)
+		res.Version = max(res.Version, f.Version)
+		if f.Position > res.Position {
+			res.Position, res.LastEvent = f.Position, f.ID
+		}
 	}
 	return res, true, nil
 }
@@ -333,7 +337,11 @@ func Encode[E Payload](md chartstream.Metadata, stream chartstream.StreamRef, pa
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", p.EventType(), err)
 		}
-		e := chartstream.NewEvent{ID: EventID(md, stream, i), Type: p.EventType(), Payload: body, Metadata: md}
+		id := EventID(md, stream, i)
+		if id == uuid.Nil {
+			id = uuid.New() // no command id: nothing to derive from
+		}
+		e := chartstream.NewEvent{ID: id, Type: p.EventType(), Payload: body, Metadata: md}
 		if c, ok := any(p).(Claimer); ok {
 			e.Claims = c.Claims()
 		}

@@ -1,0 +1,200 @@
+{{/* The release's full name, at most 63 characters. */}}
+{{- define "chartstream.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "chartstream.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels of a component: call with (list $ "serve"). */}}
+{{- define "chartstream.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "chartstream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "chartstream.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "chartstream.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+The secret settings a component reads, as a dict of setting name to Secret
+key: call with (list $ "DATABASE_URL" "REDIS_URL"); the optional keys are
+added for serve and work (anything but the admin URL).
+*/}}
+{{- define "chartstream.secretKeys" -}}
+{{- $root := index . 0 -}}
+{{- $out := dict -}}
+{{- range $name := rest . -}}
+{{- $key := required (printf "secrets.keys.%s is required" $name) (get $root.Values.secrets.keys $name) -}}
+{{- $_ := set $out $name $key -}}
+{{- end -}}
+{{- if not (has "DATABASE_ADMIN_URL" (rest .)) -}}
+{{- range $name, $key := $root.Values.secrets.optionalKeys -}}
+{{- $_ := set $out $name $key -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Environment of a container: the secret settings as X_FILE, config, extras. Call with (list $ secretKeysYAML). */}}
+{{- define "chartstream.env" -}}
+{{- $root := index . 0 -}}
+{{- $secrets := fromYaml (index . 1) -}}
+{{- range $name, $_ := $secrets }}
+- name: {{ $name }}_FILE
+  value: /var/run/chartstream/secrets/{{ $name }}
+{{- end }}
+{{- range $name, $value := $root.Values.config }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- if $root.Values.metrics.enabled }}
+- name: METRICS_ADDR
+  value: "0.0.0.0:{{ $root.Values.metrics.port }}"
+{{- end }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The Secret volume of a component's secret settings. Call with (list $ secretKeysYAML). */}}
+{{- define "chartstream.secretsVolume" -}}
+{{- $root := index . 0 -}}
+- name: secrets
+  secret:
+    secretName: {{ required "secrets.existingSecret is required" $root.Values.secrets.existingSecret }}
+    defaultMode: 0440
+    items:
+    {{- range $name, $key := fromYaml (index . 1) }}
+      - key: {{ $key }}
+        path: {{ $name }}
+    {{- end }}
+{{- end -}}
+
+{{/* Key material for serve and work: the signing keys and the PHI key's copy. */}}
+{{- define "chartstream.keyVolumes" -}}
+- name: key-source
+  secret:
+    secretName: {{ required "keyFiles.existingSecret is required" .Values.keyFiles.existingSecret }}
+    defaultMode: 0440
+- name: keys
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- end -}}
+
+{{/* Copies the PHI master key into the memory volume, owned by the app user, mode 0400. */}}
+{{- define "chartstream.keyCopy" -}}
+- name: phi-key
+  image: {{ .Values.keyFiles.copyImage }}
+  imagePullPolicy: IfNotPresent
+  command: ["install", "-m", "0400", "/var/run/chartstream/key-source/{{ .Values.keyFiles.phiMasterKey }}", "/var/run/chartstream/keys/phi-master.key"]
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  resources:
+    requests: {cpu: 10m, memory: 16Mi}
+    limits: {cpu: 100m, memory: 32Mi}
+  volumeMounts:
+    - name: key-source
+      mountPath: /var/run/chartstream/key-source
+      readOnly: true
+    - name: keys
+      mountPath: /var/run/chartstream/keys
+{{- end -}}
+
+{{/* The key settings of serve and work. */}}
+{{- define "chartstream.keyEnv" -}}
+- name: PHI_KEY_FILE
+  value: /var/run/chartstream/keys/phi-master.key
+- name: MESSAGE_SIGNING_KEY_FILE
+  value: /var/run/chartstream/key-source/{{ .Values.keyFiles.messageSigningKey }}
+{{- with .Values.keyFiles.messageVerifyKeys }}
+- name: MESSAGE_VERIFY_KEY_FILES
+  value: {{ $list := list }}{{ range . }}{{ $list = append $list (printf "/var/run/chartstream/key-source/%s" .) }}{{ end }}{{ join "," $list | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "chartstream.keyMounts" -}}
+- name: key-source
+  mountPath: /var/run/chartstream/key-source
+  readOnly: true
+- name: keys
+  mountPath: /var/run/chartstream/keys
+  readOnly: true
+{{- end -}}
+
+{{/* The pod spec's head shared by serve and work: call with (list $ componentValues). */}}
+{{- define "chartstream.podHead" -}}
+{{- $root := index . 0 -}}
+serviceAccountName: {{ include "chartstream.serviceAccountName" $root }}
+automountServiceAccountToken: false
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
+terminationGracePeriodSeconds: {{ (index . 1).terminationGracePeriodSeconds }}
+initContainers:
+  {{- include "chartstream.keyCopy" $root | nindent 2 }}
+{{- end -}}
+
+{{/* Mounts shared by serve and work. */}}
+{{- define "chartstream.mounts" -}}
+- name: secrets
+  mountPath: /var/run/chartstream/secrets
+  readOnly: true
+{{ include "chartstream.keyMounts" . }}
+- name: tmp
+  mountPath: /tmp
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes shared by serve and work: call with (list $ secretKeysYAML). */}}
+{{- define "chartstream.volumes" -}}
+{{ include "chartstream.secretsVolume" . }}
+{{ include "chartstream.keyVolumes" (index . 0) }}
+- name: tmp
+  emptyDir: {sizeLimit: 64Mi}
+{{- with (index . 0).Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Node placement of a component: call with its values. */}}
+{{- define "chartstream.placement" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
