@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -212,101 +211,38 @@ func patientField(payload json.RawMessage) uuid.UUID {
 	return v.PatientID
 }
 
-// encode builds a de-identified message.
-func (r *deidRun) encode(m deid.Message) (*nats.Msg, error) {
-	body, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("encode de-identified event: %w", err)
+// nextBatch waits for a message, then takes whatever else has arrived, up
+// to max: no timer, so a lone event goes out at once.
+func nextBatch(ctx context.Context, in <-chan jetstream.Msg, max int) ([]jetstream.Msg, error) {
+	var batch []jetstream.Msg
+	select {
+	case m := <-in:
+		batch = append(batch, m)
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	msg := nats.NewMsg(r.d.cfg.SubjectPrefix + "." + m.Tenant.String() + "." + m.Stream.Type + "." + m.Type)
-	msg.Data = body
-	if m.EventID != "" {
-		msg.Header.Set(nats.MsgIdHdr, m.EventID)
-	}
-	msg.Header.Set(HeaderTenant, m.Tenant.String())
-	msg.Header.Set(HeaderEventType, m.Type)
-	msg.Header.Set(HeaderSchemaVersion, strconv.Itoa(m.SchemaVersion))
-	return msg, nil
-}
-
-// publish publishes the batch pipelined, each message expecting its
-// predecessor's sequence, and checks the acknowledgements in order.
-func (r *deidRun) publish(ctx context.Context, out []pending) error {
-	if err := r.previous(ctx, out); err != nil {
-		return err
-	}
-	futures := make([]jetstream.PubAckFuture, len(out))
-	prev := make(map[chartstream.TenantID]uint64)
-	for i, p := range out {
-		tenant := p.source.Tenant
-		last, ok := prev[tenant]
-		if !ok {
-			last = r.prev[tenant]
-		}
-		p.msg.Header.Set(HeaderDeidPrev, strconv.FormatUint(last, 10))
-		prev[tenant] = r.lastSeq + uint64(i) + 1
-		p.msg.Header.Set(HeaderSignature, r.d.deps.Signer.Sign(DeidSignedContent(p.msg.Header, p.msg.Data)))
-		var err error
-		futures[i], err = r.d.deps.JetStream.PublishMsgAsync(p.msg, jetstream.WithExpectLastSequence(r.lastSeq+uint64(i)),
-			jetstream.WithRetryAttempts(0), jetstream.WithStallWait(r.d.cfg.AckTimeout))
-		if err != nil {
-			return fmt.Errorf("publish de-identified event: %w", err)
-		}
-	}
-	timeout := time.NewTimer(r.d.cfg.AckTimeout)
-	defer timeout.Stop()
-	for i, f := range futures {
+	for len(batch) < max {
 		select {
-		case ack := <-f.Ok():
-			if want := r.lastSeq + uint64(i) + 1; ack.Sequence != want || ack.Duplicate {
-				return fmt.Errorf("de-identified event stored as sequence %d (duplicate %t), expected %d", ack.Sequence, ack.Duplicate, want)
-			}
-			if r.d.deps.Published != nil {
-				r.d.deps.Published(DeidentifiedParams{Source: out[i].source, Sequence: ack.Sequence, AckedAt: time.Now()})
-			}
-		case err := <-f.Err():
-			return fmt.Errorf("publish de-identified event: %w", err)
-		case <-timeout.C:
-			return fmt.Errorf("no acknowledgement within %s", r.d.cfg.AckTimeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	r.lastSeq += uint64(len(out))
-	for t, seq := range prev {
-		r.prev[t] = seq
-	}
-	return nil
-}
-
-// previous looks up the last de-identified sequence of the batch's tenants
-// this run has not published for yet.
-func (r *deidRun) previous(ctx context.Context, out []pending) error {
-	for _, p := range out {
-		tenant := p.source.Tenant
-		if _, known := r.prev[tenant]; known {
-			continue
-		}
-		last, err := r.stream.GetLastMsgForSubject(ctx, r.d.cfg.SubjectPrefix+"."+tenant.String()+".>")
-		switch {
-		case err == nil:
-			r.prev[tenant] = last.Sequence
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			r.prev[tenant] = 0
+		case m := <-in:
+			batch = append(batch, m)
 		default:
-			return fmt.Errorf("tenant's last de-identified message: %w", err)
+			return batch, nil
 		}
 	}
-	return nil
+	return batch, nil
 }
 
-// DeidSignedContent is what the de-identifier signs of a message: its id,
-// tenant, predecessor and body, under a label of its own so that no raw
-// message's signature holds for a de-identified one or the reverse.
-func DeidSignedContent(h nats.Header, data []byte) []byte {
-	b := []byte("chartstream-deid-v1")
-	for _, name := range []string{nats.MsgIdHdr, HeaderTenant, HeaderDeidPrev} {
-		b = append(append(b, 0), h.Get(name)...)
+func loadDeidCheckpoint(ctx context.Context, kv jetstream.KeyValue, name string) (deidCheckpoint, error) {
+	var cp deidCheckpoint
+	entry, err := kv.Get(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return cp, nil
+	case err != nil:
+		return cp, fmt.Errorf("load de-identifier checkpoint: %w", err)
 	}
-	return append(append(b, 0), data...)
+	if err := json.Unmarshal(entry.Value(), &cp); err != nil {
+		return cp, fmt.Errorf("de-identifier checkpoint: %w", err)
+	}
+	return cp, nil
 }

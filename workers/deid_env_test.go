@@ -105,46 +105,14 @@ type deidMsg struct {
 // deidentified returns the tenant's de-identified messages in stream order.
 func (e *deidEnv) deidentified(tenant chartstream.TenantID) []deidMsg {
 	e.t.Helper()
-	ctx := testkit.Context(e.t)
-	stream, err := e.js.Stream(ctx, e.cfg.Stream)
-	if err != nil {
-		return nil
-	}
-	subjects := e.cfg.SubjectPrefix + "." + tenant.String() + ".>"
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subjects))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var want uint64
-	for _, n := range info.State.Subjects {
-		want += n
-	}
-	if want == 0 {
-		return nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	var out []deidMsg
-	for uint64(len(out)) < want {
-		batch, err := cons.Fetch(int(want-uint64(len(out))), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
+	for _, m := range fetchAll(e.t, e.js, e.cfg.Stream, e.cfg.SubjectPrefix+"."+tenant.String()+".>") {
+		meta, _ := m.Metadata()
+		d := deidMsg{seq: meta.Sequence.Stream, headers: m.Headers(), raw: m.Data()}
+		if err := json.Unmarshal(m.Data(), &d.body); err != nil {
 			e.t.Fatal(err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			meta, _ := m.Metadata()
-			d := deidMsg{seq: meta.Sequence.Stream, headers: m.Headers(), raw: m.Data()}
-			if err := json.Unmarshal(m.Data(), &d.body); err != nil {
-				e.t.Fatal(err)
-			}
-			out = append(out, d)
-		}
-		if n == 0 {
-			e.t.Fatalf("fetched %d of %d de-identified messages: %v", len(out), want, batch.Error())
-		}
+		out = append(out, d)
 	}
 	return out
 }

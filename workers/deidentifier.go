@@ -2,7 +2,6 @@ package workers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -269,40 +268,4 @@ func (d *Deidentifier) runOnce(ctx context.Context, log *slog.Logger) error {
 			return err
 		}
 	}
-}
-
-// nextBatch waits for a message, then takes whatever else has arrived, up
-// to max: no timer, so a lone event goes out at once.
-func nextBatch(ctx context.Context, in <-chan jetstream.Msg, max int) ([]jetstream.Msg, error) {
-	var batch []jetstream.Msg
-	select {
-	case m := <-in:
-		batch = append(batch, m)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	for len(batch) < max {
-		select {
-		case m := <-in:
-			batch = append(batch, m)
-		default:
-			return batch, nil
-		}
-	}
-	return batch, nil
-}
-
-func loadDeidCheckpoint(ctx context.Context, kv jetstream.KeyValue, name string) (deidCheckpoint, error) {
-	var cp deidCheckpoint
-	entry, err := kv.Get(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return cp, nil
-	case err != nil:
-		return cp, fmt.Errorf("load de-identifier checkpoint: %w", err)
-	}
-	if err := json.Unmarshal(entry.Value(), &cp); err != nil {
-		return cp, fmt.Errorf("de-identifier checkpoint: %w", err)
-	}
-	return cp, nil
 }

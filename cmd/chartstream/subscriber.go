@@ -1,26 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"text/tabwriter"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream"
-	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/messaging"
-	"github.com/chartstream/chartstream/internal/natsauth"
-	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/subscribers"
-	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -112,98 +103,6 @@ func (p *subscriberParams) checkInput(needName bool) error {
 	return nil
 }
 
-// session is what a subscriber command connected to.
-type session struct {
-	admin    *pgxpool.Pool
-	tenants  *tenants.Admin
-	registry *subscribers.Registry
-	close    func()
-}
-
-// open connects to the database and, unless dbOnly, to NATS with what
-// create (issuer) or revoke (revoker) needs.
-func (p *subscriberParams) open(ctx context.Context, dbOnly, revoking bool) (*session, error) {
-	if err := required([2]string{"DATABASE_ADMIN_URL", p.adminURL}); err != nil {
-		return nil, exitError{2, err}
-	}
-	pool, err := postgres.Connect(ctx, postgres.Config{URL: p.adminURL, MaxConns: 2, ApplicationName: "chartstream-subscriber"})
-	if err != nil {
-		return nil, err
-	}
-	s := &session{admin: pool, tenants: tenants.NewAdmin(pool), close: pool.Close}
-	if dbOnly {
-		return s, nil
-	}
-	fail := func(err error) (*session, error) { s.close(); return nil, err }
-	need := [][2]string{{"NATS_URL", p.natsURL}, {"NATS_CREDS_FILE", p.nats.CredsFile}, {"NATS_ACCOUNT_SIGNING_KEY_FILE", p.accountKey}}
-	if revoking {
-		need = append(need, [2]string{"NATS_SYSTEM_CREDS_FILE", p.systemCreds}, [2]string{"NATS_OPERATOR_SIGNING_KEY_FILE", p.operatorKey})
-	}
-	if err := required(need...); err != nil {
-		return fail(exitError{2, err})
-	}
-	quiet := logging.New(io.Discard, slog.LevelError)
-	natsCfg := p.nats
-	natsCfg.URL, natsCfg.Name = p.natsURL, "chartstream-subscriber"
-	nc, err := messaging.Connect(ctx, quiet, natsCfg)
-	if err != nil {
-		return fail(err)
-	}
-	closeDB := s.close
-	s.close = func() { nc.Close(); closeDB() }
-	js, err := jetstream.New(nc.Conn)
-	if err != nil {
-		return fail(err)
-	}
-	issuer, err := natsauth.LoadIssuer(p.accountKey, p.nats.CredsFile)
-	if err != nil {
-		return fail(err)
-	}
-	deps := subscribers.Deps{DB: pool, JetStream: js, Issuer: issuer, Revoker: noRevoker{}}
-	if revoking {
-		sys, err := messaging.Connect(ctx, quiet, messaging.Config{URL: p.natsURL, Name: "chartstream-subscriber-system", CredsFile: p.systemCreds,
-			TLSCAFile: p.nats.TLSCAFile, TLSCertFile: p.nats.TLSCertFile, TLSKeyFile: p.nats.TLSKeyFile})
-		if err != nil {
-			return fail(fmt.Errorf("NATS system account: %w", err))
-		}
-		closeRest := s.close
-		s.close = func() { sys.Close(); closeRest() }
-		if deps.Revoker, err = natsauth.NewRevoker(sys.Conn, p.operatorKey); err != nil {
-			return fail(err)
-		}
-	}
-	if s.registry, err = subscribers.New(deps, p.streams()); err != nil {
-		return fail(err)
-	}
-	return s, nil
-}
-
-func (p *subscriberParams) streams() subscribers.Streams {
-	return subscribers.Streams{Raw: p.rawStream, RawPrefix: workers.DefaultSubjectPrefix, Deid: p.deidStream, DeidPrefix: workers.DefaultDeidSubjectPrefix}
-}
-
-// noRevoker stands in where a command revokes nothing (create).
-type noRevoker struct{}
-
-func (noRevoker) Revoke(context.Context, string, string) error {
-	return errors.New("subscriber: revoking needs NATS_SYSTEM_CREDS_FILE")
-}
-
-// resolveTenant finds the tenant named by id or slug; unknown is bad input.
-func (s *session) resolveTenant(ctx context.Context, arg string) (chartstream.TenantID, error) {
-	if id, err := chartstream.ParseTenantID(arg); err == nil {
-		if _, err := tenants.NewDirectory(s.admin).Lookup(ctx, id); err != nil {
-			return id, refused(err)
-		}
-		return id, nil
-	}
-	t, err := s.tenants.BySlug(ctx, arg)
-	if err != nil {
-		return chartstream.TenantID{}, refused(err)
-	}
-	return t.ID, nil
-}
-
 func (p *subscriberParams) create(cmd *cobra.Command) error {
 	if err := p.checkInput(true); err != nil {
 		return err
@@ -215,18 +114,14 @@ func (p *subscriberParams) create(cmd *cobra.Command) error {
 	if _, err := os.Stat(out); err == nil {
 		return exitError{2, fmt.Errorf("%s exists; credentials are never overwritten (pass --creds-out)", out)}
 	}
-	s, err := p.open(cmd.Context(), false, false)
+	var sub subscribers.Subscriber
+	var creds []byte
+	err := p.onTenant(cmd, false, func(s *session, tenant chartstream.TenantID) (err error) {
+		sub, creds, err = s.registry.Create(cmd.Context(), tenant, p.name, p.deidentified)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	defer s.close()
-	tenant, err := s.resolveTenant(cmd.Context(), p.tenant)
-	if err != nil {
-		return err
-	}
-	sub, creds, err := s.registry.Create(cmd.Context(), tenant, p.name, p.deidentified)
-	if err != nil {
-		return refused(err)
 	}
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
@@ -301,18 +196,13 @@ func (p *subscriberParams) revoke(cmd *cobra.Command) error {
 	if err := p.checkInput(true); err != nil {
 		return err
 	}
-	s, err := p.open(cmd.Context(), false, true)
+	var sub subscribers.Subscriber
+	err := p.onTenant(cmd, true, func(s *session, tenant chartstream.TenantID) (err error) {
+		sub, err = s.registry.Revoke(cmd.Context(), tenant, p.name)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	defer s.close()
-	tenant, err := s.resolveTenant(cmd.Context(), p.tenant)
-	if err != nil {
-		return err
-	}
-	sub, err := s.registry.Revoke(cmd.Context(), tenant, p.name)
-	if err != nil {
-		return refused(err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "subscriber %s of tenant %s revoked: consumer %s deleted, NATS user %s revoked\n", sub.Name, sub.Tenant, sub.Consumer, sub.UserKey)
 	return nil

@@ -22,7 +22,6 @@ import (
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/deid"
 	"github.com/chartstream/chartstream/internal/natsauth"
-	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/subscribers"
 	"github.com/chartstream/chartstream/internal/testkit"
@@ -147,23 +146,7 @@ func (nopRevoker) Revoke(context.Context, string, string) error { return nil }
 // as the relay role (reader), with a PHI key of the test's own.
 func mustStores(t *testing.T) (writer, reader *eventstore.Store) {
 	t.Helper()
-	keyFile := filepath.Join(t.TempDir(), "phi.key")
-	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := phi.OpenLocalKeyFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := eventstore.NewRegistry(commands.EventSpecs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if writer, err = eventstore.New(testkit.MustAppPool(t), reg, keys, eventstore.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	if reader, err = eventstore.New(testkit.MustPool(t, "DATABASE_RELAY_URL"), reg, keys, eventstore.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	return writer, reader
+	keys := testkit.MustPHIKeys(t)
+	specs := commands.EventSpecs()
+	return testkit.MustEventStore(t, testkit.MustAppPool(t), specs, keys), testkit.MustEventStore(t, testkit.MustPool(t, "DATABASE_RELAY_URL"), specs, keys)
 }

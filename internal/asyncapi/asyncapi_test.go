@@ -3,7 +3,6 @@ package asyncapi_test
 import (
 	"bytes"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +18,6 @@ import (
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/asyncapi"
 	"github.com/chartstream/chartstream/internal/deid"
-	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -164,22 +162,7 @@ func patientOf(e chartstream.Event) uuid.UUID {
 // returns the tenant's events as ReadAll gives them (PHI sealed).
 func sampleEvents(t *testing.T) ([]chartstream.Event, *eventstore.Store) {
 	t.Helper()
-	keyFile := filepath.Join(t.TempDir(), "phi.key")
-	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := phi.OpenLocalKeyFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := eventstore.NewRegistry(commands.EventSpecs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := eventstore.New(testkit.MustAppPool(t), reg, keys, eventstore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := testkit.MustEventStore(t, testkit.MustAppPool(t), commands.EventSpecs(), testkit.MustPHIKeys(t))
 	ctx, tenant := testkit.Context(t), testkit.MustTenant(t)
 	cmds := commands.New(store, nil)
 	md := chartstream.Metadata{Actor: "sample"}
