@@ -212,17 +212,23 @@ start_redis() {
 # stop_redis stops Redis and waits until it has exited: with appendonly it
 # writes its data first, so idempotency keys survive.
 stop_redis() {
+	stop_pidfile "$LOCAL/redis/redis.pid" Redis
+}
+
+# stop_pidfile stops the process of a pid file ($1, named $2 in messages)
+# and waits until it has exited.
+stop_pidfile() {
 	local pid i
-	[ -s "$LOCAL/redis/redis.pid" ] || { log "Redis not running"; return 0; }
-	pid=$(cat "$LOCAL/redis/redis.pid")
+	[ -s "$1" ] || { log "$2 not running"; return 0; }
+	pid=$(cat "$1")
 	kill "$pid" 2>/dev/null || true
 	for i in $(seq 1 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -0 "$pid" 2>/dev/null && die "Redis (pid $pid) did not stop"
-	rm -f "$LOCAL/redis/redis.pid"
-	log "Redis stopped"
+	kill -0 "$pid" 2>/dev/null && die "$2 (pid $pid) did not stop"
+	rm -f "$1"
+	log "$2 stopped"
 }
 
 # restart_postgres restarts PostgreSQL in fast mode (open sessions are
@@ -269,15 +275,7 @@ start_nats() {
 }
 
 stop_nats() {
-	local pid i
-	[ -s "$LOCAL/nats/nats.pid" ] || return 0
-	pid=$(cat "$LOCAL/nats/nats.pid")
-	kill "$pid" 2>/dev/null || true
-	for i in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	rm -f "$LOCAL/nats/nats.pid"
+	stop_pidfile "$LOCAL/nats/nats.pid" NATS
 }
 
 wait_port() {
