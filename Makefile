@@ -20,8 +20,10 @@ CHAOS_PG_PORT ?= 25432
 CHAOS_REDIS_PORT ?= 26379
 CHAOS_NATS_PORT ?= 24222
 CHAOS_HTTP_PORT ?= 28080
+# No hot standby there: nothing in a chaos run reads it, and the machine's
+# memory and cores are better left to the run.
 CHAOS_STACK := CS_LOCAL_DIR=$(CHAOS_LOCAL) CS_PG_PORT=$(CHAOS_PG_PORT) CS_REDIS_PORT=$(CHAOS_REDIS_PORT) \
-	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT)
+	CS_NATS_PORT=$(CHAOS_NATS_PORT) CS_HTTP_PORT=$(CHAOS_HTTP_PORT) CS_PG_REPLICA=off
 
 .PHONY: help build up down clean run test fuzz lint bench chaos chaos-sigkill image deploy-check
 
@@ -32,7 +34,7 @@ build: ## build .local/bin/chartstream
 	@mkdir -p $(LOCAL)/bin
 	go build -o $(BIN) ./cmd/chartstream
 
-up: ## install what is missing, start PostgreSQL, Redis and NATS, migrate; writes .local/env
+up: ## install what is missing, start PostgreSQL (primary and hot standby), Redis and NATS, migrate; writes .local/env
 	@deploy/local/stack.sh up
 
 down: ## stop the local stack (data kept)

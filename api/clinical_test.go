@@ -191,3 +191,48 @@ func TestEveryRouteHidesOtherTenantsData(t *testing.T) {
 		t.Errorf("tenant B has %d events, want none", n)
 	}
 }
+
+// TestEveryListRouteHidesOtherTenantsData is generated from the route
+// table too, for the reads that name no id (lists, searches, analytics):
+// tenant B, with the route's roles and no data, gets exactly what another
+// tenant without data gets, and tenant A, with data, something else. Were
+// A's data to leak, the tenants without data would read it too, and equal
+// A's answer. Small cells are shown (min cell 1), so that A's single
+// records show.
+func TestEveryListRouteHidesOtherTenantsData(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnvWith(t, withMinCell(t, 1))
+	a := e.newChart()
+	e.do(http.MethodPost, "/v1/patients/"+a.patient.String()+"/observations", a.token, map[string]any{
+		"code": "8867-4", "system": "http://loinc.org", "value": 72, "unit": "/min", "effective_at": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
+	}).want(t, http.StatusCreated)
+	e.project(a.tenant)
+	e.projectAnalytics(a.tenant)
+	b, empty := testkit.MustTenant(t), testkit.MustTenant(t)
+	lists := 0
+	for _, r := range e.server.RouteTable() {
+		if r.Method != http.MethodGet || strings.Contains(r.Path, ":") || !strings.HasPrefix(r.Path, "/v1/") {
+			continue
+		}
+		lists++
+		t.Run(r.Path, func(t *testing.T) {
+			query := ""
+			if r.Path == "/v1/patients" {
+				query = "?name=Lovelace" // a search needs a criterion
+			}
+			read := func(tenant chartstream.TenantID) string {
+				return string(e.do(r.Method, r.Path+query, e.token(tenant, r.Roles...), nil).want(t, http.StatusOK).Raw)
+			}
+			fromA, fromB, fromEmpty := read(a.tenant), read(b), read(empty)
+			if fromA == fromEmpty {
+				t.Errorf("a tenant without data reads what tenant A reads: %s", fromA)
+			}
+			if fromB != fromEmpty {
+				t.Errorf("tenant B reads %s, a tenant without data %s", fromB, fromEmpty)
+			}
+		})
+	}
+	if lists < 5 {
+		t.Fatalf("%d list routes, want the patient search, encounters and the three analytics", lists)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"github.com/chartstream/chartstream/internal/revocation"
 	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/internal/testkit"
+	"github.com/chartstream/chartstream/projections/analytics"
 )
 
 const (
@@ -82,6 +83,10 @@ type envConfig struct {
 	// storePool and storeCfg, when set, are the event store's.
 	storePool *pgxpool.Pool
 	storeCfg  eventstore.Config
+	// analytics serves /v1/analytics: the replica's, at min cell 11,
+	// unless an option replaced it (nil: none configured).
+	analytics    api.AnalyticsReader
+	analyticsSet bool
 	// readModels, when set, is the pool queries read from.
 	readModels *pgxpool.Pool
 	server     api.Config
@@ -100,6 +105,25 @@ func withRateLimit(edit func(*ratelimit.Config)) envOption {
 // (a pool through a testkit.PGProxy, say).
 func withStore(pool *pgxpool.Pool, cfg eventstore.Config) envOption {
 	return func(c *envConfig) { c.storePool, c.storeCfg = pool, cfg }
+}
+
+// withAnalytics gives the server this analytics reader (nil: none).
+func withAnalytics(r api.AnalyticsReader) envOption {
+	return func(c *envConfig) { c.analytics, c.analyticsSet = r, true }
+}
+
+// withMinCell reads the replica with this small-cell threshold.
+func withMinCell(t *testing.T, minCell int) envOption {
+	return withAnalytics(mustAnalyticsReader(t, testkit.MustReplicaPool(t), minCell))
+}
+
+func mustAnalyticsReader(t *testing.T, pool *pgxpool.Pool, minCell int) *analytics.Reader {
+	t.Helper()
+	r, err := analytics.NewReader(pool, analytics.ReaderConfig{MinCell: minCell})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // withReadModels gives the queries a pool of the test's.
@@ -127,6 +151,9 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 	cfg := envConfig{rate: ratelimit.DefaultConfig(), log: io.Discard}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if !cfg.analyticsSet {
+		cfg.analytics = mustAnalyticsReader(t, testkit.MustReplicaPool(t), 11)
 	}
 	cfg.server.Addr = "127.0.0.1:0"
 	dir := t.TempDir()
@@ -182,7 +209,7 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		Logger:   logging.New(cfg.log, slog.LevelDebug),
 		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
-		Limits:      limits, Idempotency: idem, ReadModels: readModels, AsyncAPI: mustAsyncAPI(t),
+		Limits:      limits, Idempotency: idem, ReadModels: readModels, Analytics: cfg.analytics, AsyncAPI: mustAsyncAPI(t),
 	}, cfg.server)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chartstream/chartstream"
@@ -66,8 +67,8 @@ func TestNonClinicalRolesAreRefusedEveryCommand(t *testing.T) {
 			tok = e.token(c.tenant, role)
 		}
 		for _, r := range routes {
-			if r.Read && role == chartstream.RoleAuditor {
-				continue // auditors read charts; TestRouteRoles pins who reads
+			if r.Read && (role == chartstream.RoleAuditor || role == chartstream.RoleAnalyst && slices.Contains(r.Roles, role)) {
+				continue // auditors read charts, analysts analytics; TestRouteRoles pins who reads
 			}
 			if slices.Contains(r.Roles, role) {
 				t.Errorf("%s %s admits %q", r.Method, r.Path, role)
@@ -97,6 +98,9 @@ func TestRouteRoles(t *testing.T) {
 	for _, r := range e.server.RouteTable() {
 		want := []chartstream.Role{chartstream.RoleClinician}
 		switch {
+		case r.Read && strings.HasPrefix(r.Path, "/v1/analytics/"):
+			// Aggregates are the analysts', and theirs only.
+			want = []chartstream.Role{chartstream.RoleAnalyst}
 		case r.Read:
 			// Charts are read by the care team and by auditors; analysts
 			// get de-identified data elsewhere, never charts.

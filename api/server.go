@@ -94,6 +94,9 @@ type Deps struct {
 	Idempotency IdempotencyStore
 	// ReadModels is the app role's pool the queries read from.
 	ReadModels *pgxpool.Pool
+	// Analytics serves /v1/analytics from the hot standby. Optional: without
+	// it those routes answer 503 (they never read the primary instead).
+	Analytics AnalyticsReader
 	// AsyncAPI is the AsyncAPI document of the event streams
 	// (internal/asyncapi), served at /asyncapi.json; nil serves none.
 	AsyncAPI []byte
@@ -190,7 +193,7 @@ func (s *Server) clinicalRoutes() error {
 // routeTable is every authenticated route: the one list that registers
 // handlers, generates the OpenAPI document and drives the generated tests.
 func (s *Server) routeTable() []route {
-	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
+	return slices.Concat(s.patientRoutes(), s.encounterRoutes(), s.medicationOrderRoutes(), s.queryRoutes(), s.analyticsRoutes(), s.fhirRoutes(), s.fhirReadRoutes())
 }
 
 // refuseBody lets body-less routes take an empty body or {} and nothing

@@ -3,12 +3,14 @@ package workers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/internal/logging"
@@ -78,6 +80,18 @@ func (p *Projector) setAside(ctx context.Context, log *slog.Logger, tenant chart
 // deadLetterPrefix starts the dead-letter stream's subjects; the consumer's
 // name follows.
 const deadLetterPrefix = "chartstream.deadletter."
+
+// ensureDeadLetterStream creates (or updates) the dead-letter stream name,
+// on the subjects every projector's copies go to.
+func ensureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name string) error {
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{deadLetterPrefix + ">"},
+		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+	}); err != nil {
+		return fmt.Errorf("dead-letter stream: %w", err)
+	}
+	return nil
+}
 
 // applyAlone applies one event to one projection under a savepoint, so its
 // failure leaves the transaction usable.

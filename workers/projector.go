@@ -219,11 +219,8 @@ func (p *Projector) Run(ctx context.Context) error {
 // consume reads the durable consumer into the schedule and runs the lanes
 // until ctx ends, then hands back (naks) what it still holds.
 func (p *Projector) consume(ctx context.Context, log *slog.Logger) error {
-	if _, err := p.deps.JetStream.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: p.cfg.DeadLetterStream, Subjects: []string{deadLetterPrefix + ">"},
-		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-	}); err != nil {
-		return fmt.Errorf("dead-letter stream: %w", err)
+	if err := ensureDeadLetterStream(ctx, p.deps.JetStream, p.cfg.DeadLetterStream); err != nil {
+		return err
 	}
 	cons, err := p.deps.JetStream.CreateOrUpdateConsumer(ctx, p.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:        p.cfg.Consumer,

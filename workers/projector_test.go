@@ -49,16 +49,19 @@ type projectorEnv struct {
 	// makes the projector require signatures.
 	signer   *signing.Signer
 	verifier *signing.Verifier
+	// nats is the test's server.
+	nats *testkit.NATSServer
 }
 
 func newProjectorEnv(t *testing.T) *projectorEnv {
 	t.Helper()
 	id := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	js, err := jetstream.New(testkit.MustNATSServer(t).MustConnect(t))
+	srv := testkit.MustNATSServer(t)
+	js, err := jetstream.New(srv.MustConnect(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &projectorEnv{t: t, js: js, store: mustStoreWith(t, "DATABASE_URL", commands.EventSpecs()), tenant: testkit.MustTenant(t),
+	e := &projectorEnv{t: t, js: js, nats: srv, store: mustStoreWith(t, "DATABASE_URL", commands.EventSpecs()), tenant: testkit.MustTenant(t),
 		cfg: workers.ProjectorConfig{Stream: "P_" + strings.ToUpper(id), SubjectPrefix: "p" + id, Consumer: "projections-" + id,
 			Lanes: 2, LeaseRetry: 200 * time.Millisecond, MaxAttempts: 2}}
 	if _, err := js.CreateStream(testkit.Context(t), jetstream.StreamConfig{Name: e.cfg.Stream, Subjects: []string{e.cfg.SubjectPrefix + ".>"}}); err != nil {

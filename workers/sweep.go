@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,21 +24,13 @@ func (p *Projector) sweep(ctx context.Context, log *slog.Logger, sched *schedule
 	if p.deps.Heads == nil {
 		return
 	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, p.cfg.SweepInterval, func() {
 		if n, err := p.sweepOnce(ctx, sched); err != nil && ctx.Err() == nil {
 			log.Warn("projection sweep failed", logging.Error(err))
 		} else if n > 0 {
 			log.Info("projection sweep found tenants behind the event store; catching up", "tenants", n)
 		}
-		t.Reset(p.cfg.SweepInterval)
-	}
+	})
 }
 
 // sweepOnce queues a catch-up for each idle tenant behind its newest event

@@ -85,18 +85,19 @@ func benchDeid(ctx context.Context, log io.Writer, urls benchURLs, perSecond, pa
 	if err != nil {
 		return r, err
 	}
-	stored := newSeenAt()
+	stored := newAppliedTimes(b.tenant.ID)
 	cfg := workers.DeidentifierConfig{Name: "deid-" + b.relayCfg.Name, Source: b.relayCfg.Stream, SourcePrefix: b.relayCfg.SubjectPrefix,
 		Stream: b.relayCfg.Stream + "_DEID", SubjectPrefix: b.relayCfg.SubjectPrefix + "d", MaxBytes: 1 << 30,
 		Tenants: []chartstream.TenantID{b.tenant.ID}}
 	d, err := workers.NewDeidentifier(workers.DeidentifierDeps{JetStream: b.js, Sessions: b.writerPool, Events: b.writer, Rules: rules,
 		Verifier: signer.Public(), Signer: signer, Logger: b.quiet,
-		Published: func(p workers.DeidentifiedParams) { stored.record(p.Source.ID, p.AckedAt) }}, cfg)
+		Published: func(p workers.DeidentifiedParams) { stored.record(p.Source, p.AckedAt) }}, cfg)
 	if err != nil {
 		return r, err
 	}
 	b.closers = append(b.closers, func() { _ = b.js.DeleteStream(context.WithoutCancel(ctx), cfg.Stream) })
-	_, lags, err := vitalSignsLags(ctx, b, d.Run, stored, "de-identified", patients, perSecond, duration)
+	_, lags, stop, err := lagPhase(ctx, b, d.Run, stored, patients, perSecond, duration)
+	defer stop()
 	if err != nil {
 		return r, err
 	}

@@ -36,6 +36,7 @@ type benchPipeline struct {
 	reader     *eventstore.Store
 	relayPool  *pgxpool.Pool
 	js         jetstream.JetStream
+	nats       *messaging.Conn
 	relayCfg   workers.RelayConfig
 	// signer, when set, signs the relay's messages.
 	signer  workers.Signer
@@ -103,6 +104,7 @@ func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs 
 		return b, err
 	}
 	b.closers = append(b.closers, nc.Close)
+	b.nats = nc
 	if b.js, err = jetstream.New(nc.Conn, jetstream.WithPublishAsyncMaxPending(512)); err != nil {
 		return b, err
 	}

@@ -101,7 +101,10 @@ with the same N adds nothing.`,
 		},
 	}
 	f := cmd.Flags()
-	benchURLFlags(f, &urls)
+	stringFlag(f, &urls.db, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
+	stringFlag(f, &urls.relay, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role")
+	stringFlag(f, &urls.admin, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL (creates the bench tenant)")
+	stringFlag(f, &urls.nats, "nats-url", "NATS_URL", "", "external NATS; empty starts an embedded server")
 	stringFlag(f, &redisURL, "redis-url", "REDIS_URL", "", "Redis URL (the API's rate limits and idempotency)")
 	f.IntVar(&rate, "rate", 1000, "events per second in the lag phase")
 	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
@@ -123,20 +126,16 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 	tenant := b.tenant.ID
 
 	// applied records when the projector applied each of the tenant's events.
-	applied := newSeenAt()
+	applied := newAppliedTimes(tenant)
 	projector, err := workers.NewProjector(workers.ProjectorDeps{
-		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet,
-		Applied: func(e chartstream.Event, at time.Time) {
-			if e.Tenant == tenant {
-				applied.record(e.ID, at)
-			}
-		},
+		JetStream: b.js, DB: b.writerPool, Events: b.writer, Projections: liveProjections(), Logger: b.quiet, Applied: applied.record,
 	}, workers.ProjectorConfig{Stream: b.relayCfg.Stream, SubjectPrefix: b.relayCfg.SubjectPrefix, Consumer: "bench-" + b.relayCfg.Name})
 	if err != nil {
 		return r, err
 	}
 	// Phase 1: vital signs at perSecond.
-	ids, lags, err := vitalSignsLags(ctx, b, projector.Run, applied, "applied", patients, perSecond, duration)
+	ids, lags, stop, err := lagPhase(ctx, b, projector.Run, applied, patients, perSecond, duration)
+	defer stop()
 	if err != nil {
 		return r, err
 	}

@@ -15,20 +15,14 @@ import (
 	"github.com/chartstream/chartstream/commands/patient"
 )
 
-// The vital-signs load of the pipeline benches (projections, deid):
-// patients registered through the command handler, then observations
-// appended at a steady rate and the commit time of each kept, for the
-// time to whatever the bench measures.
-
-// benchMetadata is recorded with every bench event.
-var benchMetadata = chartstream.Metadata{Actor: "bench"}
-
-// registerVitalsPatients registers n patients of the bench tenant.
-func registerVitalsPatients(ctx context.Context, b *benchPipeline, n int) ([]uuid.UUID, error) {
+// benchPatients registers n patients of the bench tenant through the
+// command handlers.
+func benchPatients(ctx context.Context, b *benchPipeline, n int) ([]uuid.UUID, error) {
+	md := chartstream.Metadata{Actor: "bench"}
 	ids := make([]uuid.UUID, n)
 	cmds := commands.New(b.writer, nil)
 	for i := range ids {
-		res, err := cmds.Run(ctx, b.tenant.ID, benchMetadata, patient.RegisterPatient{MRN: fmt.Sprintf("BENCH-%06d", i),
+		res, err := cmds.Run(ctx, b.tenant.ID, md, patient.RegisterPatient{MRN: fmt.Sprintf("BENCH-%06d", i),
 			Name: patient.HumanName{Family: "Bench", Given: []string{"Patient"}}, BirthDate: "1970-01-01", Sex: "unknown"})
 		if err != nil {
 			return nil, err
@@ -38,11 +32,11 @@ func registerVitalsPatients(ctx context.Context, b *benchPipeline, n int) ([]uui
 	return ids, nil
 }
 
-// recordVitalSigns appends perSecond vital signs for duration, spread over
-// the patients, straight to their streams (a command handler would re-read
-// each stream first), from 16 writers paced every 10 ms; it returns each
-// event's commit time.
-func recordVitalSigns(ctx context.Context, b *benchPipeline, ids []uuid.UUID, perSecond int, duration time.Duration) (map[uuid.UUID]time.Time, error) {
+// recordVitals appends vital signs to the patients' streams at perSecond
+// for duration, straight through the event store (a command handler would
+// re-read each stream first), and returns when each was committed.
+func recordVitals(ctx context.Context, b *benchPipeline, ids []uuid.UUID, perSecond int, duration time.Duration) (map[uuid.UUID]time.Time, error) {
+	tenant, md := b.tenant.ID, chartstream.Metadata{Actor: "bench"}
 	n := int(float64(perSecond) * duration.Seconds())
 	committed := make(map[uuid.UUID]time.Time, n)
 	var cmu sync.Mutex
@@ -59,8 +53,8 @@ func recordVitalSigns(ctx context.Context, b *benchPipeline, ids []uuid.UUID, pe
 				id := uuid.Must(uuid.NewV7())
 				payload, _ := json.Marshal(patient.ObservationRecorded{ObservationID: uuid.New(), Code: "8867-4", System: patient.LOINC,
 					Value: ptrTo(60 + float64(i%40)), Unit: "/min", EffectiveAt: time.Now().UTC()})
-				_, err := b.writer.Append(ctx, b.tenant.ID, patient.Stream(ids[i%len(ids)]), chartstream.AnyVersion,
-					chartstream.NewEvent{ID: id, Type: patient.TypeObservationRecorded, Payload: payload, Metadata: benchMetadata})
+				_, err := b.writer.Append(ctx, tenant, patient.Stream(ids[i%len(ids)]), chartstream.AnyVersion,
+					chartstream.NewEvent{ID: id, Type: patient.TypeObservationRecorded, Payload: payload, Metadata: md})
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					continue
@@ -85,75 +79,86 @@ func recordVitalSigns(ctx context.Context, b *benchPipeline, ids []uuid.UUID, pe
 	close(tokens)
 	wg.Wait()
 	_ = bar.Finish()
-	return committed, firstErr
-}
-
-// seenAt records when each event reached what a bench measures.
-type seenAt struct {
-	mu sync.Mutex
-	m  map[uuid.UUID]time.Time
-}
-
-func newSeenAt() *seenAt { return &seenAt{m: make(map[uuid.UUID]time.Time)} }
-
-func (s *seenAt) record(id uuid.UUID, at time.Time) {
-	s.mu.Lock()
-	s.m[id] = at
-	s.mu.Unlock()
-}
-
-// vitalSignsLags starts the bench's relay and worker (the one measured),
-// registers the patients, records vital signs at perSecond for duration,
-// and returns the patients and each event's commit -> seen lag in ms,
-// sorted, once every event was seen (what says seen as what, for an
-// error).
-func vitalSignsLags(ctx context.Context, b *benchPipeline, worker func(context.Context) error, seen *seenAt, what string,
-	patients, perSecond int, duration time.Duration) ([]uuid.UUID, []float64, error) {
-	stopRelay, err := b.startRelay(ctx, nil)
-	if err != nil {
-		return nil, nil, err
+	if firstErr != nil {
+		return nil, firstErr
 	}
-	defer stopRelay()
-	defer runInBackground(ctx, worker)()
-	ids, err := registerVitalsPatients(ctx, b, patients)
-	if err != nil {
-		return nil, nil, err
-	}
-	committed, err := recordVitalSigns(ctx, b, ids, perSecond, duration)
-	if err != nil {
-		return nil, nil, err
-	}
-	lags, err := lagsOf(committed, seen, what)
-	return ids, lags, err
+	return committed, nil
 }
 
-// lagsOf waits up to 60 s until every committed event was seen, then
-// returns the lags in ms, sorted.
-func lagsOf(committed map[uuid.UUID]time.Time, seen *seenAt, what string) ([]float64, error) {
+// commitLags waits up to 60 s until appliedAt knows every committed event,
+// and returns the lags from commit to applied in ms, sorted.
+func commitLags(committed map[uuid.UUID]time.Time, appliedAt func(uuid.UUID) (time.Time, bool)) ([]float64, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		seen.mu.Lock()
 		missing := 0
 		for id := range committed {
-			if _, ok := seen.m[id]; !ok {
+			if _, ok := appliedAt(id); !ok {
 				missing++
 			}
 		}
-		seen.mu.Unlock()
 		if missing == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%d of %d events not %s within 60s", missing, len(committed), what)
+			return nil, fmt.Errorf("%d of %d events not applied within 60s", missing, len(committed))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	lags := make([]float64, 0, len(committed))
-	seen.mu.Lock()
 	for id, c := range committed {
-		lags = append(lags, float64(seen.m[id].Sub(c).Microseconds())/1000)
+		at, _ := appliedAt(id)
+		lags = append(lags, float64(at.Sub(c).Microseconds())/1000)
 	}
-	seen.mu.Unlock()
 	slices.Sort(lags)
 	return lags, nil
+}
+
+// appliedTimes records when a worker applied each of the bench tenant's
+// events (its AppliedFn).
+type appliedTimes struct {
+	tenant chartstream.TenantID
+	mu     sync.Mutex
+	at     map[uuid.UUID]time.Time
+}
+
+func newAppliedTimes(tenant chartstream.TenantID) *appliedTimes {
+	return &appliedTimes{tenant: tenant, at: make(map[uuid.UUID]time.Time)}
+}
+
+func (a *appliedTimes) record(e chartstream.Event, at time.Time) {
+	if e.Tenant == a.tenant {
+		a.mu.Lock()
+		a.at[e.ID] = at
+		a.mu.Unlock()
+	}
+}
+
+func (a *appliedTimes) of(id uuid.UUID) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.at[id]
+	return at, ok
+}
+
+// lagPhase runs the bench's relay and worker (until stop), registers
+// patients, records their vital signs at perSecond for duration and
+// returns the patients and each event's commit-to-applied lag in ms,
+// sorted.
+func lagPhase(ctx context.Context, b *benchPipeline, worker func(context.Context) error, applied *appliedTimes,
+	patients, perSecond int, duration time.Duration) (ids []uuid.UUID, lags []float64, stop func(), err error) {
+	stopRelay, err := b.startRelay(ctx, nil)
+	if err != nil {
+		return nil, nil, func() {}, err
+	}
+	stopWorker := runInBackground(ctx, worker)
+	stop = func() { stopWorker(); stopRelay() }
+	if ids, err = benchPatients(ctx, b, patients); err != nil {
+		return nil, nil, stop, err
+	}
+	committed, err := recordVitals(ctx, b, ids, perSecond, duration)
+	if err != nil {
+		return nil, nil, stop, err
+	}
+	lags, err = commitLags(committed, applied.of)
+	return ids, lags, stop, err
 }

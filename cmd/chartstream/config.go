@@ -18,6 +18,7 @@ import (
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/ratelimit"
+	"github.com/chartstream/chartstream/projections/analytics"
 	"github.com/chartstream/chartstream/workers"
 )
 
@@ -42,6 +43,18 @@ type Config struct {
 	// PgBouncer in transaction mode, point it at PostgreSQL directly or
 	// at a session-mode pool. Default DATABASE_URL.
 	DatabaseSessionURL string
+	// DatabaseReplicaURL is the hot standby's URL as chartstream_analytics
+	// (DATABASE_REPLICA_URL): the analytics API reads it, never the
+	// primary. Optional: without it /v1/analytics answers 503.
+	DatabaseReplicaURL string
+	// AnalyticsMaxReplicaLag is how far behind the primary the standby may
+	// be for the analytics API to answer (ANALYTICS_MAX_REPLICA_LAG).
+	// Default 30s.
+	AnalyticsMaxReplicaLag time.Duration
+	// AnalyticsMinCell is the small-cell threshold of the analytics API
+	// (ANALYTICS_MIN_CELL): counts from 1 to it minus one are suppressed.
+	// Default 11.
+	AnalyticsMinCell int
 	// DatabaseMaxConns sizes the app role's pool (DATABASE_MAX_CONNS).
 	// Default: the URL's pool_max_conns, else 32. Each tenant may hold at
 	// most half of it with requests in flight in one API process.
@@ -65,6 +78,9 @@ type Config struct {
 	Relay workers.RelayConfig
 	// Projector configures the read model projector (PROJECTOR_*).
 	Projector workers.ProjectorConfig
+	// Analytics configures the analytics projector (defaults only; its
+	// stream is the relay's).
+	Analytics workers.AnalyticsConfig
 	// Deid configures the de-identifier (DEID_*).
 	Deid deidSettings
 	// Auth configures bearer token verification (JWT_*).
@@ -114,6 +130,11 @@ func (c Config) rateLimits() (ratelimit.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// analyticsConfig is the analytics API's reader configuration.
+func (c Config) analyticsConfig() analytics.ReaderConfig {
+	return analytics.ReaderConfig{MaxLag: c.AnalyticsMaxReplicaLag, MinCell: c.AnalyticsMinCell}
+}
+
 // authConfig is the token verification config. The dev key file is set in
 // every dev environment; it counts only when the dev key is allowed.
 func (c Config) authConfig() auth.Config {
@@ -129,6 +150,9 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role (required)")
 	stringFlag(fs, &c.DatabaseRelayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role (required for workers)")
 	stringFlag(fs, &c.DatabaseSessionURL, "database-session-url", "DATABASE_SESSION_URL", "", "app role URL in session mode, for leases and LISTEN (default DATABASE_URL)")
+	stringFlag(fs, &c.DatabaseReplicaURL, "database-replica-url", "DATABASE_REPLICA_URL", "", "hot standby URL as chartstream_analytics, for the analytics API (optional)")
+	durationFlag(fs, &c.AnalyticsMaxReplicaLag, "analytics-max-replica-lag", "ANALYTICS_MAX_REPLICA_LAG", 30*time.Second, "analytics answers 503 when the standby lags more")
+	intFlag(fs, &c.AnalyticsMinCell, "analytics-min-cell", "ANALYTICS_MIN_CELL", 11, "analytics suppress counts from 1 to this minus one")
 	stringFlag(fs, &c.PHIKeyFile, "phi-key-file", "PHI_KEY_FILE", "", "PHI master key file of the local key provider (required)")
 	stringFlag(fs, &c.MessageSigningKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "Ed25519 key the relay signs event messages with (required for workers)")
 	stringFlag(fs, &c.MessageVerifyKeyFiles, "message-verify-key-files", "MESSAGE_VERIFY_KEY_FILES", "", "public keys whose signatures the projector accepts, comma-separated (default: the signing key's)")
@@ -209,6 +233,12 @@ func (c Config) Validate(api, workers bool) error {
 		errs = append(errs, errors.New("PHI_KEY_FILE is required"))
 	}
 	if api {
+		if c.DatabaseReplicaURL != "" {
+			checkURL("DATABASE_REPLICA_URL", c.DatabaseReplicaURL)
+		}
+		if err := c.analyticsConfig().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("ANALYTICS settings: %w", err))
+		}
 		if err := c.authConfig().Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("JWT settings: %w", err))
 		}

@@ -215,8 +215,10 @@ func wantReady(t *testing.T, base string, info ...string) {
 	if gotInfo := slices.Sorted(maps.Keys(r.Info)); !slices.Equal(gotInfo, info) {
 		t.Errorf("/readyz info %v, want %v", gotInfo, info)
 	}
-	if nats, ok := r.Info["nats"]; ok && nats != "ok" {
-		t.Errorf("/readyz: nats is %v, want ok", nats)
+	for _, name := range []string{"nats", "analytics_replica"} {
+		if v, ok := r.Info[name]; ok && v != "ok" {
+			t.Errorf("/readyz: %s is %v, want ok", name, v)
+		}
 	}
 	for name, result := range r.Checks {
 		if result != "ok" {

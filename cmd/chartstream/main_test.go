@@ -36,7 +36,7 @@ func TestMainEndToEnd(t *testing.T) {
 	})
 	t.Run("readyz", func(t *testing.T) {
 		t.Parallel()
-		wantReady(t, base, "event_store_horizon_lag", "nats", "relay_lag")
+		wantReady(t, base, "analytics_replica", "event_store_horizon_lag", "nats", "relay_lag")
 	})
 	t.Run("every response has a request id", func(t *testing.T) {
 		t.Parallel()
@@ -107,11 +107,12 @@ func TestMainReadiness(t *testing.T) {
 		natsURL      func(t *testing.T) string
 		info         []string
 	}{
-		{"all with embedded NATS", true, true, func(*testing.T) string { return "" }, []string{"event_store_horizon_lag", "nats", "relay_lag"}},
-		{"serve with external NATS", true, false, func(t *testing.T) string { return testkit.Env(t, "NATS_URL") }, []string{"nats"}},
-		{"all with external NATS", true, true, func(t *testing.T) string { return testkit.Env(t, "NATS_URL") }, []string{"event_store_horizon_lag", "nats", "relay_lag"}},
-		// The API alone does not need NATS unless told where it is.
-		{"serve without NATS", true, false, func(*testing.T) string { return "" }, nil},
+		{"all with embedded NATS", true, true, func(*testing.T) string { return "" }, []string{"analytics_replica", "event_store_horizon_lag", "nats", "relay_lag"}},
+		{"serve with external NATS", true, false, func(t *testing.T) string { return testkit.Env(t, "NATS_URL") }, []string{"analytics_replica", "nats"}},
+		{"all with external NATS", true, true, func(t *testing.T) string { return testkit.Env(t, "NATS_URL") }, []string{"analytics_replica", "event_store_horizon_lag", "nats", "relay_lag"}},
+		// The API alone does not need NATS unless told where it is. The
+		// analytics replica is reported (DATABASE_REPLICA_URL is set).
+		{"serve without NATS", true, false, func(*testing.T) string { return "" }, []string{"analytics_replica"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -51,6 +52,10 @@ type Main struct {
 	ln        net.Listener
 	relay     *workers.Relay
 	projector *workers.Projector
+	analytics *workers.AnalyticsProjector
+	// replica is the hot standby's pool (chartstream_analytics), nil when
+	// DATABASE_REPLICA_URL is not set.
+	replica *pgxpool.Pool
 	// deidentifier is nil when DEID_ENABLED is false.
 	deidentifier *workers.Deidentifier
 	// history is the event store as the relay role: every tenant's events.
@@ -147,6 +152,15 @@ func (m *Main) openWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The analytics read no PHI: the store is only for gaps, never opened.
+	m.Config.Analytics.Stream, m.Config.Analytics.SubjectPrefix = m.Config.Relay.Stream, m.Config.Relay.SubjectPrefix
+	m.analytics, err = workers.NewAnalyticsProjector(workers.AnalyticsDeps{
+		Dial: func() (*nats.Conn, error) { return m.nats.Dial("chartstream-analytics") },
+		DB:   m.pool, Sessions: m.sessions, Events: opener, Heads: m.history, Verifier: verifier, Logger: m.Logger,
+	}, m.Config.Analytics)
+	if err != nil {
+		return err
+	}
 	return m.openDeidentifier(js, opener, signer, verifier)
 }
 
@@ -198,6 +212,10 @@ func (m *Main) openAPI(ctx context.Context) error {
 		return err
 	}
 	m.phiStores = append(m.phiStores, store)
+	reader, err := m.openAnalytics(ctx, info)
+	if err != nil {
+		return err
+	}
 	rateCfg, err := m.Config.rateLimits()
 	if err != nil {
 		return err
@@ -226,7 +244,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	m.server, err = api.NewServer(api.Deps{
 		Logger: m.Logger, Ready: ready, Info: info,
 		Commands: commands.Logged(commands.New(store, nil), m.Logger), Tokens: m.verifier, Tenants: tenants.NewDirectory(m.pool), Revocations: revocation.New(m.redis, ""),
-		Limits: limits, Idempotency: idem, ReadModels: m.pool, AsyncAPI: doc,
+		Limits: limits, Idempotency: idem, ReadModels: m.pool, Analytics: reader, AsyncAPI: doc,
 	},
 		api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout, RequestTimeout: m.Config.RequestTimeout})
 	if err != nil {
@@ -265,9 +283,10 @@ func (m *Main) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}()
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); _ = m.relay.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
+		go func() { defer wg.Done(); _ = m.analytics.Run(ctx) }()
 		if m.deidentifier != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = m.deidentifier.Run(ctx) }()
@@ -307,6 +326,9 @@ func (m *Main) Close() {
 	if m.relayPool != nil {
 		m.relayPool.Close()
 	}
+	if m.replica != nil {
+		m.replica.Close()
+	}
 	if m.sessions != nil && m.sessions != m.pool {
 		m.sessions.Close()
 	}
@@ -338,7 +360,7 @@ func newWorkCmd() *cobra.Command {
 	m := &Main{Workers: true}
 	cmd := &cobra.Command{
 		Use:   "work",
-		Short: "Run the workers (relay and projectors)",
+		Short: "Run the workers (relay, read model and analytics projectors)",
 		Args:  badInput(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runMain(cmd, m) },
 	}

@@ -12,21 +12,31 @@
 #   deploy/local/stack.sh restart-postgres   fast restart; returns once it accepts connections
 #   deploy/local/stack.sh stop-redis         stop Redis (data kept)
 #   deploy/local/stack.sh start-redis        start Redis again
+#   deploy/local/stack.sh stop-replica       stop the PostgreSQL hot standby (data kept)
+#   deploy/local/stack.sh start-replica      start it again (re-cloned when broken)
+#
+# The primary has a streaming hot standby (pg_basebackup, a physical
+# replication slot) on CS_PG_REPLICA_PORT; the analytics API reads from it.
+# CS_PG_REPLICA=off skips it (the chaos stack does: nothing there reads it).
 #
 # The state directory (default .local/) can be overridden with CS_LOCAL_DIR:
 # make chaos runs an isolated stack under .local/chaos.
 #
-# Ports (loopback only) can be overridden: CS_PG_PORT, CS_REDIS_PORT,
-# CS_NATS_PORT, CS_HTTP_PORT.
+# Ports (loopback only) can be overridden: CS_PG_PORT, CS_PG_REPLICA_PORT,
+# CS_REDIS_PORT, CS_NATS_PORT, CS_HTTP_PORT.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LOCAL=${CS_LOCAL_DIR:-$ROOT/.local}
 PG_PORT=${CS_PG_PORT:-15432}
+REPLICA_PORT=${CS_PG_REPLICA_PORT:-15433}
+REPLICA=${CS_PG_REPLICA:-on}
 REDIS_PORT=${CS_REDIS_PORT:-16379}
 NATS_PORT=${CS_NATS_PORT:-14222}
 HTTP_PORT=${CS_HTTP_PORT:-18080}
 DB=chartstream
+REPLICATOR=chartstream_replicator
+SLOT=chartstream_replica
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
@@ -159,12 +169,23 @@ max_connections = 300
 shared_buffers = 256MB
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
+# Streaming replication to the hot standby. A standby that falls more than
+# max_slot_wal_keep_size behind loses its slot (wal_status 'lost') instead
+# of filling the disk; "up" then clones it again.
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+max_slot_wal_keep_size = 1GB
 CONF
 	chown "$PG_OS_USER" "$dir/chartstream.conf.tmp"; mv "$dir/chartstream.conf.tmp" "$dir/data/chartstream.conf"
 	grep -q "include_if_exists = 'chartstream.conf'" "$dir/data/postgresql.conf" ||
 		echo "include_if_exists = 'chartstream.conf'" | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+	# The standby streams as its own role, from loopback only.
+	grep -q "^host replication $REPLICATOR 127.0.0.1/32" "$dir/data/pg_hba.conf" ||
+		echo "host replication $REPLICATOR 127.0.0.1/32 scram-sha-256" | as_pg tee -a "$dir/data/pg_hba.conf" >/dev/null
 	if as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
 		log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+		as_pg "$bin/pg_ctl" -D "$dir/data" reload >/dev/null
 	else
 		log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 		as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null ||
@@ -256,6 +277,115 @@ init_nats_auth() {
 		--conf "$LOCAL/nats/nats-auth.conf" --resolver-dir "$LOCAL/nats/jwt" >/dev/null
 }
 
+# The hot standby: a pg_basebackup of the primary in $(pg_dir)/replica,
+# streaming through the physical slot $SLOT as $REPLICATOR, run as the same
+# OS user as the primary on its own port. Its data directory holds a copy
+# of the primary's configuration; chartstream.conf there is the standby's.
+replica_dir() { echo "$(pg_dir)/replica"; }
+
+psql_replica() {
+	local dir; dir=$(pg_dir)
+	as_pg "$(pg_bindir)/psql" -h "$dir/run-replica" -p "$REPLICA_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt "$@"
+}
+
+# replica_running [DIR]: the standby in DIR (default replica_dir) runs.
+replica_running() {
+	local rdir=${1:-$(replica_dir)}
+	[ -s "$rdir/PG_VERSION" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$rdir" status >/dev/null 2>&1
+}
+
+# replica_streaming waits up to $1 seconds for the standby to be in
+# recovery with its WAL receiver streaming from the primary.
+replica_streaming() {
+	local i
+	for i in $(seq 1 $(($1 * 5))); do
+		if [ "$(psql_replica -c "SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')" 2>/dev/null)" = t ]; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# replica_slot_ok: the primary still holds the standby's slot and the WAL it
+# needs (a standby that fell too far behind finds its slot 'lost').
+replica_slot_ok() {
+	local status
+	status=$(psql_super -d postgres -c "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$SLOT'")
+	[ -n "$status" ] && [ "$status" != lost ]
+}
+
+write_replica_conf() {
+	local dir rdir; dir=$(pg_dir); rdir=$(replica_dir)
+	as_pg mkdir -p "$dir/run-replica"; as_pg chmod 700 "$dir/run-replica"
+	# max_connections and the other sizes must be at least the primary's.
+	cat >"$dir/replica.conf.tmp" <<CONF
+listen_addresses = '127.0.0.1'
+port = $REPLICA_PORT
+unix_socket_directories = '$dir/run-replica'
+max_connections = 300
+shared_buffers = 128MB
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%u@%d '
+hot_standby = on
+# Long analytics reads are not cancelled for vacuum on the primary.
+hot_standby_feedback = on
+CONF
+	chown "$PG_OS_USER" "$dir/replica.conf.tmp"; mv "$dir/replica.conf.tmp" "$rdir/chartstream.conf"
+}
+
+# clone_replica makes a fresh standby: a new slot and a base backup that
+# streams the WAL it needs and writes standby.signal and primary_conninfo.
+clone_replica() {
+	local bin rdir pw; bin=$(pg_bindir); rdir=$(replica_dir); pw=$(secret replicator)
+	log "cloning the primary into a hot standby ($rdir)"
+	psql_super -d postgres <<SQL
+SELECT 'CREATE ROLE $REPLICATOR LOGIN REPLICATION' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$REPLICATOR')\gexec
+ALTER ROLE $REPLICATOR PASSWORD '$pw';
+SELECT pg_drop_replication_slot('$SLOT') FROM pg_replication_slots WHERE slot_name = '$SLOT';
+SQL
+	as_pg rm -rf "$rdir"
+	as_pg env PGPASSWORD="$pw" "$bin/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U "$REPLICATOR" -D "$rdir" \
+		-X stream -C -S "$SLOT" -R -c fast >/dev/null || die "pg_basebackup failed"
+}
+
+# start_replica starts the standby, cloning it first when it has no data,
+# when its data do not start or stream (a broken directory, a primary that
+# moved), or when it fell behind past its slot. Idempotent.
+start_replica() {
+	[ "$REPLICA" = off ] && return 0
+	local bin rdir attempt; bin=$(pg_bindir); rdir=$(replica_dir)
+	for attempt in 1 2; do
+		if replica_running && replica_slot_ok && replica_streaming 10; then
+			[ "$attempt" = 1 ] && log "PostgreSQL replica already running on 127.0.0.1:$REPLICA_PORT"
+			return 0
+		fi
+		if [ "$attempt" = 1 ] && [ -e "$rdir/standby.signal" ] && replica_slot_ok && ! replica_running; then
+			write_replica_conf
+			log "starting the PostgreSQL replica on 127.0.0.1:$REPLICA_PORT"
+			if as_pg "$bin/pg_ctl" -D "$rdir" -l "$(pg_dir)/replica.log" -w -t 60 start >/dev/null 2>&1 && replica_streaming 20; then
+				return 0
+			fi
+		fi
+		[ "$attempt" = 2 ] && break
+		log "the replica is missing, broken or behind its slot: cloning it again"
+		stop_replica
+		clone_replica
+		write_replica_conf
+		as_pg "$bin/pg_ctl" -D "$rdir" -l "$(pg_dir)/replica.log" -w -t 60 start >/dev/null ||
+			{ tail -20 "$(pg_dir)/replica.log" >&2; die "the PostgreSQL replica did not start"; }
+	done
+	replica_streaming 30 || { tail -20 "$(pg_dir)/replica.log" >&2; die "the PostgreSQL replica does not stream from the primary"; }
+}
+
+stop_replica() {
+	local rdir; rdir=$(readlink -f "$LOCAL/pg" 2>/dev/null || echo "$LOCAL/pg")/replica
+	if replica_running "$rdir"; then
+		as_pg "$(pg_bindir)/pg_ctl" -D "$rdir" -m fast -w stop >/dev/null 2>&1 || true
+		log "PostgreSQL replica stopped"
+	fi
+}
+
 start_nats() {
 	local want
 	mkdir -p "$LOCAL/nats"
@@ -295,6 +425,7 @@ export DATABASE_URL='postgres://chartstream_app:$(secret app)@$url'
 export DATABASE_ADMIN_URL='postgres://chartstream_owner:$(secret owner)@$url'
 export DATABASE_RELAY_URL='postgres://chartstream_relay:$(secret relay)@$url'
 export DATABASE_ANALYTICS_URL='postgres://chartstream_analytics:$(secret analytics)@$url'
+$(if [ "$REPLICA" != off ]; then echo "export DATABASE_REPLICA_URL='postgres://chartstream_analytics:$(secret analytics)@127.0.0.1:$REPLICA_PORT/$DB?sslmode=disable'"; fi)
 export NATS_URL='nats://127.0.0.1:$NATS_PORT'
 export REDIS_URL='redis://:$(secret redis)@127.0.0.1:$REDIS_PORT/0'
 export HTTP_ADDR='127.0.0.1:$HTTP_PORT'
@@ -325,6 +456,7 @@ up() {
 	. "$LOCAL/env"
 	"$LOCAL/bin/chartstream" migrate
 	set_role_passwords
+	start_replica
 	"$LOCAL/bin/chartstream" dev init-keys
 	init_nats_auth
 	start_nats
@@ -336,6 +468,7 @@ down() {
 	dir=$(readlink -f "$LOCAL/pg" 2>/dev/null || echo "$LOCAL/pg")
 	stop_nats
 	stop_redis
+	if bin=$(pg_bindir); then stop_replica; fi
 	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then
 		as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
@@ -358,5 +491,7 @@ tools) mkdir -p "$LOCAL"; install_nats; install_helm ;;
 restart-postgres) restart_postgres ;;
 stop-redis) stop_redis ;;
 start-redis) start_redis ;;
-*) die "usage: $0 up|down|clean|tools|restart-postgres|stop-redis|start-redis" ;;
+stop-replica) stop_replica ;;
+start-replica) start_replica ;;
+*) die "usage: $0 up|down|clean|tools|restart-postgres|stop-redis|start-redis|stop-replica|start-replica" ;;
 esac

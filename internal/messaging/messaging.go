@@ -100,6 +100,9 @@ func (c *Config) setDefaults() {
 type Conn struct {
 	*nats.Conn
 	embedded *server.Server
+	// url and opts are how the connection was made, for Dial.
+	url  string
+	opts []nats.Option
 }
 
 // Connect connects to cfg.URL, or starts an embedded JetStream server and
@@ -130,11 +133,12 @@ func Connect(ctx context.Context, log *slog.Logger, cfg Config) (*Conn, error) {
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
 	}
 	if cfg.URL != "" {
-		nc, err := nats.Connect(cfg.URL, append(append(opts, auth...), nats.RetryOnFailedConnect(false))...)
+		opts = append(append(opts, auth...), nats.RetryOnFailedConnect(false))
+		nc, err := nats.Connect(cfg.URL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to NATS: %w", err)
 		}
-		return &Conn{Conn: nc}, nil
+		return &Conn{Conn: nc, url: cfg.URL, opts: opts}, nil
 	}
 	srv, err := StartEmbedded(cfg.StoreDir)
 	if err != nil {
@@ -146,7 +150,19 @@ func Connect(ctx context.Context, log *slog.Logger, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
 	}
 	log.Info("started embedded NATS with JetStream", "store_dir", cfg.StoreDir)
-	return &Conn{Conn: nc, embedded: srv}, nil
+	return &Conn{Conn: nc, embedded: srv, opts: append(opts, nats.InProcessServer(srv))}, nil
+}
+
+// Dial opens another connection to the same server, with the same
+// credentials and options, named name: for a component that closes (or
+// drains) its connection itself, such as a watermill subscriber. The caller
+// closes it.
+func (c *Conn) Dial(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(c.url, append(c.opts, nats.Name(name))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream on storeDir.

@@ -32,6 +32,10 @@ type Config struct {
 	MaxConns int32
 	// ConnectTimeout bounds the first connection. Default 10s.
 	ConnectTimeout time.Duration
+	// Lazy opens the pool without connecting: its first use connects. For
+	// a database the process must start without (a read replica that may
+	// be down), whose failures each use reports.
+	Lazy bool
 }
 
 func (c *Config) setDefaults() {
@@ -93,6 +97,9 @@ func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", Redact(cfg.URL), err)
+	}
+	if cfg.Lazy {
+		return pool, nil
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()

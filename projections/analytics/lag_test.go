@@ -1,0 +1,44 @@
+package analytics
+
+import (
+	"testing"
+	"time"
+)
+
+// RetryAfter tells a caller refused for lag to come back once the standby
+// may be within the bound: at least a second, at most a minute.
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	r := &Reader{cfg: ReaderConfig{MaxLag: 30 * time.Second}}
+	for _, tc := range []struct {
+		lag  Lag
+		want time.Duration
+	}{
+		{Lag{}, time.Second},
+		{Lag{Known: true, Value: 10 * time.Second}, time.Second},
+		{Lag{Known: true, Value: 30*time.Second + time.Millisecond}, time.Second},
+		{Lag{Known: true, Value: 45 * time.Second}, 15 * time.Second},
+		{Lag{Known: true, Value: time.Hour}, time.Minute},
+	} {
+		if got := r.RetryAfter(tc.lag); got != tc.want {
+			t.Errorf("lag %+v: Retry-After %v, want %v", tc.lag, got, tc.want)
+		}
+	}
+}
+
+// The small-cell rule: 1 to MinCell-1 is suppressed, zero and MinCell are
+// shown; a statistic of fewer than MinCell values is suppressed.
+func TestCells(t *testing.T) {
+	t.Parallel()
+	c := cells{min: 11}
+	v := 7.5
+	if c.count("a", 0) == nil || c.count("b", 1) != nil || c.count("c", 10) != nil || c.count("d", 11) == nil {
+		t.Error("counts 0, 1, 10, 11: want shown, suppressed, suppressed, shown")
+	}
+	if c.stat("e", &v, 10) != nil || c.stat("f", &v, 11) == nil || c.stat("g", nil, 20) != nil {
+		t.Error("stats of 10 and 11 values: want suppressed, shown")
+	}
+	if got := c.suppressed; len(got) != 3 || got[0] != "b" || got[1] != "c" || got[2] != "e" {
+		t.Errorf("suppressed %v, want [b c e]", got)
+	}
+}

@@ -1,0 +1,198 @@
+package analytics
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chartstream/chartstream"
+)
+
+// Answers hold aggregates only. A count from 1 to MinCell-1 is a small
+// cell: it is null and its field is named in the row's Suppressed list; a
+// statistic (mean, minimum, maximum, mean length of stay) of fewer than
+// MinCell values is null and named there too. Zero is shown: it says
+// nothing about anyone. Rows whose cells are all zero are left out.
+
+// Answer is what a query returns: the rows, the range and threshold they
+// were computed for.
+type Answer[T any] struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	MinCell int    `json:"min_cell"`
+	Rows    []T    `json:"rows"`
+}
+
+func newAnswer[T any](r Range, minCell int) Answer[T] {
+	return Answer[T]{From: r.From.Format(time.DateOnly), To: r.To.Format(time.DateOnly), MinCell: minCell, Rows: []T{}}
+}
+
+// cells applies the small-cell rule to one row's values.
+type cells struct {
+	min        int
+	suppressed []string
+}
+
+// count is n, or nil (and field suppressed) for a small cell.
+func (c *cells) count(field string, n int64) *int64 {
+	if n > 0 && n < int64(c.min) {
+		c.suppressed = append(c.suppressed, field)
+		return nil
+	}
+	return &n
+}
+
+// stat is v, or nil (and field suppressed) when it stems from fewer than
+// MinCell values; nil when there are no values.
+func (c *cells) stat(field string, v *float64, of int64) *float64 {
+	if v == nil || of == 0 {
+		return nil
+	}
+	if of < int64(c.min) {
+		c.suppressed = append(c.suppressed, field)
+		return nil
+	}
+	return v
+}
+
+// CensusRow is one location's census on one day: the patients there at the
+// end of the day, the day's admissions and discharges there, and the mean
+// length of stay of those discharged, in hours.
+type CensusRow struct {
+	Day                   string   `json:"day"`
+	Location              string   `json:"location"`
+	Census                *int64   `json:"census"`
+	Admissions            *int64   `json:"admissions"`
+	Discharges            *int64   `json:"discharges"`
+	MeanLengthOfStayHours *float64 `json:"mean_length_of_stay_hours"`
+	Suppressed            []string `json:"suppressed,omitempty"`
+}
+
+// Census returns the daily census per location over r, of one location
+// when location is not empty. Transfers count as leaving one location and
+// arriving at another; they are not shown apart, so that a suppressed
+// admission count cannot be worked out from the census of two days.
+func (r *Reader) Census(ctx context.Context, tenant chartstream.TenantID, rg Range, location string) (Answer[CensusRow], Lag, error) {
+	a := newAnswer[CensusRow](rg, r.cfg.MinCell)
+	lag, err := r.read(ctx, tenant, `
+		WITH locs AS (
+			SELECT DISTINCT location FROM analytics_census_daily
+			WHERE tenant_id = $1 AND day <= $3 AND ($4 = '' OR location = $4)),
+		before AS (
+			SELECT location, sum(admissions + transfers_in - discharges - transfers_out) AS n FROM analytics_census_daily
+			WHERE tenant_id = $1 AND day < $2 AND ($4 = '' OR location = $4) GROUP BY location),
+		los AS (
+			SELECT (ended_at AT TIME ZONE 'UTC')::date AS day, location, count(*) AS n,
+				avg(extract(epoch FROM length_of_stay) / 3600)::float8 AS hours
+			FROM analytics_encounters
+			WHERE tenant_id = $1 AND ended_at >= $2::date AND ended_at < $3::date + 1 AND ($4 = '' OR location = $4)
+			GROUP BY 1, 2),
+		grid AS (
+			SELECT d.day::date AS day, l.location, coalesce(c.admissions, 0) AS admissions, coalesce(c.discharges, 0) AS discharges,
+				coalesce(c.admissions + c.transfers_in - c.discharges - c.transfers_out, 0) AS net
+			FROM generate_series($2::date, $3::date, interval '1 day') AS d(day) CROSS JOIN locs AS l
+			LEFT JOIN analytics_census_daily c ON c.tenant_id = $1 AND c.day = d.day::date AND c.location = l.location),
+		series AS (
+			SELECT g.day, g.location, g.admissions, g.discharges,
+				coalesce(b.n, 0) + sum(g.net) OVER (PARTITION BY g.location ORDER BY g.day) AS census
+			FROM grid g LEFT JOIN before b ON b.location = g.location)
+		SELECT s.day, s.location, s.census::bigint, s.admissions, s.discharges, coalesce(los.n, 0), los.hours
+		FROM series s LEFT JOIN los ON los.day = s.day AND los.location = s.location
+		WHERE s.census <> 0 OR s.admissions <> 0 OR s.discharges <> 0
+		ORDER BY s.day, s.location`, []any{rg.From, rg.To, location}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var day time.Time
+			var row CensusRow
+			var census, adm, dis, losN int64
+			var hours *float64
+			if err := rows.Scan(&day, &row.Location, &census, &adm, &dis, &losN, &hours); err != nil {
+				return err
+			}
+			c := cells{min: r.cfg.MinCell}
+			row.Day = day.Format(time.DateOnly)
+			row.Census, row.Admissions, row.Discharges = c.count("census", census), c.count("admissions", adm), c.count("discharges", dis)
+			row.MeanLengthOfStayHours = c.stat("mean_length_of_stay_hours", hours, losN)
+			row.Suppressed = c.suppressed
+			a.Rows = append(a.Rows, row)
+		}
+		return nil
+	})
+	return a, lag, err
+}
+
+// ObservationRow is one LOINC code's observations in one unit on one day:
+// how many, and of the numeric ones how many, their mean, minimum and
+// maximum. Unit is "" for coded results.
+type ObservationRow struct {
+	Day          string   `json:"day"`
+	Code         string   `json:"code"`
+	Unit         string   `json:"unit"`
+	Observations *int64   `json:"observations"`
+	NumericCount *int64   `json:"numeric_count"`
+	Mean         *float64 `json:"mean"`
+	Min          *float64 `json:"min"`
+	Max          *float64 `json:"max"`
+	Suppressed   []string `json:"suppressed,omitempty"`
+}
+
+// Observations returns the observations per LOINC code, unit and day over
+// r, of one code when code is not empty.
+func (r *Reader) Observations(ctx context.Context, tenant chartstream.TenantID, rg Range, code string) (Answer[ObservationRow], Lag, error) {
+	a := newAnswer[ObservationRow](rg, r.cfg.MinCell)
+	lag, err := r.read(ctx, tenant, `
+		SELECT day, code, unit, observations, numeric_count,
+			(value_sum / nullif(numeric_count, 0))::float8, value_min::float8, value_max::float8
+		FROM analytics_observations_daily
+		WHERE tenant_id = $1 AND day BETWEEN $2 AND $3 AND ($4 = '' OR code = $4)
+		ORDER BY day, code, unit`, []any{rg.From, rg.To, code}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var day time.Time
+			var row ObservationRow
+			var n, numeric int64
+			var mean, lo, hi *float64
+			if err := rows.Scan(&day, &row.Code, &row.Unit, &n, &numeric, &mean, &lo, &hi); err != nil {
+				return err
+			}
+			c := cells{min: r.cfg.MinCell}
+			row.Day = day.Format(time.DateOnly)
+			row.Observations, row.NumericCount = c.count("observations", n), c.count("numeric_count", numeric)
+			row.Mean, row.Min, row.Max = c.stat("mean", mean, numeric), c.stat("min", lo, numeric), c.stat("max", hi, numeric)
+			row.Suppressed = c.suppressed
+			a.Rows = append(a.Rows, row)
+		}
+		return nil
+	})
+	return a, lag, err
+}
+
+// MedicationRow is one RxNorm code's orders on one day.
+type MedicationRow struct {
+	Day        string   `json:"day"`
+	Code       string   `json:"code"`
+	Orders     *int64   `json:"orders"`
+	Suppressed []string `json:"suppressed,omitempty"`
+}
+
+// Medications returns the medication orders per RxNorm code and day over r.
+func (r *Reader) Medications(ctx context.Context, tenant chartstream.TenantID, rg Range) (Answer[MedicationRow], Lag, error) {
+	a := newAnswer[MedicationRow](rg, r.cfg.MinCell)
+	lag, err := r.read(ctx, tenant, `
+		SELECT day, code, orders FROM analytics_medication_orders_daily
+		WHERE tenant_id = $1 AND day BETWEEN $2 AND $3
+		ORDER BY day, code`, []any{rg.From, rg.To}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var day time.Time
+			var row MedicationRow
+			var n int64
+			if err := rows.Scan(&day, &row.Code, &n); err != nil {
+				return err
+			}
+			c := cells{min: r.cfg.MinCell}
+			row.Day, row.Orders, row.Suppressed = day.Format(time.DateOnly), c.count("orders", n), c.suppressed
+			a.Rows = append(a.Rows, row)
+		}
+		return nil
+	})
+	return a, lag, err
+}
