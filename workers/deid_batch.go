@@ -34,9 +34,16 @@ type deidRun struct {
 	kv  jetstream.KeyValue
 	// stream is the de-identified stream.
 	stream jetstream.Stream
-	// source is the last source sequence done with; lastSeq the
-	// stream's last sequence.
-	source, lastSeq uint64
+	// source is the last source sequence read; published the stream
+	// sequence of the last message published, acked of the last one
+	// acknowledged.
+	source, published, acked uint64
+	// inflight are the messages published and not yet acknowledged, in
+	// order; marks say where each batch ended, for the checkpoint.
+	inflight []flight
+	marks    []deidCheckpoint
+	// done is the checkpoint the acknowledgements have reached.
+	done deidCheckpoint
 	// skip counts source messages already published (see runOnce).
 	skip uint64
 	// prev is each tenant's last de-identified sequence, looked up on
@@ -44,8 +51,9 @@ type deidRun struct {
 	prev map[chartstream.TenantID]uint64
 	// patients caches the patient of encounter streams.
 	patients map[uuid.UUID]uuid.UUID
-	// savedAt is when the checkpoint was last saved.
+	// savedAt is when the checkpoint was last saved, saved what.
 	savedAt time.Time
+	saved   deidCheckpoint
 	// unreadable counts each tenant's events withheld as unreadable, so
 	// that a tenant's first is logged, not every one.
 	unreadable map[chartstream.TenantID]int
@@ -86,17 +94,31 @@ func (r *deidRun) batch(ctx context.Context, msgs []jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	// Backpressure: at most twice MaxInFlight unacknowledged.
+	for len(r.inflight) > 0 && len(r.inflight)+len(out) > 2*r.d.cfg.MaxInFlight {
+		if err := r.waitOldest(ctx); err != nil {
+			return err
+		}
+	}
 	if err := r.publish(ctx, out); err != nil {
 		return err
 	}
-	if time.Since(r.savedAt) < deidCheckpointEvery {
+	r.marks = append(r.marks, deidCheckpoint{Source: r.source, Deid: r.published})
+	r.advance()
+	return nil
+}
+
+// saveCheckpoint saves how far the acknowledgements reached, at most once
+// a second.
+func (r *deidRun) saveCheckpoint(ctx context.Context) error {
+	if time.Since(r.savedAt) < deidCheckpointEvery || r.done == r.saved {
 		return nil
 	}
-	body, _ := json.Marshal(deidCheckpoint{Source: r.source, Deid: r.lastSeq})
+	body, _ := json.Marshal(r.done)
 	if _, err := r.kv.Put(ctx, r.d.cfg.Name, body); err != nil {
 		return fmt.Errorf("save de-identifier checkpoint: %w", err)
 	}
-	r.savedAt = time.Now()
+	r.savedAt, r.saved = time.Now(), r.done
 	return nil
 }
 
@@ -211,25 +233,52 @@ func patientField(payload json.RawMessage) uuid.UUID {
 	return v.PatientID
 }
 
-// nextBatch waits for a message, then takes whatever else has arrived, up
-// to max: no timer, so a lone event goes out at once.
-func nextBatch(ctx context.Context, in <-chan jetstream.Msg, max int) ([]jetstream.Msg, error) {
-	var batch []jetstream.Msg
-	select {
-	case m := <-in:
-		batch = append(batch, m)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// loop de-identifies what arrives and checks the acknowledgements as they
+// come, until ctx ends or something fails. A batch goes out as soon as it
+// arrives, behind the messages still in flight: no timer, and no waiting
+// for one batch's acknowledgements before the next.
+func (r *deidRun) loop(ctx context.Context, incoming <-chan jetstream.Msg) error {
+	for {
+		var ok <-chan *jetstream.PubAck
+		var failed <-chan error
+		var timeout <-chan time.Time
+		if f := r.oldest(); f != nil {
+			ok, failed, timeout = f.future.Ok(), f.future.Err(), time.After(time.Until(f.at.Add(r.d.cfg.AckTimeout)))
+		}
+		var err error
+		select {
+		case m := <-incoming:
+			err = r.batch(ctx, drain(m, incoming, r.d.cfg.MaxInFlight))
+		case ack := <-ok:
+			err = r.onAck(ack)
+		case perr := <-failed:
+			err = fmt.Errorf("publish de-identified event: %w", perr)
+		case <-timeout:
+			err = fmt.Errorf("no acknowledgement within %s", r.d.cfg.AckTimeout)
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err == nil {
+			err = r.saveCheckpoint(ctx)
+		}
+		if err != nil {
+			return err
+		}
 	}
+}
+
+// drain takes first and whatever else has arrived, up to max.
+func drain(first jetstream.Msg, in <-chan jetstream.Msg, max int) []jetstream.Msg {
+	batch := []jetstream.Msg{first}
 	for len(batch) < max {
 		select {
 		case m := <-in:
 			batch = append(batch, m)
 		default:
-			return batch, nil
+			return batch
 		}
 	}
-	return batch, nil
+	return batch
 }
 
 func loadDeidCheckpoint(ctx context.Context, kv jetstream.KeyValue, name string) (deidCheckpoint, error) {

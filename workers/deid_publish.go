@@ -32,54 +32,84 @@ func (r *deidRun) encode(m deid.Message) (*nats.Msg, error) {
 	return msg, nil
 }
 
-// publish publishes the batch pipelined, each message expecting its
-// predecessor's sequence, and checks the acknowledgements in order.
+// flight is a message published and not yet acknowledged.
+type flight struct {
+	future jetstream.PubAckFuture
+	seq    uint64
+	at     time.Time
+	source chartstream.Event
+}
+
+// publish publishes a batch pipelined behind whatever is in flight, each
+// message expecting its predecessor's sequence; the acknowledgements are
+// checked, in order, as they come (onAck).
 func (r *deidRun) publish(ctx context.Context, out []pending) error {
 	if err := r.previous(ctx, out); err != nil {
 		return err
 	}
-	futures := make([]jetstream.PubAckFuture, len(out))
-	prev := make(map[chartstream.TenantID]uint64)
-	for i, p := range out {
+	for _, p := range out {
 		tenant := p.source.Tenant
-		last, ok := prev[tenant]
-		if !ok {
-			last = r.prev[tenant]
-		}
-		p.msg.Header.Set(HeaderDeidPrev, strconv.FormatUint(last, 10))
-		prev[tenant] = r.lastSeq + uint64(i) + 1
+		p.msg.Header.Set(HeaderDeidPrev, strconv.FormatUint(r.prev[tenant], 10))
 		p.msg.Header.Set(HeaderSignature, r.d.deps.Signer.Sign(DeidSignedContent(p.msg.Header, p.msg.Data)))
-		var err error
-		futures[i], err = r.d.deps.JetStream.PublishMsgAsync(p.msg, jetstream.WithExpectLastSequence(r.lastSeq+uint64(i)),
+		f, err := r.d.deps.JetStream.PublishMsgAsync(p.msg, jetstream.WithExpectLastSequence(r.published),
 			jetstream.WithRetryAttempts(0), jetstream.WithStallWait(r.d.cfg.AckTimeout))
 		if err != nil {
 			return fmt.Errorf("publish de-identified event: %w", err)
 		}
-	}
-	timeout := time.NewTimer(r.d.cfg.AckTimeout)
-	defer timeout.Stop()
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if want := r.lastSeq + uint64(i) + 1; ack.Sequence != want || ack.Duplicate {
-				return fmt.Errorf("de-identified event stored as sequence %d (duplicate %t), expected %d", ack.Sequence, ack.Duplicate, want)
-			}
-			if r.d.deps.Published != nil {
-				r.d.deps.Published(DeidentifiedParams{Source: out[i].source, Sequence: ack.Sequence, AckedAt: time.Now()})
-			}
-		case err := <-f.Err():
-			return fmt.Errorf("publish de-identified event: %w", err)
-		case <-timeout.C:
-			return fmt.Errorf("no acknowledgement within %s", r.d.cfg.AckTimeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	r.lastSeq += uint64(len(out))
-	for t, seq := range prev {
-		r.prev[t] = seq
+		r.published++
+		r.prev[tenant] = r.published
+		r.inflight = append(r.inflight, flight{future: f, seq: r.published, at: time.Now(), source: p.source})
 	}
 	return nil
+}
+
+// oldest is the oldest message in flight, nil when none is.
+func (r *deidRun) oldest() *flight {
+	if len(r.inflight) == 0 {
+		return nil
+	}
+	return &r.inflight[0]
+}
+
+// onAck checks the oldest message's acknowledgement: stored as the
+// sequence it expected, not as a duplicate.
+func (r *deidRun) onAck(ack *jetstream.PubAck) error {
+	f := r.inflight[0]
+	if ack.Sequence != f.seq || ack.Duplicate {
+		return fmt.Errorf("de-identified event stored as sequence %d (duplicate %t), expected %d", ack.Sequence, ack.Duplicate, f.seq)
+	}
+	r.inflight = r.inflight[1:]
+	r.acked = f.seq
+	if r.d.deps.Published != nil {
+		r.d.deps.Published(DeidentifiedParams{Source: f.source, Sequence: ack.Sequence, AckedAt: time.Now()})
+	}
+	r.advance()
+	return nil
+}
+
+// waitOldest waits for the oldest message's acknowledgement.
+func (r *deidRun) waitOldest(ctx context.Context) error {
+	f := r.oldest()
+	timeout := time.NewTimer(time.Until(f.at.Add(r.d.cfg.AckTimeout)))
+	defer timeout.Stop()
+	select {
+	case ack := <-f.future.Ok():
+		return r.onAck(ack)
+	case err := <-f.future.Err():
+		return fmt.Errorf("publish de-identified event: %w", err)
+	case <-timeout.C:
+		return fmt.Errorf("no acknowledgement within %s", r.d.cfg.AckTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// advance moves the checkpoint over the batches whose messages are all
+// acknowledged.
+func (r *deidRun) advance() {
+	for len(r.marks) > 0 && r.marks[0].Deid <= r.acked {
+		r.done, r.marks = r.marks[0], r.marks[1:]
+	}
 }
 
 // previous looks up the last de-identified sequence of the batch's tenants

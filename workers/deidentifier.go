@@ -139,13 +139,16 @@ type DeidentifierDeps struct {
 // It reads CLINICAL with an ordered consumer and publishes as the relay
 // does: pipelined, each message expecting the stream's last sequence to be
 // its predecessor's, so the stream only ever holds a prefix of what it
-// publishes. Every source message yields exactly one message (a withheld
-// one when its patient was erased) unless it is not the relay's, which is
-// decided by its content alone. After each batch a checkpoint (a JetStream
-// key-value entry beside the stream) records the last source sequence and
-// the stream's last sequence; a restart skips as many source messages as
-// the stream holds beyond that checkpoint (those whose acknowledgements
-// came but whose checkpoint did not), so nothing is published twice and
+// publishes; a batch goes out behind the previous ones' messages without
+// waiting for their acknowledgements, which are checked in order as they
+// come, and the first that fails (or does not come within AckTimeout)
+// starts it over. Every source message yields exactly one message (a
+// withheld one when its patient was erased, or its PHI cannot be read)
+// unless it is not the relay's, which is decided by its content alone. A
+// checkpoint (a JetStream key-value entry beside the stream, saved at most
+// once a second) records the source sequence and the stream sequence the
+// acknowledgements reached; a restart skips as many source messages as the
+// stream holds beyond that checkpoint, so nothing is published twice and
 // nothing is left out. Message ids are the events' pseudonyms besides, for
 // JetStream's duplicate window.
 //
@@ -211,7 +214,7 @@ func (d *Deidentifier) runOnce(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", d.cfg.Stream, err)
 	}
-	run := &deidRun{d: d, log: log, kv: kv, stream: stream, lastSeq: info.State.LastSeq, prev: make(map[chartstream.TenantID]uint64),
+	run := &deidRun{d: d, log: log, kv: kv, stream: stream, published: info.State.LastSeq, acked: info.State.LastSeq, prev: make(map[chartstream.TenantID]uint64),
 		patients: make(map[uuid.UUID]uuid.UUID), unreadable: make(map[chartstream.TenantID]int)}
 	switch last := info.State.LastSeq; {
 	case last >= cp.Deid:
@@ -233,7 +236,7 @@ func (d *Deidentifier) runOnce(ctx context.Context, log *slog.Logger) error {
 		log.Warn("the clinical stream holds less than the checkpoint says (it was recreated); starting from its beginning")
 		cp.Source, run.skip = 0, 0
 	}
-	run.source = cp.Source
+	run.source, run.done, run.saved = cp.Source, cp, cp
 	oc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{d.cfg.SourcePrefix + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if len(d.cfg.Tenants) > 0 {
 		oc.FilterSubjects = oc.FilterSubjects[:0]
@@ -259,13 +262,5 @@ func (d *Deidentifier) runOnce(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("read %s: %w", d.cfg.Source, err)
 	}
 	defer cc.Stop()
-	for {
-		batch, err := nextBatch(ctx, incoming, d.cfg.MaxInFlight)
-		if err != nil {
-			return err
-		}
-		if err := run.batch(ctx, batch); err != nil {
-			return err
-		}
-	}
+	return run.loop(ctx, incoming)
 }

@@ -58,10 +58,7 @@ analytics transaction's commit. Target: p99 <= 1 s at 1,000 events/s.`,
 		},
 	}
 	f := cmd.Flags()
-	stringFlag(f, &urls.db, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
-	stringFlag(f, &urls.relay, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role")
-	stringFlag(f, &urls.admin, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL (creates the bench tenant)")
-	stringFlag(f, &urls.nats, "nats-url", "NATS_URL", "", "external NATS; empty starts an embedded server")
+	benchURLFlags(f, &urls)
 	f.IntVar(&rate, "rate", 1000, "events per second")
 	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long to record")
