@@ -48,8 +48,9 @@ func runClosedLoop(ctx context.Context, t *benchTarget, hc *http.Client, tokens 
 	for i, token := range tokens {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+			next := mixSequence(rng)
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				t.do(ctx, hc, token, mix.pick(rng.Float64()), rng)
+				t.do(ctx, hc, token, mix.pick(next()), rng)
 			}
 		})
 	}

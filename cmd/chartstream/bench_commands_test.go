@@ -261,3 +261,27 @@ func TestBenchCommandsEndToEnd(t *testing.T) {
 		t.Errorf("history %+v, want medians for 10 and 100 events and their ratio", h)
 	}
 }
+
+// A client's picks follow the mix in every short run, not only on average:
+// any 20 consecutive requests hold each operation of the clinical mix.
+func TestMixSequenceCoversShortRuns(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(50) {
+		next := mixSequence(rand.New(rand.NewPCG(seed, 7)))
+		var window []benchOp
+		for i := range 500 {
+			window = append(window, clinicalMix.pick(next()))
+			if len(window) > 20 {
+				window = window[1:]
+			}
+			if len(window) < 20 {
+				continue
+			}
+			for _, s := range clinicalMix {
+				if !slices.Contains(window, s.op) {
+					t.Fatalf("seed %d: requests %d-%d hold no %s: %v", seed, i-19, i, s.op, window)
+				}
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -46,6 +47,18 @@ type benchMix []share
 // clinicalMix is the mix of a clinical day: 60% observations, 20%
 // chart reads, 10% registrations, 10% FHIR searches.
 var clinicalMix = benchMix{{opObserve, 0.6}, {opChart, 0.2}, {opRegister, 0.1}, {opFHIR, 0.1}}
+
+// mixSequence yields the points a client picks its operations at: a
+// golden-ratio sequence from a random start, so that in any short run each
+// operation gets close to its share (independent draws could leave a
+// 10% operation out of 20 requests one time in eight).
+func mixSequence(rng *rand.Rand) func() float64 {
+	u := rng.Float64()
+	return func() float64 {
+		u = math.Mod(u+0.6180339887498949, 1)
+		return u
+	}
+}
 
 // only is the mix of a single operation.
 func only(op benchOp) benchMix { return benchMix{{op, 1}} }

@@ -87,9 +87,10 @@ func runUsers(ctx context.Context, t *benchTarget, tokens []string, think, d tim
 			hc := userClient(conns)
 			defer hc.CloseIdleConnections()
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+			next := mixSequence(rng)
 			for sleepCtx(deadline, thinkTime(rng, think)) == nil {
 				// The request itself may outlast the deadline: it counts.
-				t.do(ctx, hc, token, clinicalMix.pick(rng.Float64()), rng)
+				t.do(ctx, hc, token, clinicalMix.pick(next()), rng)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-// Package analytics is the analytics read model (migration 0010): daily
+// Package analytics is the analytics read model (migration 0009): daily
 // census flows per location, encounters with their length of stay,
 // observations per LOINC code and day, medication orders per RxNorm code
 // and day. It holds aggregates and ids, never PHI, and needs none: the
