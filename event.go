@@ -62,6 +62,10 @@ type EventSpec struct {
 	// Subject is the top-level payload field holding the id (UUID) of the
 	// patient whose key encrypts the PHI. Empty means the stream id.
 	Subject string
+	// Payload is a zero value of the payload's Go type, from which the
+	// event's JSON Schema is generated for consumers (/asyncapi.json). The
+	// store does not use it.
+	Payload any
 }
 
 // NewEvent is an event about to be appended.

@@ -247,7 +247,7 @@ func newAPIEnvWith(t *testing.T, opts ...envOption) *apiEnv {
 		Logger:   logging.New(cfg.log, slog.LevelDebug),
 		Commands: commands.New(store, nil), Tokens: verifier, Tenants: tenants.NewDirectory(testkit.MustAppPool(t)),
 		Revocations: revocation.New(rdb, prefix+"revoked:"),
-		Limits:      limits, Idempotency: idem, ReadModels: readModels, Analytics: cfg.analytics,
+		Limits:      limits, Idempotency: idem, ReadModels: readModels, Analytics: cfg.analytics, AsyncAPI: mustAsyncAPI(t),
 		Access: access, History: store, Auditor: audit.Verifier{History: store, Keys: signer.Public()},
 	}, cfg.server)
 	if err != nil {

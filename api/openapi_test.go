@@ -8,11 +8,15 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/chartstream/chartstream/commands"
+	"github.com/chartstream/chartstream/internal/asyncapi"
+	"github.com/chartstream/chartstream/internal/deid"
 )
 
 // TestOpenAPIDocumentMatchesRoutes keeps /openapi.json honest: every
 // registered /v1 and /fhir route is in the document and the document has
-// nothing else, with its methods, path parameters and error responses.
+// nothing else (but the public /asyncapi.json), with its methods, path parameters and error responses.
 func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
@@ -55,7 +59,7 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 	}
 	var registered []string
 	for _, rt := range e.server.Handler().(*echo.Echo).Routes() {
-		if (strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/fhir/")) && rt.Method != echo.RouteNotFound {
+		if (strings.HasPrefix(rt.Path, "/v1/") || strings.HasPrefix(rt.Path, "/fhir/") || rt.Path == "/asyncapi.json") && rt.Method != echo.RouteNotFound {
 			path := rt.Path
 			for _, part := range strings.Split(rt.Path, "/") {
 				if name, ok := strings.CutPrefix(part, ":"); ok {
@@ -69,5 +73,34 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 	slices.Sort(registered)
 	if len(registered) == 0 || !slices.Equal(documented, registered) {
 		t.Errorf("documented routes\n%v\ndiffer from registered routes\n%v", documented, registered)
+	}
+}
+
+// mustAsyncAPI is the AsyncAPI document of the clinical event types.
+func mustAsyncAPI(t *testing.T) []byte {
+	t.Helper()
+	rules, err := deid.New(commands.EventSpecs(), deid.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := asyncapi.Document(commands.EventSpecs(), rules, asyncapi.DefaultStreams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// /asyncapi.json needs no token, like /openapi.json: it describes event
+// types, never a tenant's data.
+func TestAsyncAPIDocumentIsPublic(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	r := e.do(http.MethodGet, "/asyncapi.json", "", nil).want(t, http.StatusOK)
+	var doc struct {
+		AsyncAPI string         `json:"asyncapi"`
+		Channels map[string]any `json:"channels"`
+	}
+	if err := json.Unmarshal(r.Raw, &doc); err != nil || doc.AsyncAPI != "3.0.0" || len(doc.Channels) != 2 {
+		t.Errorf("/asyncapi.json: %.200s (%v)", r.Raw, err)
 	}
 }

@@ -142,6 +142,9 @@ type Deps struct {
 	// Metrics is the metrics exposition, served on GET /metrics when
 	// Config.MetricsToken is set.
 	Metrics http.Handler
+	// AsyncAPI is the AsyncAPI document of the event streams
+	// (internal/asyncapi), served at /asyncapi.json; nil serves none.
+	AsyncAPI []byte
 }
 
 // Server is the HTTP server.
@@ -237,15 +240,15 @@ func (s *Server) clinicalRoutes() error {
 		}
 	}
 	var err error
-	public := s.fhirPublicRoutes()
-	checkPHIDeclared(slices.Concat(s.routes, public))
+	public, docs := s.fhirPublicRoutes(), s.docRoutes()
+	checkPHIDeclared(slices.Concat(s.routes, public, docs))
 	s.long = map[string]bool{}
 	for _, r := range s.routes {
 		if r.Long {
 			s.long[r.Method+" "+r.Path] = true
 		}
 	}
-	if s.openAPI, err = openAPIDocument(slices.Concat(s.routes, public)); err != nil {
+	if s.openAPI, err = openAPIDocument(slices.Concat(s.routes, public, docs)); err != nil {
 		return fmt.Errorf("api: openapi document: %w", err)
 	}
 	s.echo.GET("/openapi.json", func(c echo.Context) error {
@@ -253,6 +256,9 @@ func (s *Server) clinicalRoutes() error {
 	})
 	s.register(s.echo.Group("/v1", s.authenticate, s.limit), "/v1", s.routes)
 	s.registerFHIR(s.routes, public)
+	for _, r := range docs {
+		s.echo.Add(r.Method, r.Path, r.Handle)
+	}
 	return nil
 }
 

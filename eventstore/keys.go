@@ -278,3 +278,30 @@ func (s *Store) watchKeysOnce(ctx context.Context, listener *pgxpool.Pool) error
 		s.deks.Forget(tenant, subject)
 	}
 }
+
+// ErasedSubjects returns which of the tenant's subjects were erased (their
+// key destroyed), read from the database, never from a cache: a reader that
+// must not pass on an erased patient's data (the de-identifier) learns of
+// an erasure as soon as it commits. A subject without any key is not
+// erased.
+func (s *Store) ErasedSubjects(ctx context.Context, tenant chartstream.TenantID, subjects []uuid.UUID) (map[uuid.UUID]bool, error) {
+	erased := make(map[uuid.UUID]bool)
+	if len(subjects) == 0 {
+		return erased, nil
+	}
+	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT subject_id FROM data_keys WHERE tenant_id = $1 AND subject_id = ANY($2) AND wrapped IS NULL`, tenant, subjects)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		for _, id := range ids {
+			erased[id] = true
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("erased subjects: %w", err)
+	}
+	return erased, nil
+}

@@ -96,3 +96,14 @@ func claimHash(key []byte, c chartstream.UniqueClaim) []byte {
 	h.Write([]byte(c.Value))
 	return h.Sum(nil)
 }
+
+// pseudonymKeyPurpose names the key of de-identified pseudonyms.
+const pseudonymKeyPurpose = "pseudonyms"
+
+// PseudonymKey returns the tenant's pseudonym key (made on first use): the
+// HMAC key the de-identifier turns patient and record ids into pseudonyms
+// with. It is a key of its own, not the claims key, so that a pseudonym
+// never equals a stored claim hash. ENOTFOUND for an unknown tenant.
+func (s *Store) PseudonymKey(ctx context.Context, tenant chartstream.TenantID) ([]byte, error) {
+	return s.tenantKey(ctx, tenant, pseudonymKeyPurpose)
+}

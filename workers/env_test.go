@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
-	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -37,23 +35,7 @@ func mustStore(t *testing.T, envVar string) *eventstore.Store {
 // its own.
 func mustStoreWith(t *testing.T, envVar string, specs []chartstream.EventSpec) *eventstore.Store {
 	t.Helper()
-	reg, err := eventstore.NewRegistry(specs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "phi.key")
-	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := phi.OpenLocalKeyFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := eventstore.New(testkit.MustPool(t, envVar), reg, keys, eventstore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testkit.MustEventStore(t, testkit.MustPool(t, envVar), specs, testkit.MustPHIKeys(t))
 }
 
 // relayEnv is one test's relay setup: its own JetStream stream, subject
@@ -166,49 +148,62 @@ func (e *relayEnv) appendEvents(streams []uuid.UUID, n int) {
 // published returns the test tenant's events in the stream, in stream order.
 func (e *relayEnv) published() []chartstream.Event {
 	e.t.Helper()
-	ctx := testkit.Context(e.t)
-	stream, err := e.js.Stream(ctx, e.cfg.Stream)
+	var out []chartstream.Event
+	for _, m := range fetchAll(e.t, e.js, e.cfg.Stream, workers.TenantSubjects(e.cfg.SubjectPrefix, e.tenant)) {
+		ev, err := workers.DecodeMessage(m.Data())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if got := m.Headers().Get(nats.MsgIdHdr); got != ev.ID.String() {
+			e.t.Errorf("Nats-Msg-Id %q, want the event id %s", got, ev.ID)
+		}
+		if got := m.Headers().Get(workers.HeaderTenant); got != e.tenant.String() {
+			e.t.Errorf("tenant header %q, want %s", got, e.tenant)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// fetchAll returns the stream's messages on subjects, in stream order;
+// none when the stream does not exist yet.
+func fetchAll(t *testing.T, js jetstream.JetStream, name, subjects string) []jetstream.Msg {
+	t.Helper()
+	ctx := testkit.Context(t)
+	stream, err := js.Stream(ctx, name)
 	if err != nil {
 		return nil
 	}
 	// How many there are, then fetch them all: a consumer just created
 	// may answer a no-wait fetch with nothing.
-	subjects := workers.TenantSubjects(e.cfg.SubjectPrefix, e.tenant)
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subjects))
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var want uint64
 	for _, n := range info.State.Subjects {
 		want += n
 	}
+	if want == 0 {
+		return nil
+	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects}})
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	var out []chartstream.Event
+	var out []jetstream.Msg
 	for uint64(len(out)) < want {
 		batch, err := cons.Fetch(int(min(want-uint64(len(out)), 500)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			ev, err := workers.DecodeMessage(m.Data())
-			if err != nil {
-				e.t.Fatal(err)
-			}
-			if got := m.Headers().Get(nats.MsgIdHdr); got != ev.ID.String() {
-				e.t.Errorf("Nats-Msg-Id %q, want the event id %s", got, ev.ID)
-			}
-			if got := m.Headers().Get(workers.HeaderTenant); got != e.tenant.String() {
-				e.t.Errorf("tenant header %q, want %s", got, e.tenant)
-			}
-			out = append(out, ev)
+			out = append(out, m)
 		}
 		if n == 0 {
-			e.t.Fatalf("fetched %d of the tenant's %d messages: %v", len(out), want, batch.Error())
+			t.Fatalf("fetched %d of %d messages: %v", len(out), want, batch.Error())
 		}
 	}
 	return out

@@ -29,3 +29,6 @@ func WhilePaused(d CopyDeps, fn func()) CopyDeps {
 func Sign(m *nats.Msg, s Signer) {
 	m.Header.Set(HeaderSignature, s.Sign(signedContent(m.Header, m.Data)))
 }
+
+// DeidCheckpointBucket is the key-value bucket of de-identifier checkpoints.
+const DeidCheckpointBucket = deidCheckpointBucket

@@ -97,3 +97,22 @@ func (l lease) key() int64 {
 	h.Write([]byte("chartstream." + l.name))
 	return int64(h.Sum64())
 }
+
+// retrying is an ActiveFn that runs fn, and after each failure logs it
+// (failed says what failed and what happens next) and runs it again after
+// a backoff doubling from 100ms up to max.
+func retrying(max time.Duration, log *slog.Logger, failed string, fn ActiveFn) ActiveFn {
+	return func(ctx context.Context) error {
+		backoff := 100 * time.Millisecond
+		for ctx.Err() == nil {
+			err := fn(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn(failed, logging.Error(err), "backoff", backoff.String())
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, max)
+		}
+		return nil
+	}
+}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
-	"github.com/chartstream/chartstream/internal/logging"
 )
 
 // The relay's defaults, which the projector and the verify commands share.
@@ -223,19 +222,8 @@ func NewRelay(deps RelayDeps, cfg RelayConfig) (*Relay, error) {
 // standbys and take over when it dies.
 func (r *Relay) Run(ctx context.Context) error {
 	log := r.deps.Logger.With("worker", "relay", "relay", r.cfg.Name)
-	lease{db: r.deps.Sessions, name: "relay." + r.cfg.Name, retry: r.cfg.LeaseRetry, log: log}.run(ctx, func(ctx context.Context) error {
-		backoff := 100 * time.Millisecond
-		for ctx.Err() == nil {
-			err := r.publishFromTail(ctx)
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("relay publishing failed; will resume from the stream's tail", logging.Error(err), "backoff", backoff.String())
-			sleep(ctx, backoff)
-			backoff = min(backoff*2, r.cfg.MaxBackoff)
-		}
-		return nil
-	})
+	lease{db: r.deps.Sessions, name: "relay." + r.cfg.Name, retry: r.cfg.LeaseRetry, log: log}.run(ctx,
+		retrying(r.cfg.MaxBackoff, log, "relay publishing failed; will resume from the stream's tail", r.publishFromTail))
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
@@ -37,11 +38,26 @@ type benchPipeline struct {
 	js         jetstream.JetStream
 	nats       *messaging.Conn
 	relayCfg   workers.RelayConfig
-	quiet      *slog.Logger // warnings and errors only, to the bench's log
-	closers    []func()
+	// signer, when set, signs the relay's messages.
+	signer  workers.Signer
+	quiet   *slog.Logger // warnings and errors only, to the bench's log
+	closers []func()
 }
 
-type benchURLs struct{ db, relay, admin, nats string }
+type benchURLs struct {
+	db, relay, admin, nats string
+	// natsAuth are NATS_URL's credentials; an embedded server takes none.
+	natsAuth messaging.Config
+}
+
+// benchURLFlags defines the pipeline benches' connection flags.
+func benchURLFlags(f *pflag.FlagSet, u *benchURLs) {
+	stringFlag(f, &u.db, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
+	stringFlag(f, &u.relay, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role")
+	stringFlag(f, &u.admin, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL (creates the bench tenant)")
+	stringFlag(f, &u.nats, "nats-url", "NATS_URL", "", "external NATS; empty starts an embedded server")
+	natsAuthFlags(f, &u.natsAuth)
+}
 
 func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs []chartstream.EventSpec) (b *benchPipeline, err error) {
 	// The workers' warnings explain a bench that stalls (a relay retrying
@@ -78,7 +94,12 @@ func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs 
 		return b, err
 	}
 	b.closers = append(b.closers, b.relayPool.Close)
-	nc, err := messaging.Connect(ctx, b.quiet, messaging.Config{URL: urls.nats, StoreDir: filepath.Join(dir, "nats")})
+	natsCfg := messaging.Config{StoreDir: filepath.Join(dir, "nats")}
+	if urls.nats != "" {
+		natsCfg = urls.natsAuth
+		natsCfg.URL = urls.nats
+	}
+	nc, err := messaging.Connect(ctx, b.quiet, natsCfg)
 	if err != nil {
 		return b, err
 	}
@@ -102,7 +123,7 @@ func newBenchPipeline(ctx context.Context, log io.Writer, urls benchURLs, specs 
 
 // startRelay runs the bench's relay until the returned stop is called.
 func (b *benchPipeline) startRelay(ctx context.Context, published workers.PublishedFn) (stop func(), err error) {
-	relay, err := workers.NewRelay(workers.RelayDeps{Events: b.reader, DB: b.relayPool, JetStream: b.js, Logger: b.quiet, Published: published}, b.relayCfg)
+	relay, err := workers.NewRelay(workers.RelayDeps{Events: b.reader, DB: b.relayPool, JetStream: b.js, Signer: b.signer, Logger: b.quiet, Published: published}, b.relayCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -91,10 +91,7 @@ with the same N adds nothing.`,
 		},
 	}
 	f := cmd.Flags()
-	stringFlag(f, &urls.db, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
-	stringFlag(f, &urls.relay, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role")
-	stringFlag(f, &urls.admin, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL (creates the bench tenant)")
-	stringFlag(f, &urls.nats, "nats-url", "NATS_URL", "", "external NATS; empty starts an embedded server")
+	benchURLFlags(f, &urls)
 	stringFlag(f, &redisURL, "redis-url", "REDIS_URL", "", "Redis URL (the API's rate limits and idempotency)")
 	f.IntVar(&rate, "rate", 1000, "events per second in the lag phase")
 	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")

@@ -27,7 +27,7 @@ type relayBench struct {
 }
 
 func newBenchRelayCmd() *cobra.Command {
-	var dbURL, relayURL, adminURL, natsURL string
+	var urls benchURLs
 	var rate, backlog int
 	var duration time.Duration
 	var asJSON bool
@@ -41,10 +41,10 @@ Phase 2 appends a backlog of --backlog events with the relay stopped, starts it
 and measures how fast it publishes them. Uses NATS_URL, or an embedded server.`,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := required([2]string{"DATABASE_URL", dbURL}, [2]string{"DATABASE_RELAY_URL", relayURL}, [2]string{"DATABASE_ADMIN_URL", adminURL}); err != nil {
+			if err := required([2]string{"DATABASE_URL", urls.db}, [2]string{"DATABASE_RELAY_URL", urls.relay}, [2]string{"DATABASE_ADMIN_URL", urls.admin}); err != nil {
 				return err
 			}
-			r, err := benchRelay(cmd.Context(), cmd.ErrOrStderr(), benchRelayParams{dbURL, relayURL, adminURL, natsURL, rate, duration, backlog})
+			r, err := benchRelay(cmd.Context(), cmd.ErrOrStderr(), benchRelayParams{urls, rate, duration, backlog})
 			if err != nil {
 				return err
 			}
@@ -57,10 +57,7 @@ and measures how fast it publishes them. Uses NATS_URL, or an embedded server.`,
 			return nil
 		},
 	}
-	stringFlag(cmd.Flags(), &dbURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL of the app role")
-	stringFlag(cmd.Flags(), &relayURL, "database-relay-url", "DATABASE_RELAY_URL", "", "PostgreSQL URL of the relay role")
-	stringFlag(cmd.Flags(), &adminURL, "database-admin-url", "DATABASE_ADMIN_URL", "", "owner URL (creates the bench tenant)")
-	stringFlag(cmd.Flags(), &natsURL, "nats-url", "NATS_URL", "", "external NATS; empty starts an embedded server")
+	benchURLFlags(cmd.Flags(), &urls)
 	cmd.Flags().IntVar(&rate, "rate", 200, "events per second in the latency phase")
 	cmd.Flags().DurationVar(&duration, "duration", 10*time.Second, "length of the latency phase")
 	cmd.Flags().IntVar(&backlog, "backlog", 20000, "events in the throughput phase")
@@ -69,10 +66,10 @@ and measures how fast it publishes them. Uses NATS_URL, or an embedded server.`,
 }
 
 type benchRelayParams struct {
-	dbURL, relayURL, adminURL, natsURL string
-	rate                               int
-	duration                           time.Duration
-	backlog                            int
+	urls     benchURLs
+	rate     int
+	duration time.Duration
+	backlog  int
 }
 
 func benchRelay(ctx context.Context, log io.Writer, p benchRelayParams) (relayBench, error) {
@@ -80,7 +77,7 @@ func benchRelay(ctx context.Context, log io.Writer, p benchRelayParams) (relayBe
 	if p.rate < 1 || p.duration <= 0 || p.backlog < 1 {
 		return r, fmt.Errorf("--rate, --duration and --backlog must be positive")
 	}
-	b, err := newBenchPipeline(ctx, log, benchURLs{p.dbURL, p.relayURL, p.adminURL, p.natsURL}, benchSpecs)
+	b, err := newBenchPipeline(ctx, log, p.urls, benchSpecs)
 	if err != nil {
 		return r, err
 	}

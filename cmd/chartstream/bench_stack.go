@@ -14,13 +14,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/auth"
+	"github.com/chartstream/chartstream/internal/logging"
+	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/tenants"
 	"github.com/chartstream/chartstream/workers"
@@ -116,8 +117,9 @@ func openCommandsStack(ctx context.Context, log io.Writer, cfg Config, o stackOp
 	}
 	if cfg.NATSURL != "" {
 		s.closers = append(s.closers, func() {
-			deleteBenchStream(log, cfg.NATSURL, cfg.Relay.Stream)
-			deleteBenchStream(log, cfg.NATSURL, cfg.Anchor.Stream.Stream)
+			deleteBenchStream(log, cfg.natsConfig(), cfg.Relay.Stream)
+			deleteBenchStream(log, cfg.natsConfig(), cfg.Anchor.Stream.Stream)
+			deleteBenchStream(log, cfg.natsConfig(), cfg.Deid.Stream)
 		})
 	}
 	if s.store, s.pool, err = openStore(ctx, cfg.DatabaseURL, cfg.Keys, "chartstream-bench", commands.EventSpecs()); err != nil {
@@ -227,6 +229,8 @@ func isolateBenchWorkers(ctx context.Context, cfg *Config, tenant chartstream.Te
 	cfg.Projector.Tenants = []chartstream.TenantID{tenant}
 	cfg.Anchor.Name, cfg.Anchor.Tenants = "bench-"+id, []chartstream.TenantID{tenant}
 	cfg.Anchor.Stream.Stream, cfg.Anchor.Stream.SubjectPrefix = "BENCH_ANCHORS_"+strings.ToUpper(id), "benchanchors"+id
+	cfg.Deid.Name, cfg.Deid.Stream, cfg.Deid.SubjectPrefix = "bench-deid-"+id, cfg.Relay.Stream+"_DEID", "benchd"+id
+	cfg.Deid.Tenants = cfg.Projector.Tenants
 	reader, pool, err := openStore(ctx, cfg.DatabaseRelayURL, cfg.Keys, "chartstream-bench-relay", commands.EventSpecs())
 	if err != nil {
 		return err
@@ -244,14 +248,14 @@ func isolateBenchWorkers(ctx context.Context, cfg *Config, tenant chartstream.Te
 
 // deleteBenchStream removes the bench's stream (and its consumer) from a
 // shared NATS server.
-func deleteBenchStream(log io.Writer, url, stream string) {
-	nc, err := nats.Connect(url)
+func deleteBenchStream(log io.Writer, cfg messaging.Config, stream string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := messaging.Connect(ctx, logging.New(io.Discard, slog.LevelError), cfg)
 	if err == nil {
 		defer nc.Close()
 		var js jetstream.JetStream
-		if js, err = jetstream.New(nc); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+		if js, err = jetstream.New(nc.Conn); err == nil {
 			err = js.DeleteStream(ctx, stream)
 		}
 	}

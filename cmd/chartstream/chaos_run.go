@@ -218,7 +218,10 @@ func (r *chaosRun) natsStore() string { return filepath.Join(r.dir, "nats-store"
 func (r *chaosRun) childEnv(natsURL string) []string {
 	return childEnv(os.Environ(), map[string]string{
 		"NATS_URL": natsURL, "JWT_ALLOW_DEV_KEY": "true", "LOG_LEVEL": "info",
-		"DATABASE_URL": r.cfg.DatabaseURL, "DATABASE_RELAY_URL": r.cfg.DatabaseRelayURL, "DATABASE_ADMIN_URL": r.cfg.DatabaseAdminURL,
+		// The run's nats-server (or the embedded one) takes no
+		// credentials, unlike the stack's.
+		"NATS_CREDS_FILE": "",
+		"DATABASE_URL":    r.cfg.DatabaseURL, "DATABASE_RELAY_URL": r.cfg.DatabaseRelayURL, "DATABASE_ADMIN_URL": r.cfg.DatabaseAdminURL,
 		"REDIS_URL": r.cfg.RedisURL, "PHI_KEY_FILE": r.cfg.PHIKeyFile, "JWT_DEV_KEY_FILE": r.cfg.JWTDevKeyFile,
 		"RELAY_STREAM": r.cfg.RelayStream,
 		// The stream of one run needs far less than the 10 GiB default

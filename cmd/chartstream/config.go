@@ -108,6 +108,8 @@ type Config struct {
 	// Analytics configures the analytics projector (defaults only; its
 	// stream is the relay's).
 	Analytics workers.AnalyticsConfig
+	// Deid configures the de-identifier (DEID_*).
+	Deid deidSettings
 	// Auth configures bearer token verification (JWT_*).
 	Auth auth.Config
 	// RateStandard, RatePremium and RateEnterprise are each tier's
@@ -226,6 +228,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	durationFlag(fs, &c.Relay.DuplicateWindow, "relay-duplicate-window", "RELAY_DUPLICATE_WINDOW", 10*time.Minute, "JetStream duplicate window")
 	durationFlag(fs, &c.Relay.MaxAge, "relay-max-age", "RELAY_MAX_AGE", 30*24*time.Hour, "stream retention by age")
 	intFlag(fs, &c.Projector.Lanes, "projector-lanes", "PROJECTOR_LANES", 4, "tenants' events applied concurrently (each tenant in order)")
+	c.Deid.flags(fs)
 	int64Flag(fs, &c.Relay.MaxBytes, "relay-max-bytes", "RELAY_MAX_BYTES", 10<<30, "stream retention by size in bytes (-1 unlimited)")
 	stringFlag(fs, &c.NATSURL, "nats-url", "NATS_URL", "", "external NATS URL; empty starts an embedded JetStream server")
 	natsAuthFlags(fs, &c.NATS)
@@ -362,6 +365,9 @@ func (c Config) Validate(api, workers bool) error {
 		}
 	}
 	if err := c.natsConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Deid.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.EventStore.AppendConcurrency < 1 {

@@ -46,6 +46,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad HTTP_ADDR", []string{"serve"}, map[string]string{"HTTP_ADDR": "localhost"}, []string{"HTTP_ADDR must be host:port"}},
 		{"bad LOG_LEVEL", []string{"serve"}, map[string]string{"LOG_LEVEL": "loud"}, []string{"LOG_LEVEL must be debug, info, warn or error"}},
 		{"bad LOG_LEVEL for work", []string{"work"}, map[string]string{"LOG_LEVEL": "loud", "REDIS_URL": ""}, []string{"LOG_LEVEL"}},
+		{"bad DEID_DATES", []string{"serve"}, map[string]string{"DEID_DATES": "month"}, []string{"DEID_DATES must be year or shift"}},
+		{"bad DEID_MAX_SHIFT_DAYS", []string{"work"}, map[string]string{"DEID_DATES": "shift", "DEID_MAX_SHIFT_DAYS": "0", "REDIS_URL": ""}, []string{"DEID_MAX_SHIFT_DAYS"}},
 		{"missing DATABASE_ADMIN_URL for tenant", []string{"tenant", "list"}, map[string]string{"DATABASE_ADMIN_URL": ""}, []string{"DATABASE_ADMIN_URL is required"}},
 		{"missing DATABASE_ADMIN_URL for migrate", []string{"migrate"}, map[string]string{"DATABASE_ADMIN_URL": ""}, []string{"DATABASE_ADMIN_URL is required"}},
 		// A flag overrides its variable: the malformed SHUTDOWN_TIMEOUT is

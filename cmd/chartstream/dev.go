@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chartstream/chartstream/internal/auth"
+	"github.com/chartstream/chartstream/internal/natsauth"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/signing"
 	"github.com/chartstream/chartstream/internal/tlsconfig"
@@ -52,7 +53,37 @@ func newDevCmd() *cobra.Command {
 	stringFlag(initKeys.Flags(), &jwtKeyFile, "jwt-dev-key-file", "JWT_DEV_KEY_FILE", "", "dev JWT signing key (ES256 PEM)")
 	stringFlag(initKeys.Flags(), &signingKeyFile, "message-signing-key-file", "MESSAGE_SIGNING_KEY_FILE", "", "relay's message signing key (Ed25519 PEM; its .pub beside it)")
 	stringFlag(initKeys.Flags(), &checkpointKeyFile, "checkpoint-signing-key-file", "CHECKPOINT_SIGNING_KEY_FILE", "", "anchor worker's checkpoint signing key (Ed25519 PEM; its .pub beside it)")
-	cmd.AddCommand(initKeys, newDevInitTLSCmd())
+	var natsDir, natsConf, resolverDir string
+	initNATS := &cobra.Command{
+		Use:   "init-nats --dir D --conf F --resolver-dir R",
+		Short: "Create the dev NATS operator, accounts and users if absent (never replaces them), and write nats-server's auth config",
+		Long: `init-nats sets up decentralized (JWT) authentication for the local nats-server:
+an operator with a signing key, a system account and its user, the platform
+account CHARTSTREAM (JetStream) with a signing key, and the platform user whose
+.creds every chartstream process connects with. Keys go to --dir (0700; seeds
+0600); nats-server's config, with a full account resolver in --resolver-dir, to
+--conf. Existing keys are kept: the resolver holds the account JWT with the
+subscribers' revocations.`,
+		Args: badInput(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if natsDir == "" || natsConf == "" || resolverDir == "" {
+				return exitError{2, errors.New("--dir, --conf and --resolver-dir are required")}
+			}
+			created, err := natsauth.DevSetup(natsDir, natsConf, resolverDir)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintf(cmd.OutOrStdout(), "created NATS operator, accounts and users in %s\n", natsDir)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "NATS auth config ready: %s\n", natsConf)
+			return nil
+		},
+	}
+	initNATS.Flags().StringVar(&natsDir, "dir", "", "directory of the keys and creds")
+	initNATS.Flags().StringVar(&natsConf, "conf", "", "nats-server auth config to write")
+	initNATS.Flags().StringVar(&resolverDir, "resolver-dir", "", "nats-server's account resolver directory")
+	cmd.AddCommand(initKeys, initNATS, newDevInitTLSCmd())
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -89,11 +90,17 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	// their tenants' checkpoints. The test projects one tenant of its own.
 	cfg.Projector.Tenants = []chartstream.TenantID{testkit.MustTenant(t)}
 	// The anchor worker signs its own tenant's checkpoints only, on a
-	// stream of its own.
+	// stream of its own; the de-identifier likewise: a lease, stream and
+	// subjects of its own, for the test's tenant.
 	cfg.Anchor.Name, cfg.Anchor.Tenants = "test-"+id, cfg.Projector.Tenants
 	cfg.Anchor.Stream.Stream, cfg.Anchor.Stream.SubjectPrefix = "TEST_ANCHORS_"+strings.ToUpper(id), "anchors"+id
+	cfg.Deid.Name, cfg.Deid.Stream, cfg.Deid.SubjectPrefix = "deid-"+id, cfg.Relay.Stream+"_DEID", "d"+id
+	cfg.Deid.Tenants = cfg.Projector.Tenants
 	if cfg.NATSURL != "" {
-		t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.Anchor.Stream.Stream) })
+		t.Cleanup(func() {
+			deleteStream(t, cfg.NATSURL, cfg.Anchor.Stream.Stream)
+			deleteStream(t, cfg.NATSURL, cfg.Deid.Stream)
+		})
 	}
 	relay := testkit.MustPool(t, "DATABASE_RELAY_URL")
 	var head eventstore.Cursor
@@ -110,9 +117,14 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	}
 }
 
-// deleteStream removes a test's stream from a shared NATS server.
+// deleteStream removes a test's stream from a shared NATS server, with
+// the stack's credentials.
 func deleteStream(t *testing.T, url, stream string) {
-	nc, err := nats.Connect(url)
+	var opts []nats.Option
+	if creds := os.Getenv("NATS_CREDS_FILE"); creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Errorf("delete stream %s: %v", stream, err)
 		return

@@ -88,6 +88,7 @@ Each subcommand's --help lists the variables it reads.`,
 		newKeysCmd(),
 		newRelayCmd(),
 		newChaosCmd(),
+		newSubscriberCmd(),
 		newHealthcheckCmd(),
 	)
 	// A malformed or unknown flag is bad input: exit 2, like every

@@ -72,6 +72,8 @@ type Main struct {
 	// replica is the hot standby's pool (chartstream_analytics), nil when
 	// DATABASE_REPLICA_URL is not set.
 	replica *pgxpool.Pool
+	// deidentifier is nil when DEID_ENABLED is false.
+	deidentifier *workers.Deidentifier
 	// history is the event store as the relay role: every tenant's events.
 	history *eventstore.Store
 	// keys is the PHI key provider every event store shares.
@@ -196,7 +198,10 @@ func (m *Main) openWorkers(ctx context.Context) error {
 		Dial: func() (*nats.Conn, error) { return m.nats.Dial("chartstream-analytics") },
 		DB:   m.pool, Sessions: m.sessions, Events: opener, Heads: m.history, Verifier: verifier, Logger: m.Logger,
 	}, m.Config.Analytics)
-	return err
+	if err != nil {
+		return err
+	}
+	return m.openDeidentifier(js, opener, signer, verifier)
 }
 
 // newAnchor returns the worker that signs checkpoints. It reads every
@@ -323,6 +328,9 @@ func (m *Main) openAPI(ctx context.Context) error {
 			return err
 		}
 	}
+	if deps.AsyncAPI, err = m.Config.asyncAPI(); err != nil {
+		return fmt.Errorf("asyncapi document: %w", err)
+	}
 	deps.Tokens, deps.Limits, deps.Idempotency = m.verifier, limits, idem
 	deps.Access, deps.History, deps.Auditor = m.access, store, auditor
 	m.server, err = api.NewServer(deps, api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout,
@@ -370,6 +378,10 @@ func (m *Main) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); _ = m.projector.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.anchor.Run(ctx) }()
 		go func() { defer wg.Done(); _ = m.analytics.Run(ctx) }()
+		if m.deidentifier != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = m.deidentifier.Run(ctx) }()
+		}
 	}
 	var err error
 	if m.server != nil {

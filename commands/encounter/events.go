@@ -72,9 +72,9 @@ func (EncounterDischarged) EventType() string { return TypeDischarged }
 // patient named in patient_id. Locations are the clinic's own and not PHI.
 func EventSpecs() []chartstream.EventSpec {
 	return []chartstream.EventSpec{
-		{Type: TypeStarted, SchemaVersion: schemaVersion, PHI: []string{"reason"}, Subject: "patient_id"},
-		{Type: TypePatientTransferred, SchemaVersion: schemaVersion},
-		{Type: TypeDischarged, SchemaVersion: schemaVersion},
+		{Type: TypeStarted, SchemaVersion: schemaVersion, PHI: []string{"reason"}, Subject: "patient_id", Payload: EncounterStarted{}},
+		{Type: TypePatientTransferred, SchemaVersion: schemaVersion, Payload: PatientTransferred{}},
+		{Type: TypeDischarged, SchemaVersion: schemaVersion, Payload: EncounterDischarged{}},
 	}
 }
 

@@ -68,8 +68,8 @@ func (MedicationDiscontinued) EventType() string { return TypeDiscontinued }
 // under the key of the patient named in patient_id.
 func EventSpecs() []chartstream.EventSpec {
 	return []chartstream.EventSpec{
-		{Type: TypePrescribed, SchemaVersion: schemaVersion, PHI: []string{"override"}, Subject: "patient_id"},
-		{Type: TypeDiscontinued, SchemaVersion: schemaVersion, PHI: []string{"reason"}, Subject: "patient_id"},
+		{Type: TypePrescribed, SchemaVersion: schemaVersion, PHI: []string{"override"}, Subject: "patient_id", Payload: MedicationPrescribed{}},
+		{Type: TypeDiscontinued, SchemaVersion: schemaVersion, PHI: []string{"reason"}, Subject: "patient_id", Payload: MedicationDiscontinued{}},
 	}
 }
 

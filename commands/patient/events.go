@@ -202,15 +202,15 @@ func (e PatientRegistered) Claims() []chartstream.UniqueClaim {
 // patient stream is its own data subject.
 func EventSpecs() []chartstream.EventSpec {
 	return []chartstream.EventSpec{
-		{Type: TypeRegistered, SchemaVersion: schemaVersion, PHI: []string{"mrn", "name", "birth_date", "contact"}},
-		{Type: TypeDemographicsUpdated, SchemaVersion: schemaVersion, PHI: []string{"name", "birth_date", "contact"}},
-		{Type: TypeAllergyRecorded, SchemaVersion: schemaVersion, PHI: []string{"reaction"}},
-		{Type: TypeAllergyRefuted, SchemaVersion: schemaVersion},
-		{Type: TypeConditionDiagnosed, SchemaVersion: schemaVersion},
-		{Type: TypeConditionResolved, SchemaVersion: schemaVersion},
-		{Type: TypeObservationRecorded, SchemaVersion: schemaVersion},
-		{Type: TypeDeceased, SchemaVersion: schemaVersion, PHI: []string{"deceased_at"}},
-		{Type: TypeErased, SchemaVersion: schemaVersion},
+		{Type: TypeRegistered, SchemaVersion: schemaVersion, PHI: []string{"mrn", "name", "birth_date", "contact"}, Payload: PatientRegistered{}},
+		{Type: TypeDemographicsUpdated, SchemaVersion: schemaVersion, PHI: []string{"name", "birth_date", "contact"}, Payload: DemographicsUpdated{}},
+		{Type: TypeAllergyRecorded, SchemaVersion: schemaVersion, PHI: []string{"reaction"}, Payload: AllergyRecorded{}},
+		{Type: TypeAllergyRefuted, SchemaVersion: schemaVersion, Payload: AllergyRefuted{}},
+		{Type: TypeConditionDiagnosed, SchemaVersion: schemaVersion, Payload: ConditionDiagnosed{}},
+		{Type: TypeConditionResolved, SchemaVersion: schemaVersion, Payload: ConditionResolved{}},
+		{Type: TypeObservationRecorded, SchemaVersion: schemaVersion, Payload: ObservationRecorded{}},
+		{Type: TypeDeceased, SchemaVersion: schemaVersion, PHI: []string{"deceased_at"}, Payload: PatientDeceased{}},
+		{Type: TypeErased, SchemaVersion: schemaVersion, Payload: PatientErased{}},
 	}
 }
 

@@ -47,20 +47,20 @@ redis_listen_args() {
 		--tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no --tls-protocols "TLSv1.2 TLSv1.3"
 }
 
-# nats_conf_args writes nats-server's TLS and password settings with
-# CS_TLS=1 (the password in a file of the owner's, not on the command line)
-# and prints the arguments naming the file, one a line.
+# nats_conf_args prints nats-server's config arguments, one a line: the
+# operator JWT authentication `chartstream dev init-nats` wrote, and with
+# CS_TLS=1 a config that includes it and adds TLS.
 nats_conf_args() {
-	if [ "$TLS" != 1 ]; then return; fi
+	if [ "$TLS" != 1 ]; then
+		printf '%s\n' -c "$LOCAL/nats/nats-auth.conf"
+		return
+	fi
 	(umask 077; cat >"$LOCAL/nats/nats.conf" <<CONF
+include "nats-auth.conf"
 tls {
   cert_file: "$TLS_DIR/server.pem"
   key_file: "$TLS_DIR/server.key"
   min_version: "1.2"
-}
-authorization {
-  user: chartstream
-  password: "$(secret nats)"
 }
 CONF
 	)
@@ -76,8 +76,6 @@ export CS_TLS_CA_FILE='$TLS_DIR/ca.pem'
 export TLS_CERT_FILE='$TLS_DIR/server.pem'
 export TLS_KEY_FILE='$TLS_DIR/server.key'
 export NATS_TLS_CA_FILE='$TLS_DIR/ca.pem'
-export NATS_USER='chartstream'
-export NATS_PASSWORD='$(secret nats)'
 export REDIS_TLS_CA_FILE='$TLS_DIR/ca.pem'
 ENV
 }

@@ -249,17 +249,23 @@ start_redis() {
 # stop_redis stops Redis and waits until it has exited: with appendonly it
 # writes its data first, so idempotency keys survive.
 stop_redis() {
+	stop_pidfile "$LOCAL/redis/redis.pid" Redis
+}
+
+# stop_pidfile stops the process of a pid file ($1, named $2 in messages)
+# and waits until it has exited.
+stop_pidfile() {
 	local pid i
-	[ -s "$LOCAL/redis/redis.pid" ] || { log "Redis not running"; return 0; }
-	pid=$(cat "$LOCAL/redis/redis.pid")
+	[ -s "$1" ] || { log "$2 not running"; return 0; }
+	pid=$(cat "$1")
 	kill "$pid" 2>/dev/null || true
 	for i in $(seq 1 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -0 "$pid" 2>/dev/null && die "Redis (pid $pid) did not stop"
-	rm -f "$LOCAL/redis/redis.pid"
-	log "Redis stopped"
+	kill -0 "$pid" 2>/dev/null && die "$2 (pid $pid) did not stop"
+	rm -f "$1"
+	log "$2 stopped"
 }
 
 # restart_postgres restarts PostgreSQL in fast mode (open sessions are
@@ -276,6 +282,15 @@ restart_postgres() {
 		sleep 0.1
 	done
 	die "PostgreSQL does not accept connections on 127.0.0.1:$PG_PORT"
+}
+
+# NATS runs with decentralized (operator JWT) authentication: every client
+# presents a user's .creds (the platform's in .local/secrets/nats, or a
+# subscriber's from chartstream subscriber create). A server started
+# before with another auth config is restarted with this one.
+init_nats_auth() {
+	"$LOCAL/bin/chartstream" dev init-nats --dir "$LOCAL/secrets/nats" \
+		--conf "$LOCAL/nats/nats-auth.conf" --resolver-dir "$LOCAL/nats/jwt" >/dev/null
 }
 
 # The hot standby: a pg_basebackup of the primary in $(pg_dir)/replica,
@@ -390,16 +405,27 @@ stop_replica() {
 }
 
 start_nats() {
+	local want
 	mkdir -p "$LOCAL/nats"
+	want=$(md5sum <"$LOCAL/nats/nats-auth.conf" | cut -c1-32)
 	if [ -s "$LOCAL/nats/nats.pid" ] && kill -0 "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null; then
-		log "NATS already running on 127.0.0.1:$NATS_PORT"; return
+		if [ "$(cat "$LOCAL/nats/auth.md5" 2>/dev/null)" = "$want" ]; then
+			log "NATS already running on 127.0.0.1:$NATS_PORT"; return
+		fi
+		log "restarting NATS: its authentication config changed"
+		stop_nats
 	fi
 	local conf
 	mapfile -t conf < <(nats_conf_args)
-	log "starting NATS (JetStream) on 127.0.0.1:$NATS_PORT$([ "$TLS" = 1 ] && echo ' (TLS)')"
+	log "starting NATS (JetStream, operator JWT auth$([ "$TLS" = 1 ] && echo ', TLS')) on 127.0.0.1:$NATS_PORT"
 	setsid "$LOCAL/bin/nats-server" "${conf[@]}" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$LOCAL/nats/jetstream" \
 		-P "$LOCAL/nats/nats.pid" -l "$LOCAL/nats/nats.log" </dev/null >/dev/null 2>&1 &
 	wait_port "$NATS_PORT" NATS
+	echo "$want" >"$LOCAL/nats/auth.md5"
+}
+
+stop_nats() {
+	stop_pidfile "$LOCAL/nats/nats.pid" NATS
 }
 
 wait_port() {
@@ -434,6 +460,10 @@ export JWT_DEV_KEY_FILE='$LOCAL/secrets/jwt-dev.pem'
 export MESSAGE_SIGNING_KEY_FILE='$LOCAL/secrets/message-signing.pem'
 export CHECKPOINT_SIGNING_KEY_FILE='$LOCAL/secrets/checkpoint-signing.pem'
 export CHECKPOINT_VERIFY_KEY_FILES='$LOCAL/secrets/checkpoint-signing.pem.pub'
+export NATS_CREDS_FILE='$LOCAL/secrets/nats/platform.creds'
+export NATS_ACCOUNT_SIGNING_KEY_FILE='$LOCAL/secrets/nats/account-signing.nk'
+export NATS_SYSTEM_CREDS_FILE='$LOCAL/secrets/nats/system.creds'
+export NATS_OPERATOR_SIGNING_KEY_FILE='$LOCAL/secrets/nats/operator-signing.nk'
 # Tools, not settings: the deploy package's tests run this helm, the KMS
 # key provider's tests this KMS emulator.
 export HELM_BIN='$HELM_BIN'
@@ -456,7 +486,6 @@ up() {
 	start_postgres
 	bootstrap_database
 	start_redis
-	start_nats
 	write_env
 	# shellcheck disable=SC1091
 	. "$LOCAL/env"
@@ -464,13 +493,15 @@ up() {
 	set_role_passwords
 	start_replica
 	"$LOCAL/bin/chartstream" dev init-keys
+	init_nats_auth
+	start_nats
 	log "stack up; environment in $LOCAL/env"
 }
 
 down() {
 	local dir f bin
 	dir=$(readlink -f "$LOCAL/pg" 2>/dev/null || echo "$LOCAL/pg")
-	if [ -s "$LOCAL/nats/nats.pid" ]; then kill "$(cat "$LOCAL/nats/nats.pid")" 2>/dev/null || true; rm -f "$LOCAL/nats/nats.pid"; fi
+	stop_nats
 	stop_redis
 	if bin=$(pg_bindir); then stop_replica; fi
 	if [ -s "$dir/data/PG_VERSION" ] && bin=$(pg_bindir); then

@@ -2,12 +2,15 @@ package testkit
 
 import (
 	"net"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/chartstream/chartstream/internal/natsauth"
 )
 
 // NATSServer is a real nats-server with JetStream running in the test
@@ -85,6 +88,50 @@ func (n *NATSServer) MustConnect(tb testing.TB) *nats.Conn {
 func mustConnect(tb testing.TB, urls string) *nats.Conn {
 	tb.Helper()
 	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		tb.Fatalf("nats connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// OperatorNATS is a real nats-server with JetStream in operator (JWT)
+// mode, set up as `make up` sets up the local stack's: the dev operator,
+// system and platform accounts of natsauth.DevSetup, in Dir.
+type OperatorNATS struct {
+	*NATSServer
+	// Dir holds the keys and creds (natsauth's file names).
+	Dir string
+}
+
+// MustOperatorNATS starts an operator-mode server from the config
+// natsauth.DevSetup writes; it stops at the end of the test.
+func MustOperatorNATS(tb testing.TB) *OperatorNATS {
+	tb.Helper()
+	dir := tb.TempDir()
+	conf := filepath.Join(dir, "nats-auth.conf")
+	if _, err := natsauth.DevSetup(filepath.Join(dir, "secrets"), conf, filepath.Join(dir, "jwt")); err != nil {
+		tb.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		tb.Fatalf("nats config: %v", err)
+	}
+	opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoLog, opts.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, filepath.Join(dir, "js"), true, true
+	n := &NATSServer{tb: tb, opts: *opts}
+	n.Start()
+	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
+	tb.Cleanup(n.Stop)
+	return &OperatorNATS{NATSServer: n, Dir: filepath.Join(dir, "secrets")}
+}
+
+// File is the path of one of natsauth's files.
+func (o *OperatorNATS) File(name string) string { return filepath.Join(o.Dir, name) }
+
+// MustConnectAs connects with a .creds file (and extra options).
+func (o *OperatorNATS) MustConnectAs(tb testing.TB, creds string, opts ...nats.Option) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(o.URL(), append([]nats.Option{nats.UserCredentials(creds)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("nats connect: %v", err)
 	}
