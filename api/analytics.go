@@ -51,11 +51,11 @@ var analysts = []chartstream.Role{chartstream.RoleAnalyst}
 func (s *Server) analyticsRoutes() []route {
 	return []route{
 		{Method: http.MethodGet, Path: "/v1/analytics/census", Summary: "Daily census per location (aggregates, small cells suppressed)", Roles: analysts,
-			Query: new(censusQuery), Response: new(analytics.Answer[analytics.CensusRow]), Handle: s.analyticsCensus},
+			Query: new(censusQuery), Response: new(analytics.Answer[analytics.CensusRow]), PHI: noPHI, Handle: s.analyticsCensus},
 		{Method: http.MethodGet, Path: "/v1/analytics/observations", Summary: "Observations per LOINC code and day (aggregates, small cells suppressed)", Roles: analysts,
-			Query: new(analyticsObservationQuery), Response: new(analytics.Answer[analytics.ObservationRow]), Handle: s.analyticsObservations},
+			Query: new(analyticsObservationQuery), Response: new(analytics.Answer[analytics.ObservationRow]), PHI: noPHI, Handle: s.analyticsObservations},
 		{Method: http.MethodGet, Path: "/v1/analytics/medications", Summary: "Medication orders per RxNorm code and day (aggregates, small cells suppressed)", Roles: analysts,
-			Query: new(analyticsMedicationQuery), Response: new(analytics.Answer[analytics.MedicationRow]), Handle: s.analyticsMedications},
+			Query: new(analyticsMedicationQuery), Response: new(analytics.Answer[analytics.MedicationRow]), PHI: noPHI, Handle: s.analyticsMedications},
 	}
 }
 

@@ -89,8 +89,8 @@ func TestComposeChartstreamSettings(t *testing.T) {
 	t.Parallel()
 	p, _ := loadCompose(t)
 	required := map[string][]string{
-		"serve":   {"DATABASE_URL", "REDIS_URL", "PHI_KEY_FILE", "HTTP_ADDR"},
-		"work":    {"DATABASE_URL", "DATABASE_RELAY_URL", "NATS_URL", "PHI_KEY_FILE", "MESSAGE_SIGNING_KEY_FILE", "RELAY_REPLICAS"},
+		"serve":   {"DATABASE_URL", "REDIS_URL", "PHI_KEY_FILE", "HTTP_ADDR", "CHECKPOINT_VERIFY_KEY_FILES"},
+		"work":    {"DATABASE_URL", "DATABASE_RELAY_URL", "NATS_URL", "PHI_KEY_FILE", "MESSAGE_SIGNING_KEY_FILE", "CHECKPOINT_SIGNING_KEY_FILE", "RELAY_REPLICAS"},
 		"migrate": {"DATABASE_ADMIN_URL"},
 	}
 	for name, s := range p.Services {

@@ -110,7 +110,9 @@ func (c *NATSCluster) Start(i int) {
 		c.tb.Fatalf("nats cluster node %s: %v", opts.ServerName, err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
+	// Generous: three JetStream servers under the race detector share two
+	// busy cores with the rest of the suite.
+	if !srv.ReadyForConnections(30 * time.Second) {
 		c.tb.Fatalf("nats cluster node %s not ready", opts.ServerName)
 	}
 	c.Servers[i] = srv

@@ -132,6 +132,14 @@ added for serve and work (anything but the admin URL).
 - name: MESSAGE_VERIFY_KEY_FILES
   value: {{ $list := list }}{{ range . }}{{ $list = append $list (printf "/var/run/chartstream/key-source/%s" .) }}{{ end }}{{ join "," $list | quote }}
 {{- end }}
+- name: CHECKPOINT_SIGNING_KEY_FILE
+  value: /var/run/chartstream/key-source/{{ .Values.keyFiles.checkpointSigningKey }}
+- name: CHECKPOINT_VERIFY_KEY_FILES
+  {{- if .Values.keyFiles.checkpointVerifyKeys }}
+  value: {{ $list := list }}{{ range .Values.keyFiles.checkpointVerifyKeys }}{{ $list = append $list (printf "/var/run/chartstream/key-source/%s" .) }}{{ end }}{{ join "," $list | quote }}
+  {{- else }}
+  value: /var/run/chartstream/key-source/{{ .Values.keyFiles.checkpointSigningKey }}.pub
+  {{- end }}
 {{- end -}}
 
 {{- define "chartstream.keyMounts" -}}
