@@ -76,7 +76,7 @@ func TestEveryPHIRouteWritesAnAccessEntry(t *testing.T) {
 	c := e.newChart()
 	observation := e.observe(c)
 	e.project(c.tenant)
-	token := e.tokenFor(c.tenant, "reader-x", chartstream.RoleClinician, chartstream.RoleNurse, chartstream.RoleAuditor)
+	token := e.tokenFor(c.tenant, "reader-x", chartstream.RoleClinician, chartstream.RoleNurse, chartstream.RoleAuditor, chartstream.RoleAnalyst)
 	phiRoutes := map[string]api.RouteInfo{}
 	for i, r := range e.server.RouteTable() {
 		if !r.Read {
@@ -119,7 +119,7 @@ func TestEveryPHIRouteWritesAnAccessEntry(t *testing.T) {
 		}
 		slices.Sort(en.Roles)
 		if en.Route != r.Method+" "+r.Path || en.Actor != "reader-x" || en.Purpose != "HOPERAT" ||
-			!slices.Equal(en.Roles, []string{"auditor", "clinician", "nurse"}) || time.Since(en.AccessedAt) > time.Minute {
+			!slices.Equal(en.Roles, []string{"analyst", "auditor", "clinician", "nurse"}) || time.Since(en.AccessedAt) > time.Minute {
 			t.Errorf("%s %s wrote %+v", r.Method, r.Path, en)
 		}
 		if !slices.Contains(en.Patients, c.patient) && !en.AllPatients {
