@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,12 +14,35 @@ import (
 	"github.com/chartstream/chartstream/eventstore"
 )
 
-// KindMalformed and KindTruncated are findings only a file can have: a
-// line that is not an export's, and a file without its last line.
+// Findings only a file can have.
 const (
+	// KindMalformed: a line that is not an export's.
 	KindMalformed = "malformed"
+	// KindTruncated: a file without its last line.
 	KindTruncated = "truncated"
+	// KindNoCheckpoint: the file carries no checkpoint at all, so nothing
+	// vouches for any of its events: stripped, or exported before the
+	// first one was signed.
+	KindNoCheckpoint = "checkpoint_absent"
+	// KindCheckpointStale: the file's checkpoint is older than the one the
+	// auditor demands (FileParams.MinSeq).
+	KindCheckpointStale = "checkpoint_stale"
+	// KindUnanchored: events after the file's checkpoint. Nothing vouches
+	// for them: committed after it was signed, or rewritten and re-chained
+	// by whoever chose an older checkpoint to carry. The only finding of a
+	// partly verified file (Report.Partial).
+	KindUnanchored = "unanchored_events"
 )
+
+// FileParams says what VerifyFile trusts and demands.
+type FileParams struct {
+	// Keys are the checkpoint signers' public keys. Required.
+	Keys SignatureVerifier
+	// MinSeq, when positive, is the oldest checkpoint the file may carry:
+	// an auditor who holds checkpoint N (from CLINICAL_ANCHORS, or an
+	// earlier export) demands at least it.
+	MinSeq int64
+}
 
 // ErrNotVerifiable is a file no checkpoint can vouch for as a whole: not
 // an NDJSON export, or a filtered, limited or resumed one.
@@ -64,14 +86,19 @@ func (f *fileEvent) stored(tenant chartstream.TenantID) eventstore.StoredEvent {
 	return e
 }
 
-// VerifyFile checks a full NDJSON export offline, with the checkpoint
-// signers' public keys: every event's hash against its content as stored
-// (payload, metadata and sealed PHI; the decrypted PHI is a reading aid
-// the ciphertext vouches for), every stream's chain, and the running hash
-// and count up to the export's checkpoint against what it signed. Events
-// after the checkpoint are reported as not anchored. It returns
-// ErrNotVerifiable for a file no checkpoint can vouch for.
-func VerifyFile(r io.Reader, keys SignatureVerifier) (Report, error) {
+// VerifyFile checks a full NDJSON export offline: every event's hash
+// against its content as stored (payload, metadata and sealed PHI; the
+// decrypted PHI is a reading aid the ciphertext vouches for), every
+// stream's chain, and the running hash and count up to the export's
+// checkpoint against what it signed. Only a validly signed checkpoint
+// vouches for anything: a file without one has KindNoCheckpoint (or
+// KindBadCheckpoint), one older than p.MinSeq KindCheckpointStale, and
+// events after the checkpoint are KindUnanchored. It returns
+// ErrNotVerifiable for a file no checkpoint can vouch for as a whole.
+func VerifyFile(r io.Reader, p FileParams) (Report, error) {
+	if p.Keys == nil {
+		panic("audit: VerifyFile without Keys")
+	}
 	rep := Report{Findings: []Finding{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
@@ -86,16 +113,14 @@ func VerifyFile(r io.Reader, keys SignatureVerifier) (Report, error) {
 		return rep, ErrNotVerifiable
 	}
 	rep.Tenant = head.Tenant
-	ref := head.Checkpoint
+	ref := fileCheckpoint(head, p, &rep)
+	params := eventstore.VerifyParams{}
 	if ref != nil {
-		if ref.Tenant != head.Tenant || CheckSignature(*ref, keys) != nil {
-			rep.add(Finding{Kind: KindBadCheckpoint, Seq: ref.Seq, Detail: fmt.Sprintf("the export's checkpoint %d is not validly signed for tenant %s", ref.Seq, head.Tenant)})
-			ref = nil
-		} else {
-			rep.Checkpoint, rep.CheckpointSource = ref, "file"
-		}
+		params.Anchor = &ref.Last
 	}
-	check, h, chain := eventstore.NewChainCheck(), sha256.New(), eventstore.NewChain(head.Tenant)
+	walk := eventstore.NewWalk(head.Tenant, params)
+	var firstUnanchored int
+	var unanchored *eventstore.EventRef
 	line, ended := 1, false
 	for sc.Scan() {
 		line++
@@ -112,15 +137,13 @@ func VerifyFile(r io.Reader, keys SignatureVerifier) (Report, error) {
 			continue
 		}
 		e := f.stored(head.Tenant)
-		computed, broken := check.Check(&e, h)
-		if broken != nil && len(rep.Findings) < maxFindings {
+		if broken := walk.Add(&e); broken != nil && len(rep.Findings) < maxFindings {
 			rep.add(Finding{Kind: KindBrokenChain, Event: broken,
 				Detail: fmt.Sprintf("%s at %s %s version %d (event %s, line %d)", broken.Reason, broken.Stream.Type, broken.Stream.ID, broken.Version, broken.EventID, line)})
 		}
-		if ref != nil && !e.Cursor().After(ref.Last) {
-			chain.Add(e.Cursor(), computed)
-		} else {
-			rep.Unanchored++
+		if ref != nil && unanchored == nil && e.Cursor().After(ref.Last) {
+			ev := e.Ref()
+			unanchored, firstUnanchored = &ev, line
 		}
 		rep.Events++
 	}
@@ -130,12 +153,46 @@ func VerifyFile(r io.Reader, keys SignatureVerifier) (Report, error) {
 	if !ended {
 		rep.add(Finding{Kind: KindTruncated, Detail: "the export has no last line: it was cut short"})
 	}
-	rep.Streams, rep.Anchored = check.Streams(), chain.Events
-	if ref != nil {
-		compare(*ref, chain, &rep)
+	data := walk.Report()
+	rep.Streams = data.Streams
+	if ref == nil {
+		rep.Unanchored = rep.Events
+		if head.Checkpoint == nil {
+			rep.add(Finding{Kind: KindNoCheckpoint, Detail: fmt.Sprintf(
+				"the export carries no checkpoint: nothing vouches for its %d events (stripped, or exported before the first was signed)", rep.Events)})
+		}
+	} else {
+		rep.Anchored, rep.Unanchored = data.Anchored.Events, data.Unanchored
+		compare(*ref, data.Anchored, &rep, placed{})
 	}
-	rep.OK = len(rep.Findings) == 0
+	if unanchored != nil {
+		rep.add(Finding{Kind: KindUnanchored, Seq: ref.Seq, At: unanchored, Detail: fmt.Sprintf(
+			"%d events, from line %d (%s %s version %d, event %s) on, come after the export's checkpoint %d: no signed checkpoint covers them, "+
+				"so nothing vouches for them (committed after it was signed, or rewritten by whoever chose an older checkpoint to carry); "+
+				"verify an export made after the anchor covered them, or demand a newer checkpoint with --checkpoint-seq",
+			rep.Unanchored, firstUnanchored, unanchored.Stream.Type, unanchored.Stream.ID, unanchored.Version, unanchored.EventID, ref.Seq)})
+	}
+	rep.finish()
 	return rep, nil
+}
+
+// fileCheckpoint returns the file's checkpoint when it is validly signed
+// for the file's tenant, noting in rep what is wrong with it otherwise.
+func fileCheckpoint(head exportHeader, p FileParams, rep *Report) *eventstore.Checkpoint {
+	ref := head.Checkpoint
+	switch {
+	case ref == nil:
+		return nil
+	case ref.Tenant != head.Tenant || CheckSignature(*ref, p.Keys) != nil:
+		rep.add(Finding{Kind: KindBadCheckpoint, Seq: ref.Seq, Detail: fmt.Sprintf("the export's checkpoint %d is not validly signed for tenant %s", ref.Seq, head.Tenant)})
+		return nil
+	}
+	rep.Checkpoint, rep.CheckpointSource = ref, "file"
+	if ref.Seq < p.MinSeq {
+		rep.add(Finding{Kind: KindCheckpointStale, Seq: ref.Seq, Detail: fmt.Sprintf(
+			"the export carries checkpoint %d, older than checkpoint %d demanded: the events after it are vouched for by nothing in the file", ref.Seq, p.MinSeq)})
+	}
+	return ref
 }
 
 // maxFindings caps the broken streams a file's report lists.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
@@ -48,7 +49,16 @@ const (
 	// KindCheckpointDiffers: the table and CLINICAL_ANCHORS disagree on a
 	// checkpoint.
 	KindCheckpointDiffers = "checkpoint_differs"
+	// KindAnchorOverdue: events recorded longer ago than the anchor's
+	// grace that no validly signed checkpoint covers: the checkpoints were
+	// deleted, or the anchor worker is down.
+	KindAnchorOverdue = "anchor_overdue"
 )
+
+// DefaultAnchorGrace is how old an event may be before verification
+// expects a signed checkpoint to cover it: a dozen of the anchor worker's
+// default 5 s intervals.
+const DefaultAnchorGrace = time.Minute
 
 // Finding is one thing verification found wrong, named without PHI.
 type Finding struct {
@@ -56,6 +66,10 @@ type Finding struct {
 	Detail string `json:"detail"`
 	// Event is set for a broken stream chain.
 	Event *eventstore.BrokenEvent `json:"event,omitempty"`
+	// At is the event a finding points to, where the data allows: the
+	// first found after the last checkpoint that still matches (missing
+	// or altered events), the oldest not anchored (anchor overdue).
+	At *eventstore.EventRef `json:"at,omitempty"`
 	// Seq is the checkpoint concerned, when one is.
 	Seq int64 `json:"seq,omitempty"`
 }
@@ -78,8 +92,20 @@ type Report struct {
 	Unanchored int64 `json:"unanchored"`
 	// AnchorsConsulted says whether CLINICAL_ANCHORS was read; without
 	// it, deleting the newest checkpoint rows goes unnoticed.
-	AnchorsConsulted bool      `json:"anchors_consulted"`
-	Findings         []Finding `json:"findings"`
+	AnchorsConsulted bool `json:"anchors_consulted"`
+	// Partial is set, for a file, when its only findings are events after
+	// its checkpoint (KindUnanchored): what the checkpoint covers holds,
+	// and nothing vouches for the rest.
+	Partial  bool      `json:"partial"`
+	Findings []Finding `json:"findings"`
+}
+
+// finish sets OK and Partial from the findings.
+func (r *Report) finish() {
+	r.OK, r.Partial = len(r.Findings) == 0, len(r.Findings) > 0
+	for _, f := range r.Findings {
+		r.Partial = r.Partial && f.Kind == KindUnanchored
+	}
 }
 
 // Verifier checks tenants' histories.
@@ -89,6 +115,11 @@ type Verifier struct {
 	Anchors Anchors
 	// Keys are the checkpoint signers' public keys.
 	Keys SignatureVerifier
+	// AnchorGrace is how old an event may be without a checkpoint covering
+	// it (KindAnchorOverdue). Default DefaultAnchorGrace.
+	AnchorGrace time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Verify checks every stream's chain, every checkpoint row's signature
@@ -112,15 +143,20 @@ func (v Verifier) Verify(ctx context.Context, tenant chartstream.TenantID, progr
 			anchored = nil
 		}
 	}
-	newest, err := v.checkTable(ctx, tenant, anchored, &r)
+	valid, err := v.checkTable(ctx, tenant, anchored, &r)
 	if err != nil {
 		return r, err
 	}
-	ref, source := newest, "table"
-	if anchored != nil && (newest == nil || anchored.Seq > newest.Seq) {
+	var ref *eventstore.Checkpoint
+	source := "table"
+	if len(valid) > 0 {
+		ref = &valid[len(valid)-1]
+	}
+	if anchored != nil && (ref == nil || anchored.Seq > ref.Seq) {
+		valid = append(valid, *anchored)
 		ref, source = anchored, "CLINICAL_ANCHORS"
 	}
-	params := eventstore.VerifyParams{Progress: progress}
+	params := eventstore.VerifyParams{Progress: progress, Marks: markCursors(valid)}
 	if ref != nil {
 		params.Anchor = &ref.Last
 		r.Checkpoint, r.CheckpointSource = ref, source
@@ -139,17 +175,39 @@ func (v Verifier) Verify(ctx context.Context, tenant chartstream.TenantID, progr
 			Detail: fmt.Sprintf("%s at %s %s version %d (event %s)", b.Reason, b.Stream.Type, b.Stream.ID, b.Version, b.EventID)})
 	}
 	if ref != nil {
-		compare(*ref, data.Anchored, &r)
+		compare(*ref, data.Anchored, &r, locate(valid, data.Marks))
 	}
-	r.OK = len(r.Findings) == 0
+	v.overdue(data.OldestUncovered, r.Events-r.Anchored, &r)
+	r.finish()
 	return r, nil
 }
 
+// overdue adds KindAnchorOverdue when the oldest of the n events no
+// checkpoint covers was recorded longer ago than the grace.
+func (v Verifier) overdue(oldest *eventstore.EventRef, n int64, r *Report) {
+	grace, now := v.AnchorGrace, time.Now
+	if grace <= 0 {
+		grace = DefaultAnchorGrace
+	}
+	if v.Now != nil {
+		now = v.Now
+	}
+	if oldest == nil || now().Sub(oldest.RecordedAt) <= grace {
+		return
+	}
+	r.add(Finding{Kind: KindAnchorOverdue, At: oldest, Detail: fmt.Sprintf(
+		"%d events are covered by no validly signed checkpoint, the oldest %s %s version %d (event %s) recorded %s, more than %s ago, "+
+			"while the anchor signs every few seconds: checkpoints were deleted, or the anchor worker is down",
+		n, oldest.Stream.Type, oldest.Stream.ID, oldest.Version, oldest.EventID, oldest.RecordedAt.Format(time.RFC3339), grace)})
+}
+
 // checkTable walks the tenant's checkpoint rows: each must verify and
-// follow the one before. It returns the newest valid one, and compares
-// the rows with CLINICAL_ANCHORS' newest (anchored, if any).
-func (v Verifier) checkTable(ctx context.Context, tenant chartstream.TenantID, anchored *eventstore.Checkpoint, r *Report) (*eventstore.Checkpoint, error) {
+// follow the one before. It returns the valid ones, oldest first (thinned
+// to about maxMarks, the newest always kept), and compares the rows with
+// CLINICAL_ANCHORS' newest (anchored, if any).
+func (v Verifier) checkTable(ctx context.Context, tenant chartstream.TenantID, anchored *eventstore.Checkpoint, r *Report) ([]eventstore.Checkpoint, error) {
 	var newest *eventstore.Checkpoint
+	var valid []eventstore.Checkpoint
 	var next int64 = 1
 	seenAnchored := false
 	err := v.History.Checkpoints(ctx, tenant, func(c eventstore.Checkpoint) error {
@@ -172,6 +230,7 @@ func (v Verifier) checkTable(ctx context.Context, tenant chartstream.TenantID, a
 			return nil
 		}
 		newest = &c
+		valid = thin(append(valid, c))
 		return nil
 	})
 	if err != nil {
@@ -181,26 +240,7 @@ func (v Verifier) checkTable(ctx context.Context, tenant chartstream.TenantID, a
 		r.add(Finding{Kind: KindCheckpointMissing, Seq: anchored.Seq,
 			Detail: fmt.Sprintf("checkpoint %d, published on CLINICAL_ANCHORS, is missing from the table (the table ends at %d)", anchored.Seq, next-1)})
 	}
-	return newest, nil
-}
-
-// compare judges the chain recomputed from the data up to the checkpoint's
-// last event against what the checkpoint signed.
-func compare(ref eventstore.Checkpoint, got eventstore.Chain, r *Report) {
-	at := fmt.Sprintf("checkpoint %d (signed %s)", ref.Seq, ref.SignedAt.Format("2006-01-02T15:04:05Z07:00"))
-	switch {
-	case got.Events < ref.Events:
-		r.add(Finding{Kind: KindMissingEvents, Seq: ref.Seq, Detail: fmt.Sprintf(
-			"%d of the %d events anchored by %s are missing: deleted from a stream's middle or tail, or a whole stream "+
-				"(chartstream relay verify names them by id while CLINICAL retains them)",
-			ref.Events-got.Events, ref.Events, at)})
-	case got.Events > ref.Events:
-		r.add(Finding{Kind: KindExtraEvents, Seq: ref.Seq, Detail: fmt.Sprintf(
-			"%d events more than the %d anchored by %s: inserted into the anchored history", got.Events-ref.Events, ref.Events, at)})
-	case !bytes.Equal(got.Hash, ref.Hash):
-		r.add(Finding{Kind: KindAlteredEvents, Seq: ref.Seq, Detail: fmt.Sprintf(
-			"the %d events anchored by %s are not those signed: an event was rewritten (and its stream re-chained) or reordered", ref.Events, at)})
-	}
+	return valid, nil
 }
 
 func (r *Report) add(f Finding) { r.Findings = append(r.Findings, f) }

@@ -3,7 +3,6 @@ package eventstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"hash"
 	"time"
@@ -36,6 +35,10 @@ type VerifyParams struct {
 	// trusts (its signature verified): the report's Anchored is the chain
 	// recomputed up to and including it. Nil for none.
 	Anchor *Cursor
+	// Marks are cursors, ascending, at which the report's Marks take the
+	// recomputed chain (the last events of older checkpoints, so that a
+	// mismatch can be placed between two of them). None by default.
+	Marks []Cursor
 	// Progress, when set, is told how many events have been checked.
 	Progress ProgressFn
 }
@@ -53,6 +56,11 @@ type VerifyReport struct {
 	// Unanchored counts the events after the anchor: committed since the
 	// checkpoint was signed, so nothing vouches for them yet.
 	Unanchored int64
+	// OldestUncovered is the event recorded first of those the anchor does
+	// not cover (all of them with no anchor); nil for none.
+	OldestUncovered *EventRef
+	// Marks are the chain at each of VerifyParams.Marks, in order.
+	Marks []Mark
 }
 
 // ProgressFn is told how many of total events have been checked.
@@ -66,7 +74,7 @@ type ProgressFn func(done, total int64)
 // the caller's to judge. An error is returned only when the check itself
 // could not run.
 func (s *Store) Verify(ctx context.Context, tenant chartstream.TenantID, p VerifyParams) (VerifyReport, error) {
-	report := VerifyReport{Anchored: NewChain(tenant)}
+	var report VerifyReport
 	err := postgres.InTenantTx(ctx, s.pool, tenant, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, readSetup); err != nil {
 			return err
@@ -81,29 +89,22 @@ func (s *Store) Verify(ctx context.Context, tenant chartstream.TenantID, p Verif
 			return err
 		}
 		defer rows.Close()
-		w := NewChainCheck()
-		h := sha256.New()
+		w := NewWalk(tenant, p)
 		var e StoredEvent
 		for rows.Next() {
 			if err := scanStored(rows, tenant, &e); err != nil {
 				return err
 			}
-			computed, broken := w.Check(&e, h)
-			if broken != nil && len(report.Broken) < maxBroken {
-				report.Broken = append(report.Broken, *broken)
-			}
-			if p.Anchor == nil || !e.Cursor().After(*p.Anchor) {
-				report.Anchored.Add(e.Cursor(), computed)
-			} else {
-				report.Unanchored++
-			}
-			report.Events++
-			if p.Progress != nil && (report.Events%10000 == 0 || report.Events == total) {
-				p.Progress(report.Events, total)
+			w.Add(&e)
+			if n := w.report.Events; p.Progress != nil && (n%10000 == 0 || n == total) {
+				p.Progress(n, total)
 			}
 		}
-		report.Streams = w.Streams()
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		report = w.Report()
+		return nil
 	})
 	if err != nil {
 		return report, fmt.Errorf("verify: %w", err)

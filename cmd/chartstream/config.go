@@ -97,6 +97,10 @@ type Config struct {
 	// Anchor configures the anchor worker and CLINICAL_ANCHORS
 	// (ANCHOR_INTERVAL, ANCHOR_STREAM).
 	Anchor workers.AnchorConfig
+	// AnchorGrace is how old an event may be before GET /v1/audit/verify
+	// expects a signed checkpoint to cover it (ANCHOR_GRACE). Default
+	// audit.DefaultAnchorGrace.
+	AnchorGrace time.Duration
 	// EventStore tunes the event store: AppendConcurrency is the append
 	// transactions in flight at once (APPEND_CONCURRENCY), default 2;
 	// about the database's cores.
@@ -221,6 +225,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &c.CheckpointSigningKeyFile, "checkpoint-signing-key-file", "CHECKPOINT_SIGNING_KEY_FILE", "", "Ed25519 key the anchor worker signs checkpoints with (required for workers)")
 	checkpointKeyFlag(fs, &c.CheckpointVerifyKeyFiles, "checkpoint-verify-key-files")
 	durationFlag(fs, &c.Anchor.Interval, "anchor-interval", "ANCHOR_INTERVAL", 5*time.Second, "how often each tenant with new events gets a signed checkpoint")
+	anchorGraceFlag(fs, &c.AnchorGrace)
 	stringFlag(fs, &c.Anchor.Stream.Stream, "anchor-stream", "ANCHOR_STREAM", workers.DefaultAnchorStream, "JetStream stream of signed checkpoints")
 	intFlag(fs, &c.EventStore.AppendConcurrency, "append-concurrency", "APPEND_CONCURRENCY", 2, "append transactions in flight; appends arriving meanwhile share the next one")
 	stringFlag(fs, &c.Relay.Stream, "relay-stream", "RELAY_STREAM", workers.DefaultStream, "JetStream stream the relay publishes to")
@@ -313,6 +318,9 @@ func (c Config) Validate(api, workers bool) error {
 		}
 	}
 	checkURL("DATABASE_URL", c.DatabaseURL)
+	if c.AnchorGrace <= c.Anchor.Interval {
+		errs = append(errs, errors.New("ANCHOR_GRACE must be longer than ANCHOR_INTERVAL"))
+	}
 	if c.DatabaseSessionURL != "" {
 		checkURL("DATABASE_SESSION_URL", c.DatabaseSessionURL)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,7 @@ import (
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/internal/accesslog"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -27,7 +29,16 @@ type exportParams struct {
 	nats                                             messaging.Config
 	tenant, since, until, format, out, after         string
 	streamType, eventType, patient                   string
+	actor, purpose                                   string
 }
+
+// exportRoute names the CLI export in the PHI access log, where the API's
+// entries carry "GET /v1/audit/events".
+const exportRoute = "chartstream export"
+
+// exportRole is the role the CLI export's access entry records: whoever
+// runs it holds the app role's database URL and the PHI key, not a token.
+const exportRole = "cli"
 
 func newExportCmd() *cobra.Command {
 	var p exportParams
@@ -42,6 +53,11 @@ newest signed checkpoint, and ends with a line counting the events; a full
 export (no filters) can be verified offline: chartstream verify --file F
 --public-key K. Rows stream from the database to the file: memory stays
 constant. The file holds PHI: it is created readable by its owner only.
+
+Before it opens any PHI, export writes one entry to the PHI access log (who:
+--actor, default the OS user; why: --purpose-of-use, an HL7 PurposeOfUse code,
+default TREAT; route "chartstream export"); if the entry cannot be written,
+nothing is exported.
 
 --since and --until bound the recorded time (RFC 3339; since <= t < until);
 --after resumes after an event's <txid>.<position>.
@@ -76,6 +92,8 @@ Exit status: 0 when written, 2 for bad input or when the export could not run.`,
 	f.StringVar(&p.streamType, "stream-type", "", "only streams of this type (patient, encounter, medication_order)")
 	f.StringVar(&p.eventType, "event-type", "", "only events of this type")
 	f.StringVar(&p.patient, "patient", "", "only this patient's streams (patient id)")
+	f.StringVar(&p.actor, "actor", "", "who reads, for the PHI access log (default the OS user)")
+	f.StringVar(&p.purpose, "purpose-of-use", accesslog.DefaultPurpose, "why, for the PHI access log: an HL7 PurposeOfUse code")
 	return cmd
 }
 
@@ -120,7 +138,31 @@ func (p exportParams) parse() (audit.ExportParams, error) {
 		out.Filter.Patient = patient.Stream(id)
 	}
 	out.Filter.StreamType, out.Filter.EventType = p.streamType, p.eventType
+	if !accesslog.ValidPurpose(p.purpose) {
+		return out, errors.New("--purpose-of-use must be an HL7 PurposeOfUse code, e.g. TREAT, HOPERAT, HRESCH")
+	}
 	return out, nil
+}
+
+// accessEntry is the export's PHI access entry: the actor given or the
+// OS user, the patient filtered on or all of them.
+func (p exportParams) accessEntry(params audit.ExportParams) (accesslog.Entry, error) {
+	actor := p.actor
+	if actor == "" {
+		u, err := user.Current()
+		if err != nil || u.Username == "" {
+			return accesslog.Entry{}, errors.New("--actor is required: the OS user is unknown")
+		}
+		actor = u.Username
+	}
+	e := accesslog.Entry{Tenant: params.Tenant, AccessedAt: time.Now().UTC(), Actor: actor, Roles: []string{exportRole},
+		Route: exportRoute, Purpose: p.purpose, RequestID: uuid.NewString()}
+	if id := params.Filter.Patient.ID; id != uuid.Nil {
+		e.Patients = []uuid.UUID{id}
+	} else {
+		e.AllPatients = true
+	}
+	return e, nil
 }
 
 // runExport connects, picks the newest valid checkpoint and writes the
@@ -152,6 +194,13 @@ func runExport(ctx context.Context, p exportParams, params audit.ExportParams, s
 	}
 	if params.Checkpoint, err = v.Newest(ctx, params.Tenant); err != nil {
 		return err
+	}
+	entry, err := p.accessEntry(params)
+	if err != nil {
+		return err
+	}
+	if err := accesslog.Write(ctx, pool, entry); err != nil {
+		return fmt.Errorf("nothing exported: the PHI access log cannot be written: %w", err)
 	}
 	total := int64(-1)
 	if progressVisible() { // counting reads the events once more

@@ -308,7 +308,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	auditor := audit.Verifier{History: store, Keys: keys}
+	auditor := audit.Verifier{History: store, Keys: keys, AnchorGrace: m.Config.AnchorGrace}
 	if m.nats != nil {
 		js, err := jetstream.New(m.nats.Conn)
 		if err != nil {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/audit"
@@ -22,6 +24,8 @@ type verifyParams struct {
 	dbURL, natsURL, stream, tenant, file, keyFiles, signingKeyFile string
 	nats                                                           messaging.Config
 	asJSON                                                         bool
+	grace                                                          time.Duration
+	minSeq                                                         int64
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -37,13 +41,23 @@ hash with what the checkpoint signed. It also checks every checkpoint row's
 signature and sequence. Events committed after the checkpoint are reported as
 not yet anchored, not as tampering.
 
+Events older than --anchor-grace that no signed checkpoint covers are a
+finding (anchor_overdue): the anchor signs every few seconds, so old
+unanchored history means deleted checkpoints or a stopped anchor worker.
+
 verify --file checks an NDJSON export (chartstream export, GET
 /v1/audit/events) offline, against the checkpoint it carries, with the public
-key given by --public-key; it needs no database.
+key given by --public-key; it needs no database. Only a validly signed
+checkpoint vouches for events: a file without one, or with one older than
+--checkpoint-seq, is not verified, and events after the file's checkpoint are
+named as covered by nothing.
 
-Exit status: 0 when everything holds, 1 naming each finding (a stream's broken
-chain, events missing, added or altered since the checkpoint, a checkpoint
-replaced or deleted), 2 when the check could not run.`,
+Exit status: 0 when everything holds (for a file: every event covered by its
+signed checkpoint), 1 naming each finding (a stream's broken chain, events
+missing, added or altered since the checkpoint, a checkpoint replaced, deleted,
+absent or overdue), 2 when the check could not run, 3 when a file is only
+partly verified: what its checkpoint covers holds, and nothing vouches for the
+events after it.`,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var report audit.Report
@@ -74,7 +88,15 @@ replaced or deleted), 2 when the check could not run.`,
 	f.StringVar(&p.tenant, "tenant", "", "tenant id")
 	f.StringVar(&p.file, "file", "", "an NDJSON export to verify offline")
 	f.BoolVar(&p.asJSON, "json", false, "print the report as one JSON object")
+	anchorGraceFlag(f, &p.grace)
+	f.Int64Var(&p.minSeq, "checkpoint-seq", 0, "with --file: the oldest checkpoint the file may carry (one you hold from CLINICAL_ANCHORS or an earlier export)")
 	return cmd
+}
+
+// anchorGraceFlag declares --anchor-grace (ANCHOR_GRACE).
+func anchorGraceFlag(f *pflag.FlagSet, p *time.Duration) {
+	durationFlag(f, p, "anchor-grace", "ANCHOR_GRACE", audit.DefaultAnchorGrace,
+		"how old an event may be before a signed checkpoint must cover it (several ANCHOR_INTERVALs)")
 }
 
 // verifyTenant checks a tenant's history in the database.
@@ -86,6 +108,9 @@ func verifyTenant(ctx context.Context, p verifyParams, progress eventstore.Progr
 	tenant, err := chartstream.ParseTenantID(p.tenant)
 	if err != nil {
 		return none, errors.New("--tenant must be a tenant id (UUID)")
+	}
+	if p.grace <= 0 {
+		return none, errors.New("--anchor-grace must be a positive duration, e.g. 1m")
 	}
 	keys, err := checkpointKeys(p.keyFiles, p.signingKeyFile)
 	if err != nil {
@@ -99,7 +124,7 @@ func verifyTenant(ctx context.Context, p verifyParams, progress eventstore.Progr
 		return none, err
 	}
 	defer pool.Close()
-	v := audit.Verifier{History: store, Keys: keys}
+	v := audit.Verifier{History: store, Keys: keys, AnchorGrace: p.grace}
 	if p.natsURL != "" {
 		nc, js, err := connectJetStream(ctx, p.nats, p.natsURL, "chartstream-verify")
 		if err != nil {
@@ -116,6 +141,9 @@ func verifyFile(p verifyParams) (audit.Report, error) {
 	if p.tenant != "" {
 		return audit.Report{}, errors.New("--file and --tenant exclude each other")
 	}
+	if p.minSeq < 0 {
+		return audit.Report{}, errors.New("--checkpoint-seq must be a checkpoint's sequence number (1 or more)")
+	}
 	keys, err := checkpointKeys(p.keyFiles, p.signingKeyFile)
 	if err != nil {
 		return audit.Report{}, err
@@ -125,7 +153,7 @@ func verifyFile(p verifyParams) (audit.Report, error) {
 		return audit.Report{}, fmt.Errorf("--file: %w", err)
 	}
 	defer f.Close()
-	report, err := audit.VerifyFile(f, keys)
+	report, err := audit.VerifyFile(f, audit.FileParams{Keys: keys, MinSeq: p.minSeq})
 	if errors.Is(err, audit.ErrNotVerifiable) {
 		return report, fmt.Errorf("--file %s: %w", p.file, err)
 	}
@@ -154,6 +182,9 @@ func printVerifyReport(out io.Writer, r audit.Report, asJSON bool) error {
 		if r.OK {
 			fmt.Fprintln(out, "OK")
 		}
+	}
+	if r.Partial {
+		return exitError{3, fmt.Errorf("PARTIALLY VERIFIED: the %d events checkpoint %d covers hold; nothing vouches for the %d after it", r.Anchored, r.Checkpoint.Seq, r.Unanchored)}
 	}
 	if !r.OK {
 		return exitError{1, fmt.Errorf("BROKEN: %d findings, the first: %s: %s", len(r.Findings), r.Findings[0].Kind, r.Findings[0].Detail)}

@@ -261,6 +261,16 @@ func (l *Log) flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Write writes one entry now, outside any Log: for a reader that must
+// not open PHI unless its entry is written (chartstream export), so it
+// writes first and fails closed on the error.
+func Write(ctx context.Context, pool *pgxpool.Pool, e Entry) error {
+	if err := write(ctx, pool, e.Tenant, []Entry{e}); err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	return nil
+}
+
 // write inserts a tenant's entries in one transaction; the table's trigger
 // numbers and chains them.
 func write(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, entries []Entry) error {
