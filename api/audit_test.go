@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/audit"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/phi"
+	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
 )
 
@@ -144,6 +146,48 @@ func TestAuditVerify(t *testing.T) {
 		t.Errorf("after a checkpoint and one more event: %s", r.Raw)
 	}
 	e.do(http.MethodGet, "/v1/audit/verify?tenant=x", auditor, nil).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID)
+}
+
+// GET /v1/audit/verify answers an attack as chartstream verify does: the
+// owner rewrites an anchored event (its trigger disabled), and the report
+// says not OK, naming the broken chain and the altered history. Not
+// parallel: disabling the trigger locks the events table.
+func TestAuditVerifyNamesAnAlteredEvent(t *testing.T) {
+	e := newAPIEnv(t)
+	c := e.newChart()
+	auditor := e.token(c.tenant, chartstream.RoleAuditor)
+	e.signCheckpoint(c.tenant)
+	if r := e.do(http.MethodGet, "/v1/audit/verify", auditor, nil).want(t, http.StatusOK); r.Body["ok"] != true {
+		t.Fatalf("untouched: %s", r.Raw)
+	}
+	ctx := testkit.Context(t)
+	err := postgres.InTenantTx(ctx, testkit.MustAdminPool(t), c.tenant, func(tx pgx.Tx) error {
+		for _, sql := range []string{`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`,
+			`UPDATE events SET metadata = '{"actor": "someone else"}' WHERE stream_id = '` + c.patient.String() + `' AND version = 2`,
+			`ALTER TABLE events ENABLE TRIGGER events_no_update_delete`} {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report audit.Report
+	r := e.do(http.MethodGet, "/v1/audit/verify", auditor, nil).want(t, http.StatusOK)
+	if err := json.Unmarshal(r.Raw, &report); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]audit.Finding{}
+	for _, f := range report.Findings {
+		kinds[f.Kind] = f
+	}
+	broken := kinds[audit.KindBrokenChain].Event
+	if report.OK || broken == nil || broken.Stream.ID != c.patient || broken.Version != 2 || broken.Reason != "hash mismatch" ||
+		!strings.Contains(kinds[audit.KindAlteredEvents].Detail, "not those signed") {
+		t.Errorf("after the owner rewrote version 2 of the patient: %s", r.Raw)
+	}
 }
 
 // TestAuditorsSeeOnlyTheirTenant is generated from the route table, for

@@ -86,6 +86,18 @@ func (f *fileEvent) stored(tenant chartstream.TenantID) eventstore.StoredEvent {
 	return e
 }
 
+// ReadEventLine reads an event line of an NDJSON export as the store
+// held the event, as far as its hash goes. Anyone can recompute that hash
+// (StoredEvent.ComputeHash is public, as is the database's function): a
+// file's own hashes prove nothing, only its signed checkpoint does.
+func ReadEventLine(line []byte, tenant chartstream.TenantID) (eventstore.StoredEvent, error) {
+	var f fileEvent
+	if err := json.Unmarshal(line, &f); err != nil || f.Record != "event" {
+		return eventstore.StoredEvent{}, errors.New("not an event line of an export")
+	}
+	return f.stored(tenant), nil
+}
+
 // VerifyFile checks a full NDJSON export offline: every event's hash
 // against its content as stored (payload, metadata and sealed PHI; the
 // decrypted PHI is a reading aid the ciphertext vouches for), every

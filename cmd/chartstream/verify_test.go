@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -21,32 +22,27 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 		noCheckpointTrigger   = `ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_append_only`
 		checkpointTriggerBack = `ALTER TABLE audit_checkpoints ENABLE TRIGGER audit_checkpoints_append_only`
 	)
-	event := func(f *auditFixture, p, version int) string { return "'" + f.events[p][version-1].String() + "'" }
+	event := (*auditFixture).event
 	cases := []struct {
 		name   string
 		attack func(f *auditFixture)
 		want   []string // finding kinds
 		detail string   // and what one of them says
+		where  string   // and where the difference lies, when one is placed
 	}{
 		{"delete a middle event", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE event_id = `+event(f, 1, 2), deleteTriggerBack)
-		}, []string{audit.KindBrokenChain, audit.KindMissingEvents}, "version gap at patient"},
+		}, []string{audit.KindBrokenChain, audit.KindMissingEvents}, "version gap at patient", "p1"},
 		{"truncate a tail", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE event_id IN (`+event(f, 1, 3)+`, `+event(f, 1, 4)+`)`, deleteTriggerBack)
-		}, []string{audit.KindMissingEvents}, "2 of the 9 events anchored by checkpoint 2"},
+		}, []string{audit.KindMissingEvents}, "2 of the 9 events anchored by checkpoint 3", "p1"},
 		{"delete a stream", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE stream_id = '`+f.patients[2].ID.String()+`'`, deleteTriggerBack)
-		}, []string{audit.KindMissingEvents}, "2 of the 9 events anchored by checkpoint 2"},
+		}, []string{audit.KindMissingEvents}, "2 of the 9 events anchored by checkpoint 3", "the difference lies after checkpoint 2 (whose 7 events still match) and by checkpoint 3, and no event is left there"},
 		{"rewrite an event and re-chain its stream", func(f *auditFixture) {
 			stmts := []string{noDeleteTrigger, `UPDATE events SET metadata = '{"actor": "someone else"}' WHERE event_id = ` + event(f, 1, 2)}
-			for v := 2; v <= 4; v++ { // the database's own function, in version order
-				stmts = append(stmts, fmt.Sprintf(`UPDATE events e SET prev_hash = p.hash,
-					hash = chartstream_event_hash(p.hash, e.tenant_id, e.stream_type, e.stream_id, e.version, e.event_id, e.event_type,
-						e.schema_version, e.payload, e.phi, e.subject_id, e.metadata, e.recorded_at)
-					FROM events p WHERE e.event_id = %s AND p.tenant_id = e.tenant_id AND p.stream_id = e.stream_id AND p.version = e.version - 1`, event(f, 1, v)))
-			}
-			f.owner(append(stmts, deleteTriggerBack)...)
-		}, []string{audit.KindAlteredEvents}, "re-chained"},
+			f.owner(append(append(stmts, f.rechain(1, 2)...), deleteTriggerBack)...)
+		}, []string{audit.KindAlteredEvents}, "re-chained", "p1"},
 		{"replace the latest checkpoint row", func(f *auditFixture) {
 			// Truncate a tail, then make the newest row say so: the
 			// owner can compute the running hash, but not sign it.
@@ -54,22 +50,21 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 				noCheckpointTrigger, `UPDATE audit_checkpoints SET events = events - 1, chain_hash = sha256('forged')
 					WHERE tenant_id = '`+f.tenant.String()+`' AND seq = (SELECT max(seq) FROM audit_checkpoints WHERE tenant_id = '`+f.tenant.String()+`')`,
 				checkpointTriggerBack)
-		}, []string{audit.KindBadCheckpoint, audit.KindCheckpointDiffers, audit.KindMissingEvents}, "checkpoint 2 in the table is not validly signed"},
+		}, []string{audit.KindBadCheckpoint, audit.KindCheckpointDiffers, audit.KindMissingEvents}, "checkpoint 3 in the table is not validly signed", "p2"},
 		{"delete the latest checkpoint row", func(f *auditFixture) {
 			f.owner(noDeleteTrigger, `DELETE FROM events WHERE event_id = `+event(f, 2, 2), deleteTriggerBack,
 				noCheckpointTrigger, `DELETE FROM audit_checkpoints WHERE tenant_id = '`+f.tenant.String()+`'
 					AND seq = (SELECT max(seq) FROM audit_checkpoints WHERE tenant_id = '`+f.tenant.String()+`')`,
 				checkpointTriggerBack)
-		}, []string{audit.KindCheckpointMissing, audit.KindMissingEvents}, "checkpoint 2, published on CLINICAL_ANCHORS, is missing from the table"},
+		}, []string{audit.KindCheckpointMissing, audit.KindMissingEvents}, "checkpoint 3, published on CLINICAL_ANCHORS, is missing from the table", "p2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newAuditFixture(t)
-			f.addPatient(3)
-			f.addPatient(4)
-			f.anchor()
-			f.addPatient(2)
-			f.anchor() // a second checkpoint, over the third patient too
+			for _, n := range []int{3, 4, 2} { // a checkpoint after each patient
+				f.addPatient(n)
+				f.anchor()
+			}
 			if out, err := f.verify(); exitCode(err) != 0 || !strings.Contains(out, "OK") {
 				t.Fatalf("untouched history: exit %d (%v): %s", exitCode(err), err, out)
 			}
@@ -83,8 +78,16 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 					t.Errorf("the report does not name %s:\n%s", kind, out)
 				}
 			}
-			if !strings.Contains(out, tc.detail) {
-				t.Errorf("the report does not say %q:\n%s", tc.detail, out)
+			where := map[string]string{ // the first event after the last checkpoint that still matches
+				"p1": "the difference lies after checkpoint 1 (whose 3 events still match) and by checkpoint 2: the first event found there is patient " +
+					f.patients[1].ID.String() + " version 1",
+				"p2": "the difference lies after checkpoint 2 (whose 7 events still match) and by checkpoint 3: the first event found there is patient " +
+					f.patients[2].ID.String() + " version 1",
+			}
+			for _, w := range []string{tc.detail, cmp.Or(where[tc.where], tc.where)} {
+				if !strings.Contains(out, w) {
+					t.Errorf("the report does not say %q:\n%s", w, out)
+				}
 			}
 		})
 	}
@@ -113,5 +116,64 @@ func TestVerifyAfterErasureAndUnanchoredEvents(t *testing.T) {
 	}
 	if !r.OK || r.Events != 7 || r.Anchored != 5 || r.Unanchored != 2 || !r.AnchorsConsulted || r.Checkpoint == nil || r.Checkpoint.Events != 5 {
 		t.Errorf("report %+v, want 7 events, 5 anchored by the checkpoint, 2 not yet", r)
+	}
+}
+
+// event is the id of patient p's event version, as an SQL literal.
+func (f *auditFixture) event(p, version int) string {
+	return "'" + f.events[p][version-1].String() + "'"
+}
+
+// rechain is the statements that recompute patient p's chain from version
+// on with the database's own function, in version order, as the owner
+// would after rewriting it (the delete trigger disabled).
+func (f *auditFixture) rechain(p, from int) []string {
+	var stmts []string
+	for v := from; v <= len(f.events[p]); v++ {
+		stmts = append(stmts, fmt.Sprintf(`UPDATE events e SET prev_hash = p.hash,
+			hash = chartstream_event_hash(p.hash, e.tenant_id, e.stream_type, e.stream_id, e.version, e.event_id, e.event_type,
+				e.schema_version, e.payload, e.phi, e.subject_id, e.metadata, e.recorded_at)
+			FROM (SELECT (SELECT hash FROM events WHERE stream_id = '%s' AND version = %d) AS hash) p
+			WHERE e.event_id = %s`, f.patients[p].ID, v-1, f.event(p, v)))
+	}
+	return stmts
+}
+
+// The owner deletes every checkpoint row of a tenant whose history is
+// older than the anchor's grace, and verification does not consult
+// CLINICAL_ANCHORS: history that old and anchored by nothing means deleted
+// checkpoints or a stopped anchor, and verify exits 1 naming it. The
+// history is backdated (and re-chained) by the owner too, as the test
+// cannot wait a minute.
+func TestVerifyWithoutCheckpointsFlagsOldHistory(t *testing.T) {
+	f := newAuditFixture(t)
+	f.addPatient(3)
+	f.addPatient(2)
+	f.anchor()
+	withoutNATS := func() (string, error) {
+		return execute(testkit.Context(t), "verify", "--tenant", f.tenant.String(), "--nats-url=", "--public-key", f.pub,
+			"--database-url", testkit.Env(t, "DATABASE_URL"))
+	}
+	if out, err := withoutNATS(); exitCode(err) != 0 {
+		t.Fatalf("untouched: exit %d (%v): %s", exitCode(err), err, out)
+	}
+	stmts := []string{`ALTER TABLE events DISABLE TRIGGER events_no_update_delete`,
+		`UPDATE events SET recorded_at = recorded_at - interval '1 hour'`}
+	for p := range f.patients {
+		stmts = append(stmts, f.rechain(p, 1)...)
+	}
+	f.owner(append(stmts, `ALTER TABLE events ENABLE TRIGGER events_no_update_delete`,
+		`ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_append_only`,
+		`DELETE FROM audit_checkpoints WHERE tenant_id = '`+f.tenant.String()+`'`,
+		`ALTER TABLE audit_checkpoints ENABLE TRIGGER audit_checkpoints_append_only`)...)
+	out, err := withoutNATS()
+	if exitCode(err) != 1 || !strings.Contains(out, "FINDING anchor_overdue: 5 events are covered by no validly signed checkpoint, the oldest patient "+
+		f.patients[0].ID.String()+" version 1") || strings.Contains(out, "broken_chain") {
+		t.Fatalf("every checkpoint deleted, history an hour old: exit %d (%v), want 1 naming anchor_overdue only: %s", exitCode(err), err, out)
+	}
+	// A longer grace accepts it: the finding is the grace's.
+	if out, err := execute(testkit.Context(t), "verify", "--tenant", f.tenant.String(), "--nats-url=", "--public-key", f.pub,
+		"--database-url", testkit.Env(t, "DATABASE_URL"), "--anchor-grace", "2h"); exitCode(err) != 0 {
+		t.Errorf("--anchor-grace 2h: exit %d (%v): %s", exitCode(err), err, out)
 	}
 }
