@@ -28,6 +28,20 @@ func (f *auditFixture) export(extra ...string) (string, error) {
 	return file, err
 }
 
+// exportRaw runs a full export and returns its file and content.
+func (f *auditFixture) exportRaw() (string, []byte) {
+	f.t.Helper()
+	file, err := f.export()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return file, raw
+}
+
 // storedHashes are the tenant's event hashes in commit order, as stored.
 func (f *auditFixture) storedHashes() []string {
 	f.t.Helper()
@@ -59,14 +73,7 @@ func TestExportEqualsTheStoreAndVerifiesOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.addPatient(2) // after the checkpoint
-	file, err := f.export()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, raw := f.exportRaw()
 	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
 	want := f.storedHashes()
 	if len(lines) != len(want)+2 {
@@ -103,12 +110,7 @@ func TestExportEqualsTheStoreAndVerifiesOffline(t *testing.T) {
 		t.Fatalf("verify --file before the anchor covers every event: exit %d (%v), want 3: %s", exitCode(err), err, out)
 	}
 	f.anchor()
-	if file, err = f.export(); err != nil {
-		t.Fatal(err)
-	}
-	if raw, err = os.ReadFile(file); err != nil {
-		t.Fatal(err)
-	}
+	file, raw = f.exportRaw()
 	out, err = execute(testkit.Context(t), "verify", "--file", file, "--public-key", f.pub)
 	if exitCode(err) != 0 || !strings.Contains(out, "anchors 7; 0 committed since") || !strings.Contains(out, "OK") {
 		t.Fatalf("verify --file: exit %d (%v): %s", exitCode(err), err, out)

@@ -91,14 +91,7 @@ func TestVerifyFileCatchesAForgedExport(t *testing.T) {
 	older := f.anchor()
 	f.addPatient(4)
 	f.anchor()
-	file, err := f.export()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, raw := f.exportRaw()
 	if out, err := f.verifyFile(raw); exitCode(err) != 0 {
 		t.Fatalf("the untouched export: exit %d (%v): %s", exitCode(err), err, out)
 	}
