@@ -18,7 +18,7 @@ func thin(cps []eventstore.Checkpoint) []eventstore.Checkpoint {
 		return cps
 	}
 	kept := cps[:0]
-	for i := len(cps) % 2; i < len(cps); i += 2 {
+	for i := (len(cps) - 1) % 2; i < len(cps); i += 2 { // the last kept
 		kept = append(kept, cps[i])
 	}
 	return kept
