@@ -38,7 +38,7 @@ func oneLine(err error) string {
 }
 
 // exitError asks main for a specific exit code (verify uses 1 for a broken
-// chain and 2 for everything else).
+// chain, 3 for a partly verified file and 2 for everything else).
 type exitError struct {
 	code int
 	err  error
