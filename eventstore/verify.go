@@ -119,22 +119,22 @@ type streamHead struct {
 	broken  bool
 }
 
-// ChainCheck checks each stream's chain while events arrive in commit
-// order, in which a stream's versions come in turn (migration 0006): the
-// store's Verify and the offline check of an export share it.
-type ChainCheck struct {
+// chainCheck checks each stream's chain while events arrive in commit
+// order, in which a stream's versions come in turn (migration 0006), for
+// Walk.
+type chainCheck struct {
 	streams map[uuid.UUID]*streamHead
 }
 
-// NewChainCheck returns a check that has seen no event.
-func NewChainCheck() *ChainCheck { return &ChainCheck{streams: make(map[uuid.UUID]*streamHead)} }
+// newChainCheck returns a check that has seen no event.
+func newChainCheck() *chainCheck { return &chainCheck{streams: make(map[uuid.UUID]*streamHead)} }
 
 // Streams is how many streams the check has seen.
-func (w *ChainCheck) Streams() int64 { return int64(len(w.streams)) }
+func (w *chainCheck) Streams() int64 { return int64(len(w.streams)) }
 
 // Check recomputes e's hash from its stream's recomputed chain (h is
 // reused) and returns it, and the stream's first break when e is it.
-func (w *ChainCheck) Check(e *StoredEvent, h hash.Hash) (Hash, *BrokenEvent) {
+func (w *chainCheck) Check(e *StoredEvent, h hash.Hash) (Hash, *BrokenEvent) {
 	head := w.streams[e.StreamID]
 	if head == nil {
 		head = &streamHead{}

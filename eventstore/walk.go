@@ -37,14 +37,14 @@ type Mark struct {
 // store's Verify and the offline check of an export share it.
 type Walk struct {
 	p      VerifyParams
-	check  *ChainCheck
+	check  *chainCheck
 	h      hash.Hash
 	report VerifyReport
 }
 
 // NewWalk starts a walk of tenant's events.
 func NewWalk(tenant chartstream.TenantID, p VerifyParams) *Walk {
-	w := &Walk{p: p, check: NewChainCheck(), h: sha256.New(), report: VerifyReport{Anchored: NewChain(tenant)}}
+	w := &Walk{p: p, check: newChainCheck(), h: sha256.New(), report: VerifyReport{Anchored: NewChain(tenant)}}
 	w.report.Marks = make([]Mark, 0, len(p.Marks))
 	return w
 }
