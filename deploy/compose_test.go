@@ -89,7 +89,7 @@ func TestComposeChartstreamSettings(t *testing.T) {
 	t.Parallel()
 	p, _ := loadCompose(t)
 	required := map[string][]string{
-		"serve":   {"DATABASE_URL", "REDIS_URL", "PHI_KEY_FILE", "HTTP_ADDR", "CHECKPOINT_VERIFY_KEY_FILES"},
+		"serve":   {"DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "PHI_KEY_FILE", "HTTP_ADDR", "CHECKPOINT_VERIFY_KEY_FILES"},
 		"work":    {"DATABASE_URL", "DATABASE_RELAY_URL", "NATS_URL", "PHI_KEY_FILE", "MESSAGE_SIGNING_KEY_FILE", "CHECKPOINT_SIGNING_KEY_FILE", "RELAY_REPLICAS"},
 		"migrate": {"DATABASE_ADMIN_URL"},
 	}
@@ -191,6 +191,11 @@ func TestComposeFiles(t *testing.T) {
 	// The URLs carry the passwords the database roles get.
 	if url := before["database_url"]; !strings.Contains(url, ":"+strings.TrimSpace(before["pg_app_password"])+"@") {
 		t.Error("database_url does not carry pg_app_password")
+	}
+	// The analytics API reads the hot standby as chartstream_analytics.
+	replica := "postgres://chartstream_analytics:" + strings.TrimSpace(before["pg_analytics_password"]) + "@postgres-replica:5432/"
+	if url := before["database_replica_url"]; !strings.HasPrefix(url, replica) || p.Services["postgres-replica"].Name == "" {
+		t.Error("database_replica_url is not chartstream_analytics on the postgres-replica service")
 	}
 }
 

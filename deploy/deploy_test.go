@@ -141,6 +141,21 @@ func exists(t *testing.T, rel string) bool {
 // failure rather than a skip.
 func onCI() bool { return os.Getenv("CI") != "" }
 
+// CI sets what onCI reads before it runs the tests, and the stack that
+// make test brings up builds the helm the helm tests then require.
+func TestCISetsCI(t *testing.T) {
+	t.Parallel()
+	script := readRel(t, ".ci/run")
+	set := regexp.MustCompile(`(?m)^export CI=1$`).FindStringIndex(script)
+	run := regexp.MustCompile(`(?m)^make test$`).FindStringIndex(script)
+	if set == nil || run == nil || set[0] > run[0] {
+		t.Error(".ci/run does not export CI=1 before make test: the deploy tests skip what CI must check")
+	}
+	if !regexp.MustCompile(`(?m)^\s*install_helm$`).MatchString(readRel(t, "deploy/local/stack.sh")) {
+		t.Error("deploy/local/stack.sh up does not build helm, which the helm tests require in CI")
+	}
+}
+
 func TestSettingsFromHelp(t *testing.T) {
 	t.Parallel()
 	s := settings(t, "serve")

@@ -170,7 +170,7 @@ func TestHelmObjects(t *testing.T) {
 var credentialsInURL = regexp.MustCompile(`://[^/@\s]*:[^/@\s]*@`)
 
 // secretSettings are given only as X_FILE, from a mounted Secret.
-var secretSettings = []string{"DATABASE_URL", "DATABASE_ADMIN_URL", "DATABASE_RELAY_URL", "DATABASE_SESSION_URL", "REDIS_URL", "NATS_PASSWORD"}
+var secretSettings = []string{"DATABASE_URL", "DATABASE_ADMIN_URL", "DATABASE_RELAY_URL", "DATABASE_SESSION_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "NATS_PASSWORD"}
 
 // Every container: non-root, read-only root, no capabilities, resources
 // bounded; settings that chartstream reads, secrets only by reference;

@@ -121,6 +121,9 @@ func benchHistory(ctx context.Context, s *commandsStack, sizes []int, posts int)
 	if err := s.waitProjected(ctx, "projecting the seeded histories", 10*time.Minute); err != nil {
 		return r, err
 	}
+	if err := s.waitDigested(ctx, 10*time.Minute); err != nil {
+		return r, err
+	}
 	r.SeedSeconds = time.Since(seedStart).Seconds()
 
 	lat := make([][]float64, len(sizes))

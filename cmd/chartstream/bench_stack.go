@@ -39,6 +39,8 @@ type commandsStack struct {
 	// history phase's appends straight to the event store.
 	pool  *pgxpool.Pool
 	store *eventstore.Store
+	// main runs the workers (and the API, unless in a child).
+	main *Main
 	// api is the API's process when it runs in a child.
 	api     *child
 	log     io.Writer
@@ -133,7 +135,7 @@ func openCommandsStack(ctx context.Context, log io.Writer, cfg Config, o stackOp
 	if err := m.Open(ctx); err != nil {
 		return s, err
 	}
-	s.cfg = m.Config
+	s.cfg, s.main = m.Config, m
 	s.closers = append(s.closers, s.runWorkers(ctx, m))
 	if !o.childAPI {
 		s.base = "http://" + m.Addr().String()

@@ -55,11 +55,18 @@ func New(w io.Writer, level slog.Level) *slog.Logger {
 // contextHandler adds the context's request id and tenant to each record.
 type contextHandler struct{ slog.Handler }
 
+// Handle adds what the record does not say itself: a JSON line with a key
+// twice is read differently by different log pipelines.
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestID(ctx); id != "" {
+	var hasID, hasTenant bool
+	r.Attrs(func(a slog.Attr) bool {
+		hasID, hasTenant = hasID || a.Key == "request_id", hasTenant || a.Key == "tenant"
+		return true
+	})
+	if id := RequestID(ctx); id != "" && !hasID {
 		r.AddAttrs(slog.String("request_id", id))
 	}
-	if t, _ := ctx.Value(tenantKey).(string); t != "" {
+	if t, _ := ctx.Value(tenantKey).(string); t != "" && !hasTenant {
 		r.AddAttrs(slog.String("tenant", t))
 	}
 	return h.Handler.Handle(ctx, r)

@@ -24,7 +24,7 @@ output "eks_cluster_endpoint" {
 }
 
 output "chartstream_role_arn" {
-  description = "IAM role of chartstream's service account: the Helm value serviceAccount.annotations[eks.amazonaws.com/role-arn]."
+  description = "IAM role of chartstream's service account (IRSA: KMS, S3, rds-db:connect): the Helm value serviceAccount.roleArn."
   value       = aws_iam_role.chartstream.arn
 }
 
@@ -34,7 +34,7 @@ output "db_endpoint" {
 }
 
 output "db_replica_endpoint" {
-  description = "RDS read replica host:port, for read-only analytics."
+  description = "RDS read replica host:port, for DATABASE_REPLICA_URL (chartstream_analytics, sslmode=verify-full): the analytics API."
   value       = aws_db_instance.replica.endpoint
 }
 
@@ -54,7 +54,7 @@ output "redis_url_secret_arn" {
 }
 
 output "tenant_keys_kms_key_arn" {
-  description = "KMS key that wraps the tenant keys of this environment (the PHI key provider's key)."
+  description = "KMS key that wraps the tenant keys of this environment: the Helm value phiKeys.awsKms.keyId (AWS_KMS_KEY_ID)."
   value       = aws_kms_key.tenant_keys.arn
 }
 
@@ -76,4 +76,9 @@ output "alb_dns_name" {
 output "api_node_port" {
   description = "The NodePort the ALB forwards to: the Helm value serve.service.nodePort."
   value       = var.api_node_port
+}
+
+output "region" {
+  description = "The environment's region: the Helm value phiKeys.awsKms.region (AWS_REGION)."
+  value       = var.region
 }

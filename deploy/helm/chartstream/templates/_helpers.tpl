@@ -91,16 +91,35 @@ added for serve and work (anything but the admin URL).
     {{- end }}
 {{- end -}}
 
-{{/* Key material for serve and work: the signing keys and the PHI key's copy. */}}
+{{/*
+The PHI key provider (phiKeys.provider): "local" or "aws-kms", anything
+else fails the render.
+*/}}
+{{- define "chartstream.phiKeyProvider" -}}
+{{- $p := .Values.phiKeys.provider -}}
+{{- if not (has $p (list "local" "aws-kms")) -}}
+{{- fail (printf "phiKeys.provider must be local or aws-kms, not %q" $p) -}}
+{{- end -}}
+{{- $p -}}
+{{- end -}}
+
+{{/* Whether the pods hold a local PHI master key ("true" or ""). */}}
+{{- define "chartstream.localPHIKey" -}}
+{{- if eq (include "chartstream.phiKeyProvider" .) "local" }}true{{ end -}}
+{{- end -}}
+
+{{/* Key material for serve and work: the signing keys, and the local PHI key's copy. */}}
 {{- define "chartstream.keyVolumes" -}}
 - name: key-source
   secret:
     secretName: {{ required "keyFiles.existingSecret is required" .Values.keyFiles.existingSecret }}
     defaultMode: 0440
+{{- if include "chartstream.localPHIKey" . }}
 - name: keys
   emptyDir:
     medium: Memory
     sizeLimit: 1Mi
+{{- end }}
 {{- end -}}
 
 {{/* Copies the PHI master key into the memory volume, owned by the app user, mode 0400. */}}
@@ -108,7 +127,7 @@ added for serve and work (anything but the admin URL).
 - name: phi-key
   image: {{ .Values.keyFiles.copyImage }}
   imagePullPolicy: IfNotPresent
-  command: ["install", "-m", "0400", "/var/run/chartstream/key-source/{{ .Values.keyFiles.phiMasterKey }}", "/var/run/chartstream/keys/phi-master.key"]
+  command: ["install", "-m", "0400", "/var/run/chartstream/key-source/{{ required "keyFiles.phiMasterKey is required with phiKeys.provider local" .Values.keyFiles.phiMasterKey }}", "/var/run/chartstream/keys/phi-master.key"]
   securityContext:
     {{- toYaml .Values.securityContext | nindent 4 }}
   resources:
@@ -124,8 +143,31 @@ added for serve and work (anything but the admin URL).
 
 {{/* The key settings of serve and work. */}}
 {{- define "chartstream.keyEnv" -}}
+{{- if include "chartstream.localPHIKey" . }}
 - name: PHI_KEY_FILE
   value: /var/run/chartstream/keys/phi-master.key
+{{- else }}
+{{- $kms := .Values.phiKeys.awsKms | default dict }}
+- name: PHI_KEY_PROVIDER
+  value: aws-kms
+{{- if and $kms.keyId $kms.keyAliasTemplate }}
+{{- fail "phiKeys.awsKms: set keyId or keyAliasTemplate, not both" }}
+{{- else if $kms.keyAliasTemplate }}
+- name: AWS_KMS_KEY_ALIAS_TEMPLATE
+  value: {{ $kms.keyAliasTemplate | quote }}
+{{- else }}
+- name: AWS_KMS_KEY_ID
+  value: {{ required "phiKeys.awsKms.keyId (or keyAliasTemplate) is required with phiKeys.provider aws-kms" $kms.keyId | quote }}
+{{- end }}
+{{- with $kms.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with $kms.endpoint }}
+- name: AWS_KMS_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 - name: MESSAGE_SIGNING_KEY_FILE
   value: /var/run/chartstream/key-source/{{ .Values.keyFiles.messageSigningKey }}
 {{- with .Values.keyFiles.messageVerifyKeys }}
@@ -146,9 +188,11 @@ added for serve and work (anything but the admin URL).
 - name: key-source
   mountPath: /var/run/chartstream/key-source
   readOnly: true
+{{- if include "chartstream.localPHIKey" . }}
 - name: keys
   mountPath: /var/run/chartstream/keys
   readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* The pod spec's head shared by serve and work: call with (list $ componentValues). */}}
@@ -163,8 +207,10 @@ imagePullSecrets:
 securityContext:
   {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
 terminationGracePeriodSeconds: {{ (index . 1).terminationGracePeriodSeconds }}
+{{- if include "chartstream.localPHIKey" $root }}
 initContainers:
   {{- include "chartstream.keyCopy" $root | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* Mounts shared by serve and work. */}}
