@@ -128,7 +128,7 @@ func withMinCell(t *testing.T, minCell int) envOption {
 
 func mustAnalyticsReader(t *testing.T, pool *pgxpool.Pool, minCell int) *analytics.Reader {
 	t.Helper()
-	r, err := analytics.NewReader(pool, analytics.ReaderConfig{MinCell: minCell})
+	r, err := analytics.NewReader(pool, testkit.MustAppPool(t), analytics.ReaderConfig{MinCell: minCell})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,8 @@ type fixture struct {
 	family, given, mrn, birth, ssn, phone, fax, email     string
 	street, city, zip, plan, account, licence, vehicle    string
 	device, url, ip, note, prescriber, deceased           string
+	// location is a name and an address typed where a ward belongs.
+	location string
 }
 
 func newFixture(n int) fixture {
@@ -36,6 +38,7 @@ func newFixture(n int) fixture {
 		street: s + "7 Wrenfield Lane", city: "Marblehead" + s, zip: "0194" + s, plan: "HPB-3344-" + s, account: "ACCT-99120" + s,
 		licence: "DL-S5301" + s, vehicle: "1HGCM82633A00435" + s, device: "PM-SERIAL-77" + s, url: "https://philippa" + s + ".example/home",
 		ip: "203.0.113.4" + s, note: "lives alone with her cat Biscuit" + s, prescriber: "Dr Hortensia Vell" + s, deceased: "2026-02-1" + s + "T04:30:00Z",
+		location: "bedside of Ambrose Tillingham" + s + ", 4 Kestrel Row",
 	}
 }
 
@@ -44,7 +47,7 @@ func newFixture(n int) fixture {
 func (f fixture) identifiers() []string {
 	return append([]string{f.family, f.given, f.mrn, f.birth, f.ssn, f.phone, f.fax, f.email, f.street, f.city, f.zip, f.plan,
 		f.account, f.licence, f.vehicle, f.device, f.url, f.ip, f.note, f.prescriber, f.deceased, f.deceased[:10],
-		"2026-02-03", "Biscuit", "whitfield", "corr-"},
+		f.location, "Tillingham", "Kestrel", transferWard, "2026-02-03", "Biscuit", "whitfield", "corr-"},
 		ids(f.id, f.encounter, f.order, f.observation, f.allergy, f.condition)...)
 }
 
@@ -76,11 +79,11 @@ func (e *deidEnv) record(tenant chartstream.TenantID, f fixture) {
 	e.appendAs(tenant, pat, patient.TypeConditionDiagnosed, with(map[string]any{"condition_id": f.condition, "code": "E11.9",
 		"system": "http://hl7.org/fhir/sid/icd-10-cm", "display": f.note, "onset": "2026-02-03"}))
 	e.appendAs(tenant, pat, patient.TypeConditionResolved, with(map[string]any{"condition_id": f.condition}))
-	e.appendAs(tenant, enc, encounter.TypeStarted, with(map[string]any{"patient_id": f.id, "class": "inpatient", "location": "Ward 4B",
+	e.appendAs(tenant, enc, encounter.TypeStarted, with(map[string]any{"patient_id": f.id, "class": "inpatient", "location": f.location,
 		"reason": f.given + " " + f.family + " fell at " + f.street}))
 	e.appendAs(tenant, pat, patient.TypeObservationRecorded, with(map[string]any{"observation_id": f.observation, "code": "8867-4",
 		"system": patient.LOINC, "value": 72, "unit": "/min", "effective_at": "2026-02-03T09:15:00Z", "encounter_id": f.encounter}))
-	e.appendAs(tenant, enc, encounter.TypePatientTransferred, with(map[string]any{"location": "Ward 6"}))
+	e.appendAs(tenant, enc, encounter.TypePatientTransferred, with(map[string]any{"location": transferWard}))
 	e.appendAs(tenant, ord, medicationorder.TypePrescribed, with(map[string]any{"patient_id": f.id,
 		"medication": map[string]any{"code": "197361", "system": patient.RxNorm, "display": f.note}, "dose": "5 mg " + f.given,
 		"route": "oral", "frequency": "daily", "prescriber": f.prescriber, "override": map[string]any{"reason": f.note}}))
@@ -89,6 +92,10 @@ func (e *deidEnv) record(tenant chartstream.TenantID, f fixture) {
 	e.appendAs(tenant, pat, patient.TypeDeceased, with(map[string]any{"deceased_at": f.deceased}))
 	e.appendAs(tenant, pat, patient.TypeErased, with(map[string]any{"erased_at": "2026-02-20T10:00:00Z"}))
 }
+
+// transferWard is where record transfers every fixture: a plain ward name,
+// which consumers see only as its pseudonym too.
+const transferWard = "Ward 6"
 
 // eventsPerFixture is how many events record appends.
 const eventsPerFixture = 14
@@ -147,8 +154,25 @@ func TestDeidentifiedCorpusCarriesNoIdentifier(t *testing.T) {
 		}
 	}
 	first := msgs[0].body
-	if first.Type != patient.TypeRegistered || first.Payload["birth_year"] != "1958" || first.Payload["sex"] != "female" || first.Recorded == "" {
-		t.Errorf("first message %+v, want the registration with the birth year and sex", first)
+	if first.Type != patient.TypeRegistered || first.Payload["age"] != strconv.Itoa(deid.Age(time.Date(1958, 3, 11, 0, 0, 0, 0, time.UTC), time.Now())) ||
+		first.Payload["birth_year"] != nil || first.Payload["sex"] != "female" || first.Recorded == "" {
+		t.Errorf("first message %+v, want the registration with the age, no birth year, and sex", first)
+	}
+	// Locations are pseudonyms: consumers can group by them, never read them.
+	for _, m := range msgs {
+		want, ok := map[string]string{encounter.TypeStarted: "", encounter.TypePatientTransferred: transferWard}[m.body.Type]
+		if !ok {
+			continue
+		}
+		if want == "" {
+			want = fixtures[0].location
+			if m.body.Patient == deid.PseudonymOf(key, deid.EntityPatient, fixtures[1].id) {
+				want = fixtures[1].location
+			}
+		}
+		if got := m.body.Payload["location"]; got != deid.LabelPseudonymOf(key, deid.EntityLocation, want) {
+			t.Errorf("%s: location %v, want the pseudonym of %q", m.body.Type, got, want)
+		}
 	}
 	theirs := e.waitDeidentified(other, eventsPerFixture)
 	if theirs[0].body.Patient == first.Patient || theirs[0].body.Patient == "" {

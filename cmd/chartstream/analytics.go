@@ -20,7 +20,7 @@ func (m *Main) openAnalytics(ctx context.Context, info map[string]api.StatusFn) 
 		MaxConns: 8, ConnectTimeout: 2 * time.Second, Lazy: true}); err != nil {
 		return nil, err
 	}
-	reader, err := analytics.NewReader(m.replica, m.Config.analyticsConfig())
+	reader, err := analytics.NewReader(m.replica, m.pool, m.Config.analyticsConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,10 @@ type deidSettings struct {
 	// MaxShiftDays bounds a patient's date shift (DEID_MAX_SHIFT_DAYS).
 	// Default 365.
 	MaxShiftDays int
+	// AgeSpanYears is the longest span of a patient's events consumers
+	// hold (DEID_AGE_SPAN_YEARS): ages from 90 less it are one category.
+	// Default 10.
+	AgeSpanYears int
 	// Name, SubjectPrefix and Tenants have no setting: tests and benches
 	// give their de-identifier a lease, subjects and tenants of their
 	// own (workers.DeidentifierConfig; defaults deid, deid, all).
@@ -40,6 +44,7 @@ func (s *deidSettings) flags(fs *pflag.FlagSet) {
 	stringFlag(fs, &s.Stream, "deid-stream", "DEID_STREAM", workers.DefaultDeidStream, "JetStream stream of de-identified events")
 	stringFlag(fs, &s.Dates, "deid-dates", "DEID_DATES", string(deid.DatesYear), "year (HIPAA Safe Harbor) or shift (per-patient keyed offset; not Safe Harbor)")
 	intFlag(fs, &s.MaxShiftDays, "deid-max-shift-days", "DEID_MAX_SHIFT_DAYS", 365, "largest date shift in days, with DEID_DATES=shift")
+	intFlag(fs, &s.AgeSpanYears, "deid-age-span-years", "DEID_AGE_SPAN_YEARS", 10, "longest span in years of a patient's de-identified events a consumer holds; ages from 90 less it are published as one category")
 }
 
 // Validate reports every problem with the settings (the API's
@@ -48,7 +53,7 @@ func (s *deidSettings) flags(fs *pflag.FlagSet) {
 func (s deidSettings) Validate() error {
 	var errs []error
 	if err := s.rules().Validate(); err != nil {
-		errs = append(errs, errors.New("DEID_DATES must be year or shift, DEID_MAX_SHIFT_DAYS 1 to 3650"))
+		errs = append(errs, errors.New("DEID_DATES must be year or shift, DEID_MAX_SHIFT_DAYS 1 to 3650, DEID_AGE_SPAN_YEARS 1 to 60"))
 	}
 	if s.Stream == "" {
 		errs = append(errs, errors.New("DEID_STREAM must not be empty"))
@@ -57,7 +62,7 @@ func (s deidSettings) Validate() error {
 }
 
 func (s deidSettings) rules() deid.Config {
-	return deid.Config{Dates: deid.DateMode(s.Dates), MaxShiftDays: s.MaxShiftDays}
+	return deid.Config{Dates: deid.DateMode(s.Dates), MaxShiftDays: s.MaxShiftDays, AgeSpanYears: s.AgeSpanYears}
 }
 
 // openDeidentifier builds the de-identifier on the relay's stream. It

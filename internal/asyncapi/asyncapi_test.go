@@ -174,11 +174,12 @@ func sampleEvents(t *testing.T) ([]chartstream.Event, *eventstore.Store) {
 		}
 		return res
 	}
-	register := func(mrn string) uuid.UUID {
-		return run(patient.RegisterPatient{MRN: mrn, Name: patient.HumanName{Family: "Sample", Given: []string{"Ada"}}, BirthDate: "1931-05-02",
+	register := func(mrn, born string) uuid.UUID {
+		return run(patient.RegisterPatient{MRN: mrn, Name: patient.HumanName{Family: "Sample", Given: []string{"Ada"}}, BirthDate: born,
 			Sex: patient.SexFemale, Contact: patient.Contact{Phone: "+1 555 0100"}}).ID
 	}
-	p := register("S-1")
+	p := register("S-1", "1931-05-02")
+	register("S-3", "1990-06-15") // an exact age beside p's category
 	name := patient.HumanName{Family: "Sample-Jones"}
 	run(patient.UpdateDemographics{PatientID: p, Name: &name})
 	allergy := run(patient.RecordAllergy{PatientID: p, Substance: patient.Coding{Code: "7980", System: patient.RxNorm, Display: "penicillin"},
@@ -186,7 +187,7 @@ func sampleEvents(t *testing.T) ([]chartstream.Event, *eventstore.Store) {
 	run(patient.RefuteAllergy{PatientID: p, AllergyID: allergy})
 	cond := run(patient.DiagnoseCondition{PatientID: p, Code: "E11.9", System: "http://hl7.org/fhir/sid/icd-10-cm", Display: "type 2 diabetes", Onset: "2024-02-01"}).ID
 	run(patient.ResolveCondition{PatientID: p, ConditionID: cond})
-	enc := run(encounter.StartEncounter{PatientID: p, Class: encounter.ClassInpatient, Location: "Ward 4", Reason: "fall"}).ID
+	enc := run(encounter.StartEncounter{PatientID: p, Class: encounter.ClassInpatient, Location: "Ada Sample's home, 12 Elm St", Reason: "fall"}).ID
 	run(patient.RecordObservation{PatientID: p, Code: "8867-4", System: patient.LOINC, Value: ptr(72.0), Unit: "/min",
 		EffectiveAt: time.Now().UTC().Format(time.RFC3339), EncounterID: &enc})
 	run(encounter.TransferPatient{EncounterID: enc, Location: "Ward 6"})
@@ -195,7 +196,7 @@ func sampleEvents(t *testing.T) ([]chartstream.Event, *eventstore.Store) {
 	run(medicationorder.DiscontinueMedication{OrderID: order, Reason: "side effects"})
 	run(encounter.DischargePatient{EncounterID: enc})
 	run(patient.RecordDeath{PatientID: p, DeceasedAt: time.Now().UTC().Format(time.RFC3339)})
-	erasedPatient = register("S-2")
+	erasedPatient = register("S-2", "1931-05-02")
 	run(patient.RecordObservation{PatientID: erasedPatient, Code: "8867-4", System: patient.LOINC, Value: ptr(80.0), Unit: "/min",
 		EffectiveAt: time.Now().UTC().Format(time.RFC3339)})
 	run(patient.ErasePatient{PatientID: erasedPatient})

@@ -24,6 +24,14 @@ type Config struct {
 	// number of days in [-MaxShiftDays, MaxShiftDays], never 0. Default
 	// 365.
 	MaxShiftDays int
+	// AgeSpanYears is the longest span, in years, between the first and
+	// the last de-identified event of a patient that any consumer holds
+	// (the stream's retention plus what consumers keep under their data
+	// use agreement). Ages are exact below 90 - AgeSpanYears and the one
+	// category "<90-AgeSpanYears>+" from there on, so that no consumer
+	// can derive an age over 89 from ages and event years within the
+	// span (Safe Harbor, 164.514(b)(2)(i)(C)). Default 10 ("80+").
+	AgeSpanYears int
 }
 
 func (c *Config) setDefaults() {
@@ -32,6 +40,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxShiftDays == 0 {
 		c.MaxShiftDays = 365
+	}
+	if c.AgeSpanYears == 0 {
+		c.AgeSpanYears = 10
 	}
 }
 
@@ -43,6 +54,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxShiftDays < 1 || c.MaxShiftDays > 3650 {
 		errs = append(errs, errors.New("deid: max shift days must be between 1 and 3650"))
+	}
+	if c.AgeSpanYears < 1 || c.AgeSpanYears > 60 {
+		errs = append(errs, errors.New("deid: the age span must be between 1 and 60 years"))
 	}
 	return errors.Join(errs...)
 }

@@ -12,9 +12,6 @@ import (
 // every date element that would tell them) into one category.
 const ageCeiling = 90
 
-// AgeOver89 is the aggregated age of everyone 90 or older.
-const AgeOver89 = "90+"
-
 // dateLayout is a calendar date as events record birth dates and onsets.
 const dateLayout = "2006-01-02"
 
@@ -23,16 +20,20 @@ const dateLayout = "2006-01-02"
 type dater struct {
 	shift bool
 	days  int
+	// topAge is the first age published only as a category: 90 less
+	// the age span (see Config.AgeSpanYears).
+	topAge int
 }
 
 // dates returns the dater of a patient. Shift mode without a known
 // patient falls back to years: an offset must be the patient's, or
 // intervals between its events would lie.
 func (d *Deidentifier) dates(keys pseudonyms, patient uuid.UUID) dater {
+	top := ageCeiling - d.cfg.AgeSpanYears
 	if d.cfg.Dates != DatesShift || patient == uuid.Nil {
-		return dater{}
+		return dater{topAge: top}
 	}
-	return dater{shift: true, days: keys.shiftDays(patient, d.cfg.MaxShiftDays)}
+	return dater{shift: true, days: keys.shiftDays(patient, d.cfg.MaxShiftDays), topAge: top}
 }
 
 // timestamp de-identifies an instant: its year, or the shifted instant
@@ -59,9 +60,14 @@ func (d dater) date(s string) (string, bool) {
 	return "", false
 }
 
-// birth turns a birth date into "age" at the time the event was recorded,
-// and, below 90, "birth_year" (or the shifted "birth_date"). Above 89 the
-// age is "90+" and no date element of the birth is kept.
+// birth turns a birth date into "age": the age in whole years when the
+// event was recorded, or, from topAge on, the category "<topAge>+". No
+// element of the birth date is kept, not even its year: with the year of
+// every later event beside the patient's pseudonym, a birth year (or an
+// exact age near 90) would let a consumer work out an age over 89 years
+// after it was published. An exact age is at most 89 - AgeSpanYears, so
+// however far apart two events a consumer holds are (up to the span), no
+// age it can derive from them reaches 90.
 func (d dater) birth(out map[string]any, s string, at time.Time) {
 	born, err := time.Parse(dateLayout, s)
 	if err != nil {
@@ -71,16 +77,15 @@ func (d dater) birth(out map[string]any, s string, at time.Time) {
 	if age < 0 {
 		return
 	}
-	if age >= ageCeiling {
-		out["age"] = AgeOver89
-		return
+	out["age"] = d.ageOf(age)
+}
+
+// ageOf is the published form of an age: itself, or the top category.
+func (d dater) ageOf(age int) string {
+	if age >= d.topAge {
+		return strconv.Itoa(d.topAge) + "+"
 	}
-	out["age"] = strconv.Itoa(age)
-	if d.shift {
-		out["birth_date"] = born.AddDate(0, 0, d.days).Format(dateLayout)
-	} else {
-		out["birth_year"] = strconv.Itoa(born.Year())
-	}
+	return strconv.Itoa(age)
 }
 
 // Age is the age in whole years on at of someone born on born; negative

@@ -208,8 +208,8 @@ func apply(out map[string]any, f Field, v any, keys pseudonyms, dates dater, e c
 			set(out, name, s)
 		}
 	case Label:
-		if isString && labelPattern.MatchString(s) {
-			set(out, name, s)
+		if isString && s != "" {
+			set(out, name, keys.label(f.Entity, s))
 		}
 	case Date:
 		if d, ok := dates.date(s); isString && ok {

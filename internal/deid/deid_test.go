@@ -2,6 +2,8 @@ package deid_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,16 +86,17 @@ func TestBirthDatesAndAges(t *testing.T) {
 	key := []byte("tenant key of thirty-two bytes!!")
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		birth, age, year string
+		birth, age string
 	}{
-		{"1980-07-15", "45", "1980"},
-		{"1936-03-01", "90+", ""}, // 90 on the day
-		{"1936-03-02", "89", "1936"},
-		{"1920-01-01", "90+", ""},
+		{"1980-07-15", "45"},
+		{"1946-03-02", "79"},
+		{"1946-03-01", "80+"}, // 80 on the day: the default span is 10 years
+		{"1937-03-01", "80+"},
+		{"1920-01-01", "80+"},
 	} {
 		m := registered(t, d, key, uuid.New(), tc.birth, at)
-		if m.Payload["age"] != tc.age || (tc.year == "") != (m.Payload["birth_year"] == nil) || (tc.year != "" && m.Payload["birth_year"] != tc.year) {
-			t.Errorf("born %s: payload %v, want age %s, birth year %q", tc.birth, m.Payload, tc.age, tc.year)
+		if m.Payload["age"] != tc.age || m.Payload["birth_year"] != nil || m.Payload["birth_date"] != nil {
+			t.Errorf("born %s: payload %v, want age %s and no birth date element", tc.birth, m.Payload, tc.age)
 		}
 		body, _ := json.Marshal(m)
 		for _, leak := range []string{tc.birth, "Okonkwo", "Adaeze", "MRN-0042", "+1 617 555 0100", "123-45-6789", "Elm", "Cambridge", "02139"} {
@@ -108,6 +111,57 @@ func TestBirthDatesAndAges(t *testing.T) {
 			t.Errorf("address %v, want zip3 021 and state MA only", addr)
 		}
 	}
+}
+
+// Safe Harbor's ages over 89: a patient born 89 years before registering,
+// with an event two years later under the same pseudonym. Nothing in the
+// two messages (ages, birth date elements, the years recorded) lets a
+// consumer work out an age of 90 or more, in either date mode.
+func TestNoAgeOver89CanBeDerived(t *testing.T) {
+	t.Parallel()
+	key, p := []byte("tenant key"), uuid.New()
+	registeredAt := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	later := registeredAt.AddDate(2, 0, 0)
+	for _, mode := range []deid.DateMode{deid.DatesYear, deid.DatesShift} {
+		d := mustNew(t, deid.Config{Dates: mode})
+		reg := registered(t, d, key, p, "1937-03-01", registeredAt) // 89 on the day
+		obs := d.Deidentify(deid.Input{Key: key, Patient: p, Event: chartstream.Event{Tenant: chartstream.NewTenantID(), ID: uuid.New(),
+			Stream: chartstream.StreamRef{Type: patient.StreamType, ID: p}, Version: 2, Type: patient.TypeObservationRecorded, SchemaVersion: 1,
+			Payload: json.RawMessage(`{"code":"8867-4","system":"http://loinc.org","value":72,"unit":"/min"}`), RecordedAt: later}})
+		if reg.Patient != obs.Patient {
+			t.Fatalf("%s: the two events have different pseudonyms", mode)
+		}
+		if got := derivableAge(t, reg, obs); got >= 90 {
+			t.Errorf("%s: registration %v then an event recorded %s: an age of at least %d can be derived", mode, reg.Payload, obs.Recorded, got)
+		}
+	}
+}
+
+// derivableAge is the highest age a consumer can be sure of at the later
+// message, from what the earlier one tells of the birth and the years
+// both were recorded in.
+func derivableAge(t *testing.T, earlier, later deid.Message) int {
+	t.Helper()
+	year := func(s string) int {
+		if len(s) < 4 {
+			t.Fatalf("recorded %q has no year", s)
+		}
+		y, err := strconv.Atoi(s[:4])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y
+	}
+	best := -1
+	if age, err := strconv.Atoi(fmt.Sprint(earlier.Payload["age"])); err == nil {
+		best = max(best, age+year(later.Recorded)-year(earlier.Recorded)-1)
+	}
+	for _, field := range []string{"birth_year", "birth_date"} {
+		if born, ok := earlier.Payload[field].(string); ok {
+			best = max(best, year(later.Recorded)-year(born)-1)
+		}
+	}
+	return best
 }
 
 func TestPseudonymsStableWithinTenantUnlinkableAcross(t *testing.T) {
@@ -130,7 +184,8 @@ func TestPseudonymsStableWithinTenantUnlinkableAcross(t *testing.T) {
 	m := d.Deidentify(deid.Input{Key: a, Patient: id, Event: chartstream.Event{Tenant: chartstream.NewTenantID(), ID: uuid.New(),
 		Stream: chartstream.StreamRef{Type: encounter.StreamType, ID: enc}, Version: 1, Type: encounter.TypeStarted, SchemaVersion: 1, Payload: payload}})
 	if m.Payload["patient_id"] != deid.PseudonymOf(a, deid.EntityPatient, id) || m.Patient != m.Payload["patient_id"] ||
-		m.Stream.ID != deid.PseudonymOf(a, deid.EntityEncounter, enc) || m.Payload["reason"] != nil {
+		m.Stream.ID != deid.PseudonymOf(a, deid.EntityEncounter, enc) || m.Payload["reason"] != nil ||
+		m.Payload["location"] != deid.LabelPseudonymOf(a, deid.EntityLocation, "Ward 4") || m.Payload["location"] == deid.PseudonymOf(a, deid.EntityLocation, id) {
 		t.Errorf("encounter started: %+v", m)
 	}
 }

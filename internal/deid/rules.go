@@ -64,8 +64,9 @@ const (
 	Number
 	// Unit keeps a UCUM unit.
 	Unit
-	// Label keeps a short label of the clinic's own (a ward, a bed),
-	// which the event registry does not count as PHI.
+	// Label replaces a label clinicians type (a location) with its keyed
+	// pseudonym (Field.Entity): consumers can group by it, never read it,
+	// since nothing stops a name or an address being typed there.
 	Label
 	// Date keeps a date or timestamp's year, or shifts it.
 	Date
@@ -88,8 +89,9 @@ type Field struct {
 	// Default Path.
 	Out string
 	Kind
-	// Entity names what a Pseudonym identifies ("patient", "encounter"):
-	// the same id gets the same pseudonym wherever it appears.
+	// Entity names what a Pseudonym or a Label identifies ("patient",
+	// "location"): the same id or label gets the same pseudonym wherever
+	// it appears.
 	Entity string
 	// Values are Enum's allowed values.
 	Values []string
@@ -120,6 +122,8 @@ const (
 	EntityAllergy     = "allergy"
 	EntityCondition   = "condition"
 	EntityEvent       = "event"
+	// EntityLocation keys the pseudonyms of locations (Label fields).
+	EntityLocation = "location"
 )
 
 // streamEntities maps a stream type to the entity its ids identify.
@@ -172,9 +176,9 @@ func Rules() []Rule {
 		{Type: encounter.TypeStarted, Patient: PatientInField, Fields: []Field{
 			{Path: PatientField, Kind: Pseudonym, Entity: EntityPatient},
 			{Path: "class", Kind: Enum, Values: []string{string(encounter.ClassInpatient), string(encounter.ClassOutpatient), string(encounter.ClassEmergency)}},
-			{Path: "location", Kind: Label},
+			{Path: "location", Kind: Label, Entity: EntityLocation},
 		}},
-		{Type: encounter.TypePatientTransferred, Patient: PatientOfStream, Fields: []Field{{Path: "location", Kind: Label}}},
+		{Type: encounter.TypePatientTransferred, Patient: PatientOfStream, Fields: []Field{{Path: "location", Kind: Label, Entity: EntityLocation}}},
 		{Type: encounter.TypeDischarged, Patient: PatientOfStream},
 		{Type: medicationorder.TypePrescribed, Patient: PatientInField, Fields: append([]Field{
 			{Path: PatientField, Kind: Pseudonym, Entity: EntityPatient},

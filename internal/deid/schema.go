@@ -23,14 +23,13 @@ func (d *Deidentifier) MessageSchema(r Rule) Schema {
 			name = f.Path
 		}
 		if f.Kind == BirthDate {
-			props := payload["properties"].(Schema)
-			props["age"] = Schema{"type": "string", "pattern": `^([0-9]|[1-8][0-9]|90\+)$`,
-				"description": "age in years when the event was recorded; 90+ from 90 on"}
-			if d.cfg.Dates == DatesShift {
-				props["birth_date"] = Schema{"type": "string", "format": "date", "description": "shifted birth date; absent from 90 on"}
-			} else {
-				props["birth_year"] = Schema{"type": "string", "pattern": "^[0-9]{4}$", "description": "absent from 90 on"}
+			top := ageCeiling - d.cfg.AgeSpanYears
+			ages := make([]string, 0, top+1)
+			for a := range top + 1 {
+				ages = append(ages, dater{topAge: top}.ageOf(a))
 			}
+			payload["properties"].(Schema)["age"] = Schema{"enum": ages,
+				"description": "age in whole years when the event was recorded; " + ages[top] + " is everyone that old or older (no birth date element is published)"}
 			continue
 		}
 		place(payload, name, d.fieldSchema(f))
@@ -73,7 +72,7 @@ func (d *Deidentifier) fieldSchema(f Field) Schema {
 	case Unit:
 		return Schema{"type": "string", "pattern": unitPattern.String()}
 	case Label:
-		return Schema{"type": "string", "maxLength": 128}
+		return Schema{"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "pseudonym of the " + f.Entity + ": stable within the tenant, its text never published"}
 	case Date:
 		return d.dateSchema("date or date-time", "")
 	case ZIP:

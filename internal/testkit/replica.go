@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,4 +66,32 @@ func MustApplyAnalytics(tb testing.TB, tenant chartstream.TenantID, events []cha
 	if err != nil {
 		tb.Fatalf("apply analytics: %v", err)
 	}
+}
+
+// StallReplicaReceiver freezes the hot standby's WAL receiver (SIGSTOP):
+// a real fault in which it still runs, and looks healthy to the standby,
+// but receives nothing more from the primary until wal_receiver_timeout.
+// The returned func resumes it (SIGCONT); so does the test's cleanup.
+// Skips where this process may not signal the postgres OS user's
+// processes. Tests that stall it must not run in parallel with others of
+// their package that read the standby.
+func StallReplicaReceiver(tb testing.TB) (resume func()) {
+	tb.Helper()
+	var pid *int
+	if err := MustReplicaPool(tb).QueryRow(Context(tb), `SELECT pid FROM pg_stat_wal_receiver`).Scan(&pid); err != nil || pid == nil {
+		tb.Fatalf("the standby's WAL receiver: pid %v (%v)", pid, err)
+	}
+	if err := syscall.Kill(*pid, syscall.SIGSTOP); err != nil {
+		tb.Skipf("cannot stop the standby's WAL receiver (pid %d): %v", *pid, err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := syscall.Kill(*pid, syscall.SIGCONT); err != nil {
+				tb.Errorf("resume the standby's WAL receiver (pid %d): %v", *pid, err)
+			}
+		})
+	}
+	tb.Cleanup(resume)
+	return resume
 }

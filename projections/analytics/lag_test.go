@@ -42,3 +42,24 @@ func TestCells(t *testing.T) {
 		t.Errorf("suppressed %v, want [b c e]", got)
 	}
 }
+
+// A standby found caught up has no lag however old its last commit (an
+// idle primary); behind, its lag is the age of its last commit, at most
+// the time since a read last found it caught up.
+func TestMeasuredLag(t *testing.T) {
+	t.Parallel()
+	r := &Reader{cfg: ReaderConfig{MaxLag: 30 * time.Second}}
+	hour := float64(time.Hour / time.Millisecond)
+	if got := r.measured(false, hour, time.Now()); got != time.Hour {
+		t.Errorf("behind, never seen caught up: %v, want the last commit's age, 1h", got)
+	}
+	if got := r.measured(true, hour, time.Now().Add(-2*time.Second)); got != 0 {
+		t.Errorf("caught up, last commit an hour ago: %v, want 0", got)
+	}
+	if got := r.measured(false, hour, time.Now()); got < 2*time.Second || got > time.Minute {
+		t.Errorf("behind, caught up 2s ago, last commit an hour ago: %v, want about 2s", got)
+	}
+	if got := r.measured(false, 500, time.Now()); got != 500*time.Millisecond {
+		t.Errorf("behind by a commit 500ms old: %v, want 500ms", got)
+	}
+}

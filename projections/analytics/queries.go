@@ -12,8 +12,10 @@ import (
 // Answers hold aggregates only. A count from 1 to MinCell-1 is a small
 // cell: it is null and its field is named in the row's Suppressed list; a
 // statistic (mean, minimum, maximum, mean length of stay) of fewer than
-// MinCell values is null and named there too. Zero is shown: it says
-// nothing about anyone. Rows whose cells are all zero are left out.
+// MinCell values is null and named there too. Zero is shown, but for the
+// complementary suppression that keeps a small cell from being worked out
+// by subtraction from the cells beside it (see Census and Observations).
+// Rows whose cells are all zero are left out.
 
 // Answer is what a query returns: the rows, the range and threshold they
 // were computed for.
@@ -34,9 +36,19 @@ type cells struct {
 	suppressed []string
 }
 
+// small says whether n is a small cell.
+func (c *cells) small(n int64) bool { return n > 0 && n < int64(c.min) }
+
 // count is n, or nil (and field suppressed) for a small cell.
 func (c *cells) count(field string, n int64) *int64 {
-	if n > 0 && n < int64(c.min) {
+	return c.countUnless(field, n, false)
+}
+
+// countUnless is count, also suppressing n, zero included, when hide says
+// so: a cell suppressed to keep another small cell from being subtracted
+// out.
+func (c *cells) countUnless(field string, n int64, hide bool) *int64 {
+	if hide || c.small(n) {
 		c.suppressed = append(c.suppressed, field)
 		return nil
 	}
@@ -71,8 +83,16 @@ type CensusRow struct {
 
 // Census returns the daily census per location over r, of one location
 // when location is not empty. Transfers count as leaving one location and
-// arriving at another; they are not shown apart, so that a suppressed
-// admission count cannot be worked out from the census of two days.
+// arriving at another; they are not shown apart.
+//
+// A day's census is the previous day's plus admissions and transfers in,
+// less discharges and transfers out, so cells shown beside a suppressed
+// one could give it away by subtraction. Complementary suppression: a
+// row's admissions and discharges are both suppressed, zero included,
+// when either is a small cell, or when the row's census or the previous
+// day's census (shown in the row before, or in an answer starting a day
+// earlier) is one. What is suppressed depends only on the data of the
+// location's row and the day before, never on the range asked for.
 func (r *Reader) Census(ctx context.Context, tenant chartstream.TenantID, rg Range, location string) (Answer[CensusRow], Lag, error) {
 	a := newAnswer[CensusRow](rg, r.cfg.MinCell)
 	lag, err := r.read(ctx, tenant, `
@@ -94,24 +114,26 @@ func (r *Reader) Census(ctx context.Context, tenant chartstream.TenantID, rg Ran
 			FROM generate_series($2::date, $3::date, interval '1 day') AS d(day) CROSS JOIN locs AS l
 			LEFT JOIN analytics_census_daily c ON c.tenant_id = $1 AND c.day = d.day::date AND c.location = l.location),
 		series AS (
-			SELECT g.day, g.location, g.admissions, g.discharges,
+			SELECT g.day, g.location, g.admissions, g.discharges, g.net,
 				coalesce(b.n, 0) + sum(g.net) OVER (PARTITION BY g.location ORDER BY g.day) AS census
 			FROM grid g LEFT JOIN before b ON b.location = g.location)
-		SELECT s.day, s.location, s.census::bigint, s.admissions, s.discharges, coalesce(los.n, 0), los.hours
+		SELECT s.day, s.location, s.census::bigint, (s.census - s.net)::bigint, s.admissions, s.discharges, coalesce(los.n, 0), los.hours
 		FROM series s LEFT JOIN los ON los.day = s.day AND los.location = s.location
 		WHERE s.census <> 0 OR s.admissions <> 0 OR s.discharges <> 0
 		ORDER BY s.day, s.location`, []any{rg.From, rg.To, location}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var day time.Time
 			var row CensusRow
-			var census, adm, dis, losN int64
+			var census, prev, adm, dis, losN int64
 			var hours *float64
-			if err := rows.Scan(&day, &row.Location, &census, &adm, &dis, &losN, &hours); err != nil {
+			if err := rows.Scan(&day, &row.Location, &census, &prev, &adm, &dis, &losN, &hours); err != nil {
 				return err
 			}
 			c := cells{min: r.cfg.MinCell}
 			row.Day = day.Format(time.DateOnly)
-			row.Census, row.Admissions, row.Discharges = c.count("census", census), c.count("admissions", adm), c.count("discharges", dis)
+			flows := c.small(adm) || c.small(dis) || c.small(census) || c.small(prev)
+			row.Census = c.count("census", census)
+			row.Admissions, row.Discharges = c.countUnless("admissions", adm, flows), c.countUnless("discharges", dis, flows)
 			row.MeanLengthOfStayHours = c.stat("mean_length_of_stay_hours", hours, losN)
 			row.Suppressed = c.suppressed
 			a.Rows = append(a.Rows, row)
@@ -137,7 +159,10 @@ type ObservationRow struct {
 }
 
 // Observations returns the observations per LOINC code, unit and day over
-// r, of one code when code is not empty.
+// r, of one code when code is not empty. The commands record a unit with
+// numeric results only, so a row's observations are all numeric or all
+// coded; should an event mix them, the numeric count is suppressed when
+// the coded ones are a small cell.
 func (r *Reader) Observations(ctx context.Context, tenant chartstream.TenantID, rg Range, code string) (Answer[ObservationRow], Lag, error) {
 	a := newAnswer[ObservationRow](rg, r.cfg.MinCell)
 	lag, err := r.read(ctx, tenant, `
@@ -156,7 +181,10 @@ func (r *Reader) Observations(ctx context.Context, tenant chartstream.TenantID, 
 			}
 			c := cells{min: r.cfg.MinCell}
 			row.Day = day.Format(time.DateOnly)
-			row.Observations, row.NumericCount = c.count("observations", n), c.count("numeric_count", numeric)
+			// The coded ones (observations less numeric ones) are a cell
+			// too, though not shown: when they are few, the numeric count
+			// is suppressed, or subtraction would give them.
+			row.Observations, row.NumericCount = c.count("observations", n), c.countUnless("numeric_count", numeric, c.small(n-numeric))
 			row.Mean, row.Min, row.Max = c.stat("mean", mean, numeric), c.stat("min", lo, numeric), c.stat("max", hi, numeric)
 			row.Suppressed = c.suppressed
 			a.Rows = append(a.Rows, row)

@@ -49,7 +49,7 @@ func observations(t *testing.T, tenant chartstream.TenantID, day time.Time, code
 
 func reader(t *testing.T, env string, minCell int) *analytics.Reader {
 	t.Helper()
-	r, err := analytics.NewReader(testkit.MustPool(t, env), analytics.ReaderConfig{MinCell: minCell})
+	r, err := analytics.NewReader(testkit.MustPool(t, env), testkit.MustAppPool(t), analytics.ReaderConfig{MinCell: minCell})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestReaderAnswersUnavailableWhileTheReplicaIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	r, err := analytics.NewReader(pool, analytics.ReaderConfig{})
+	r, err := analytics.NewReader(pool, testkit.MustAppPool(t), analytics.ReaderConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
