@@ -17,15 +17,50 @@ const seenCapacity = 1 << 16
 // a quarter of the process's CPU under load, and a SHA-256 of what was
 // verified already costs a few percent of one. The digest binds all three,
 // so a remembered signature never vouches for another message or key.
+// The consumers take each message at the same moment, so a verification
+// in flight is waited for rather than repeated.
 type seen struct {
-	mu   sync.Mutex
-	set  map[[sha256.Size]byte]struct{}
-	ring [][sha256.Size]byte
-	next int
+	mu      sync.Mutex
+	set     map[[sha256.Size]byte]struct{}
+	ring    [][sha256.Size]byte
+	next    int
+	pending map[[sha256.Size]byte]chan struct{}
 }
 
 func newSeen() *seen {
-	return &seen{set: make(map[[sha256.Size]byte]struct{}), ring: make([][sha256.Size]byte, 0, seenCapacity)}
+	return &seen{set: make(map[[sha256.Size]byte]struct{}), ring: make([][sha256.Size]byte, 0, seenCapacity),
+		pending: make(map[[sha256.Size]byte]chan struct{})}
+}
+
+// verify reports whether check holds for d, running check at most once
+// for concurrent callers and never again once it held. A check that
+// failed is not remembered: the next caller runs it again.
+func (s *seen) verify(d [sha256.Size]byte, check func() bool) bool {
+	s.mu.Lock()
+	if _, ok := s.set[d]; ok {
+		s.mu.Unlock()
+		return true
+	}
+	if wait, ok := s.pending[d]; ok {
+		s.mu.Unlock()
+		<-wait
+		if s.has(d) {
+			return true
+		}
+		return check()
+	}
+	done := make(chan struct{})
+	s.pending[d] = done
+	s.mu.Unlock()
+	ok := check()
+	s.mu.Lock()
+	if ok {
+		s.addLocked(d)
+	}
+	delete(s.pending, d)
+	close(done)
+	s.mu.Unlock()
+	return ok
 }
 
 // digest is what a verified (key id, signature, message) is remembered by;
@@ -55,6 +90,10 @@ func (s *seen) has(d [sha256.Size]byte) bool {
 func (s *seen) add(d [sha256.Size]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.addLocked(d)
+}
+
+func (s *seen) addLocked(d [sha256.Size]byte) {
 	if _, ok := s.set[d]; ok {
 		return
 	}

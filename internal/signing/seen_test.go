@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func mustPair(tb testing.TB) (*Signer, string) {
@@ -117,4 +119,40 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Consumers that take one message at the same moment verify it once: the
+// others wait for that verification. A failed one is not remembered.
+func TestConcurrentVerificationsOfOneMessageRunOnce(t *testing.T) {
+	t.Parallel()
+	s := newSeen()
+	for _, holds := range []bool{true, false} {
+		var d [sha256.Size]byte
+		d[0] = map[bool]byte{true: 1, false: 2}[holds]
+		var runs atomic.Int32
+		start := make(chan struct{})
+		results := make(chan bool, 8)
+		for range 8 {
+			go func() {
+				<-start
+				results <- s.verify(d, func() bool {
+					runs.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					return holds
+				})
+			}()
+		}
+		close(start)
+		for range 8 {
+			if got := <-results; got != holds {
+				t.Fatalf("a verification that %v answered %v", holds, got)
+			}
+		}
+		if n := runs.Load(); holds && n != 1 {
+			t.Errorf("a good signature verified %d times by 8 concurrent consumers, want once", n)
+		}
+		if s.has(d) != holds {
+			t.Errorf("remembered %v, want %v", s.has(d), holds)
+		}
+	}
 }

@@ -68,14 +68,9 @@ func (v *Verifier) Verify(msg []byte, sig string) error {
 	if !known || err != nil || len(raw) != ed25519.SignatureSize {
 		return ErrInvalid
 	}
-	d := digest(id, raw, msg)
-	if v.seen.has(d) {
-		return nil
-	}
-	if !ed25519.Verify(pub, msg, raw) {
+	if !v.seen.verify(digest(id, raw, msg), func() bool { return ed25519.Verify(pub, msg, raw) }) {
 		return ErrInvalid
 	}
-	v.seen.add(d)
 	return nil
 }
 
