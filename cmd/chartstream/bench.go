@@ -53,7 +53,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&cpuProfile, "cpu-profile", "", "write a Go CPU profile of the bench to this file (go tool pprof)")
 	cmd.AddCommand(newBenchEventstoreCmd(), newBenchRelayCmd(), newBenchProjectionsCmd(), newBenchAnalyticsCmd(), newBenchCommandsCmd(), newBenchSeedCmd(),
-		newBenchAuditCmd(), newBenchDeidCmd())
+		newBenchAuditCmd(), newBenchDeidCmd(), newBenchConsumersCmd())
 	return cmd
 }
 

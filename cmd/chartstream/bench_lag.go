@@ -91,11 +91,12 @@ func runLagBench(ctx context.Context, log io.Writer, urls benchURLs, worker lagW
 	if err != nil {
 		return r, err
 	}
-	_, lags, stop, err := lagPhase(ctx, b, run, applied, patients, perSecond, duration)
+	_, all, stop, err := lagPhase(ctx, b, run, []*appliedTimes{applied}, patients, perSecond, duration)
 	defer stop()
 	if err != nil {
 		return r, err
 	}
+	lags := all[0]
 	r.Events, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs = len(lags), quantile(lags, 0.5), quantile(lags, 0.99), lags[len(lags)-1]
 	return r, nil
 }

@@ -121,11 +121,12 @@ func benchProjections(ctx context.Context, log io.Writer, urls benchURLs, redisU
 		return r, err
 	}
 	// Phase 1: vital signs at perSecond.
-	ids, lags, stop, err := lagPhase(ctx, b, projector.Run, applied, patients, perSecond, duration)
+	ids, all, stop, err := lagPhase(ctx, b, projector.Run, []*appliedTimes{applied}, patients, perSecond, duration)
 	defer stop()
 	if err != nil {
 		return r, err
 	}
+	lags := all[0]
 	r.Events, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs = len(lags), quantile(lags, 0.5), quantile(lags, 0.99), lags[len(lags)-1]
 
 	// Phase 2: GET /v1/patients/{id} through the real API server.

@@ -142,10 +142,10 @@ func (a *appliedTimes) of(id uuid.UUID) (time.Time, bool) {
 
 // lagPhase runs the bench's relay and worker (until stop), registers
 // patients, records their vital signs at perSecond for duration and
-// returns the patients and each event's commit-to-applied lag in ms,
-// sorted.
-func lagPhase(ctx context.Context, b *benchPipeline, worker func(context.Context) error, applied *appliedTimes,
-	patients, perSecond int, duration time.Duration) (ids []uuid.UUID, lags []float64, stop func(), err error) {
+// returns the patients and, for each of applied, every event's
+// commit-to-applied lag in ms, sorted.
+func lagPhase(ctx context.Context, b *benchPipeline, worker func(context.Context) error, applied []*appliedTimes,
+	patients, perSecond int, duration time.Duration) (ids []uuid.UUID, lags [][]float64, stop func(), err error) {
 	stopRelay, err := b.startRelay(ctx, nil)
 	if err != nil {
 		return nil, nil, func() {}, err
@@ -159,6 +159,12 @@ func lagPhase(ctx context.Context, b *benchPipeline, worker func(context.Context
 	if err != nil {
 		return nil, nil, stop, err
 	}
-	lags, err = commitLags(committed, applied.of)
-	return ids, lags, stop, err
+	for _, a := range applied {
+		l, err := commitLags(committed, a.of)
+		if err != nil {
+			return nil, nil, stop, err
+		}
+		lags = append(lags, l)
+	}
+	return ids, lags, stop, nil
 }
