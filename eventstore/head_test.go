@@ -44,15 +44,21 @@ func TestStreamCheckReadsOneEntryWhateverTheStreamsLength(t *testing.T) {
 				SharedRead int64 `json:"Shared Read Blocks"`
 			}
 		}
+		// The second call is measured: the first also reads the catalogs
+		// (a fresh connection's caches are empty) and plans.
 		var raw []byte
-		if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
-			SELECT chartstream_check_stream($1, $2, -1, 3000, '{test.erased}')`, tenant, st.ID).Scan(&raw); err != nil {
-			return err
+		for range 2 {
+			if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+				SELECT chartstream_check_stream($1, $2, -1, 3000, '{test.erased}')`, tenant, st.ID).Scan(&raw); err != nil {
+				return err
+			}
 		}
 		if err := json.Unmarshal(raw, &plan); err != nil {
 			return err
 		}
-		if blocks := plan[0].Plan.SharedHit + plan[0].Plan.SharedRead; blocks > 40 {
+		blocks := plan[0].Plan.SharedHit + plan[0].Plan.SharedRead
+		t.Logf("checking a stream of 3,000 events touched %d blocks", blocks)
+		if blocks > 40 {
 			t.Errorf("checking a stream of 3,000 events touched %d blocks, want a handful", blocks)
 		}
 		return nil
