@@ -11,17 +11,6 @@ import (
 	"testing"
 )
 
-// pendingSettings are settings the deployment files give chartstream
-// before the branch that reads them is merged (issue 15's metrics half).
-// A pending setting the binary does not read yet is accepted, and logged;
-// once the binary reads it, it is checked like any other. Remove an entry
-// once its branch is merged.
-var pendingSettings = map[string]string{}
-
-// pendingFiles are files the deployment files mount that another branch
-// provides (issue 15's metrics half); they are accepted while absent.
-var pendingFiles = map[string]string{}
-
 // root is the repository's root directory.
 func root(tb testing.TB) string {
 	tb.Helper()
@@ -116,25 +105,17 @@ func checkSettings(t *testing.T, where string, subcommand []string, env []string
 		}
 		switch {
 		case known[base]:
-		case pendingSettings[base] != "":
-			t.Logf("%s: %s is pending: %s", where, base, pendingSettings[base])
 		default:
 			t.Errorf("%s: chartstream %s reads no setting %s", where, strings.Join(subcommand, " "), name)
 		}
 	}
 }
 
-// exists reports whether the repository path exists, or is pending.
+// exists reports whether the repository path exists.
 func exists(t *testing.T, rel string) bool {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(root(t), rel)); err == nil {
-		return true
-	}
-	if why := pendingFiles[filepath.ToSlash(rel)]; why != "" {
-		t.Logf("%s is pending: %s", rel, why)
-		return true
-	}
-	return false
+	_, err := os.Stat(filepath.Join(root(t), rel))
+	return err == nil
 }
 
 // onCI reports whether the tests run in CI, where a missing tool is a
