@@ -27,6 +27,10 @@ type AnalyticsConfig struct {
 	Stream, SubjectPrefix string
 	// Consumer is the durable JetStream consumer. Default "analytics".
 	Consumer string
+	// Tenants limits the projector to these tenants' events, messages and
+	// sweep alike, as ProjectorConfig.Tenants does (to shard; tests and
+	// benches sharing a database). Default every tenant.
+	Tenants []chartstream.TenantID
 	// DeadLetterStream holds copies of messages whose events were set
 	// aside, on subjects chartstream.deadletter.<consumer>. Default
 	// "CLINICAL_DEADLETTER".
@@ -291,10 +295,17 @@ func (a *AnalyticsProjector) consume(ctx context.Context) error {
 // behind gate.
 func (a *AnalyticsProjector) consumer(gate *flowGate) wmjetstream.ResourceInitializer {
 	return func(ctx context.Context, js jetstream.JetStream, topic string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
-		c, err := js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, jetstream.ConsumerConfig{
+		cc := jetstream.ConsumerConfig{
 			Durable: a.cfg.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: a.cfg.AckWait,
 			DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: topic,
-		})
+		}
+		if len(a.cfg.Tenants) > 0 {
+			cc.FilterSubject = ""
+			for _, t := range a.cfg.Tenants {
+				cc.FilterSubjects = append(cc.FilterSubjects, TenantSubjects(a.cfg.SubjectPrefix, t))
+			}
+		}
+		c, err := js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, cc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("consumer %s: %w", a.cfg.Consumer, err)
 		}

@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -74,7 +75,7 @@ func (a *AnalyticsProjector) sweepOnce(ctx context.Context) (int, error) {
 	}
 	behind := 0
 	for tenant, head := range heads {
-		if !head.After(a.knownCheckpoint(tenant)) {
+		if len(a.cfg.Tenants) > 0 && !slices.Contains(a.cfg.Tenants, tenant) || !head.After(a.knownCheckpoint(tenant)) {
 			continue
 		}
 		cp, err := a.checkpoint(ctx, tenant)

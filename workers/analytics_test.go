@@ -423,3 +423,29 @@ func TestAnalyticsSetAsideAnEventThatCannotBeApplied(t *testing.T) {
 		t.Errorf("dead-letter copy's reason %q does not name event %s", got, poisoned)
 	}
 }
+
+// A projector limited to some tenants takes no other tenant's events: it
+// leaves them to the projector of the database that serves them (or, in
+// tests, to the test that applies them itself).
+func TestAnalyticsLimitedToTenantsLeavesOthersAlone(t *testing.T) {
+	t.Parallel()
+	e := newProjectorEnv(t)
+	e.clinicalLoad(2)
+	e.publishEvents(e.committed(), true)
+	consumer := "analytics-only-" + e.cfg.Consumer
+	e.startAnalytics(workers.AnalyticsConfig{Consumer: consumer, Tenants: []chartstream.TenantID{testkit.MustTenant(t)}})
+	waitUntil(t, 20*time.Second, "the consumer has no message pending", func() bool {
+		info, err := e.js.Consumer(testkit.Context(t), e.cfg.Stream, consumer)
+		if err != nil {
+			return false
+		}
+		i, err := info.Info(testkit.Context(t))
+		return err == nil && i.NumPending == 0 && i.NumAckPending == 0
+	})
+	if cp := e.analyticsCheckpoint(); cp != (eventstore.Cursor{}) {
+		t.Errorf("the env's tenant, not among the projector's, has an analytics checkpoint %v", cp)
+	}
+	if rows := e.analyticsRows(); len(rows) != 0 {
+		t.Errorf("the env's tenant has %d analytics rows, want none", len(rows))
+	}
+}

@@ -233,6 +233,7 @@ func isolateBenchWorkers(ctx context.Context, cfg *Config, tenant chartstream.Te
 	cfg.Anchor.Stream.Stream, cfg.Anchor.Stream.SubjectPrefix = "BENCH_ANCHORS_"+strings.ToUpper(id), "benchanchors"+id
 	cfg.Deid.Name, cfg.Deid.Stream, cfg.Deid.SubjectPrefix = "bench-deid-"+id, cfg.Relay.Stream+"_DEID", "benchd"+id
 	cfg.Deid.Tenants = cfg.Projector.Tenants
+	cfg.Analytics.Tenants = cfg.Projector.Tenants
 	reader, pool, err := openStore(ctx, cfg.DatabaseRelayURL, cfg.Keys, "chartstream-bench-relay", commands.EventSpecs())
 	if err != nil {
 		return err

@@ -96,6 +96,9 @@ func isolateWorkers(t *testing.T, cfg *Config) {
 	cfg.Anchor.Stream.Stream, cfg.Anchor.Stream.SubjectPrefix = "TEST_ANCHORS_"+strings.ToUpper(id), "anchors"+id
 	cfg.Deid.Name, cfg.Deid.Stream, cfg.Deid.SubjectPrefix = "deid-"+id, cfg.Relay.Stream+"_DEID", "d"+id
 	cfg.Deid.Tenants = cfg.Projector.Tenants
+	// The analytics projector too: other packages' tests apply their own
+	// tenants' analytics.
+	cfg.Analytics.Tenants = cfg.Projector.Tenants
 	if cfg.NATSURL != "" {
 		t.Cleanup(func() {
 			deleteStream(t, cfg.NATSURL, cfg.Anchor.Stream.Stream)
