@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,10 +19,7 @@ type consumersBench struct {
 }
 
 func newBenchConsumersCmd() *cobra.Command {
-	var urls benchURLs
-	var rate, patients int
-	var duration time.Duration
-	var asJSON bool
+	var l lagLoad
 	cmd := &cobra.Command{
 		Use:   "consumers [--rate N] [--duration D] [--json]",
 		Short: "Commit-to-analytics-table and commit-to-de-identified-message lags under one load",
@@ -35,38 +31,23 @@ analytics transaction's commit and commit to JetStream's acknowledgement of its
 de-identified message. Targets at 1,000 events/s: p99 <= 1 s and <= 100 ms.`,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := required([2]string{"DATABASE_URL", urls.db}, [2]string{"DATABASE_RELAY_URL", urls.relay},
-				[2]string{"DATABASE_ADMIN_URL", urls.admin}); err != nil {
+			if err := l.validate(); err != nil {
 				return err
 			}
-			if rate < 1 || patients < 1 || duration <= 0 {
-				return exitError{2, fmt.Errorf("--rate, --patients and --duration must be positive")}
-			}
-			r, err := runConsumersBench(cmd.Context(), cmd, urls, rate, patients, duration)
+			r, err := runConsumersBench(cmd.Context(), cmd, l.urls, l.rate, l.patients, l.duration)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			for _, m := range []struct {
-				what   string
-				lag    lagBench
-				target time.Duration
-			}{{"analytics table", r.Analytics, time.Second}, {"de-identified message", r.Deid, 100 * time.Millisecond}} {
-				fmt.Fprintf(out, "commit -> %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events at %d/s; target p99 <= %d ms)\n",
-					m.what, m.lag.LagP50Ms, m.lag.LagP99Ms, m.lag.LagMaxMs, m.lag.Events, m.lag.Rate, m.target.Milliseconds())
-			}
-			if asJSON {
+			printLag(out, "analytics table", r.Analytics, time.Second)
+			printLag(out, "de-identified message", r.Deid, 100*time.Millisecond)
+			if l.asJSON {
 				return json.NewEncoder(out).Encode(r)
 			}
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	benchURLFlags(f, &urls)
-	f.IntVar(&rate, "rate", 1000, "events per second")
-	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
-	f.DurationVar(&duration, "duration", 10*time.Second, "how long to record")
-	f.BoolVar(&asJSON, "json", false, "print a JSON object as the last line")
+	l.flags(cmd.Flags())
 	return cmd
 }
 
@@ -99,9 +80,6 @@ func runConsumersBench(ctx context.Context, cmd *cobra.Command, urls benchURLs, 
 	if err != nil {
 		return r, err
 	}
-	for i, into := range []*lagBench{&r.Analytics, &r.Deid} {
-		l := lags[i]
-		*into = lagBench{Rate: perSecond, Events: len(l), LagP50Ms: quantile(l, 0.5), LagP99Ms: quantile(l, 0.99), LagMaxMs: l[len(l)-1]}
-	}
+	r.Analytics, r.Deid = newLagBench(perSecond, lags[0]), newLagBench(perSecond, lags[1])
 	return r, nil
 }

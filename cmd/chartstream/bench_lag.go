@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/chartstream/chartstream/commands"
 )
@@ -39,41 +40,66 @@ type lagBenchSpec struct {
 	Worker   lagWorkerFn
 }
 
+// lagLoad is the vital-signs load of the lag benches and its settings.
+type lagLoad struct {
+	urls           benchURLs
+	rate, patients int
+	duration       time.Duration
+	asJSON         bool
+}
+
+func (l *lagLoad) flags(f *pflag.FlagSet) {
+	benchURLFlags(f, &l.urls)
+	f.IntVar(&l.rate, "rate", 1000, "events per second")
+	f.IntVar(&l.patients, "patients", 200, "patients the vital signs are spread over")
+	f.DurationVar(&l.duration, "duration", 10*time.Second, "how long to record")
+	f.BoolVar(&l.asJSON, "json", false, "print a JSON object as the last line")
+}
+
+func (l *lagLoad) validate() error {
+	if err := required([2]string{"DATABASE_URL", l.urls.db}, [2]string{"DATABASE_RELAY_URL", l.urls.relay},
+		[2]string{"DATABASE_ADMIN_URL", l.urls.admin}); err != nil {
+		return err
+	}
+	if l.rate < 1 || l.patients < 1 || l.duration <= 0 {
+		return exitError{2, fmt.Errorf("--rate, --patients and --duration must be positive")}
+	}
+	return nil
+}
+
+// printLag prints one commit-to-X line.
+func printLag(out io.Writer, measured string, r lagBench, target time.Duration) {
+	fmt.Fprintf(out, "commit -> %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events at %d/s; target p99 <= %d ms)\n",
+		measured, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs, r.Events, r.Rate, target.Milliseconds())
+}
+
+// newLagBench turns a lag list into its report.
+func newLagBench(rate int, lags []float64) lagBench {
+	return lagBench{Rate: rate, Events: len(lags), LagP50Ms: quantile(lags, 0.5), LagP99Ms: quantile(lags, 0.99), LagMaxMs: lags[len(lags)-1]}
+}
+
 func newLagBenchCmd(spec lagBenchSpec) *cobra.Command {
-	var urls benchURLs
-	var rate, patients int
-	var duration time.Duration
-	var asJSON bool
+	var l lagLoad
 	cmd := &cobra.Command{
 		Use: spec.Use, Short: spec.Short, Long: spec.Long,
 		Args: badInput(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := required([2]string{"DATABASE_URL", urls.db}, [2]string{"DATABASE_RELAY_URL", urls.relay},
-				[2]string{"DATABASE_ADMIN_URL", urls.admin}); err != nil {
+			if err := l.validate(); err != nil {
 				return err
 			}
-			if rate < 1 || patients < 1 || duration <= 0 {
-				return exitError{2, fmt.Errorf("--rate, --patients and --duration must be positive")}
-			}
-			r, err := runLagBench(cmd.Context(), cmd.ErrOrStderr(), urls, spec.Worker, rate, patients, duration)
+			r, err := runLagBench(cmd.Context(), cmd.ErrOrStderr(), l.urls, spec.Worker, l.rate, l.patients, l.duration)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "commit -> %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d events at %d/s; target p99 <= %d ms)\n",
-				spec.Measured, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs, r.Events, r.Rate, spec.Target.Milliseconds())
-			if asJSON {
+			printLag(out, spec.Measured, r, spec.Target)
+			if l.asJSON {
 				return json.NewEncoder(out).Encode(r)
 			}
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	benchURLFlags(f, &urls)
-	f.IntVar(&rate, "rate", 1000, "events per second")
-	f.IntVar(&patients, "patients", 200, "patients the vital signs are spread over")
-	f.DurationVar(&duration, "duration", 10*time.Second, "how long to record")
-	f.BoolVar(&asJSON, "json", false, "print a JSON object as the last line")
+	l.flags(cmd.Flags())
 	return cmd
 }
 
@@ -96,7 +122,5 @@ func runLagBench(ctx context.Context, log io.Writer, urls benchURLs, worker lagW
 	if err != nil {
 		return r, err
 	}
-	lags := all[0]
-	r.Events, r.LagP50Ms, r.LagP99Ms, r.LagMaxMs = len(lags), quantile(lags, 0.5), quantile(lags, 0.99), lags[len(lags)-1]
-	return r, nil
+	return newLagBench(perSecond, all[0]), nil
 }
