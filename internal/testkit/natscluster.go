@@ -3,7 +3,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +21,13 @@ type NATSCluster struct {
 	opts    []server.Options
 }
 
-// MustNATSCluster starts an n-node JetStream cluster on free loopback
-// ports, each node with a store of its own, and waits until JetStream
-// answers (its meta leader is elected). It stops when the test ends.
+// MustNATSCluster starts an n-node JetStream cluster on loopback, each node
+// with a store of its own, and waits until JetStream answers (its meta
+// leader is elected). It stops when the test ends. Every listener takes a
+// port the kernel picks when it binds: ports picked beforehand and
+// released could be taken meanwhile by a parallel test.
 func MustNATSCluster(tb testing.TB, n int) *NATSCluster {
 	tb.Helper()
-	routePorts := make([]int, n)
-	routes := make([]string, n)
-	for i := range routePorts {
-		routePorts[i] = freePort(tb)
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
-	}
 	c := &NATSCluster{tb: tb, Servers: make([]*server.Server, n)}
 	tb.Cleanup(func() {
 		for i := range c.Servers {
@@ -41,10 +36,9 @@ func MustNATSCluster(tb testing.TB, n int) *NATSCluster {
 	})
 	for i := range n {
 		c.opts = append(c.opts, server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: freePort(tb),
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: server.RANDOM_PORT,
 			JetStream: true, StoreDir: tb.TempDir(),
-			Cluster: server.ClusterOpts{Name: "chartstream-test", Host: "127.0.0.1", Port: routePorts[i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+			Cluster: server.ClusterOpts{Name: "chartstream-test", Host: "127.0.0.1", Port: server.RANDOM_PORT},
 			NoLog:   true, NoSigs: true,
 		})
 		c.Start(i)
@@ -68,17 +62,6 @@ func MustNATSCluster(tb testing.TB, n int) *NATSCluster {
 	}
 }
 
-// freePort returns a loopback port nobody listens on (at the moment).
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // URLs are the running nodes' client URLs, comma-separated.
 func (c *NATSCluster) URLs() string {
 	var urls []string
@@ -100,11 +83,20 @@ func (c *NATSCluster) Node(name string) int {
 	return -1
 }
 
-// Start starts node i (again: same name, ports and store, so it rejoins
-// and catches up) and waits until it accepts connections.
+// Start starts node i (again: same name and store, so it rejoins and
+// catches up, on new ports) and waits until it accepts connections.
 func (c *NATSCluster) Start(i int) {
 	c.tb.Helper()
 	opts := c.opts[i]
+	// Routes to the nodes running now, at the ports they bound; they tell
+	// each other of the rest.
+	var routes []string
+	for _, srv := range c.Servers {
+		if srv != nil {
+			routes = append(routes, "nats://"+srv.ClusterAddr().String())
+		}
+	}
+	opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 	srv, err := server.NewServer(&opts)
 	if err != nil {
 		c.tb.Fatalf("nats cluster node %s: %v", opts.ServerName, err)
