@@ -12,6 +12,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/eventstore/eventstoretest"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -48,11 +49,7 @@ func relayPublished(t *testing.T, e *relayEnv, streamCount, perStream int) ([]ch
 // stored returns the test tenant's events in cursor order.
 func (e *relayEnv) stored() []chartstream.Event {
 	e.t.Helper()
-	events, _, err := e.writer.ReadAll(testkit.Context(e.t), eventstore.Filter{Tenant: e.tenant}, eventstore.Cursor{}, 100000)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return events
+	return eventstoretest.ReadCommitted(e.t, testkit.Context(e.t), e.writer, e.tenant)
 }
 
 // verify checks the tenant's events in the env's stream, as the app role.

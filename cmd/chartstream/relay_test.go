@@ -13,6 +13,7 @@ import (
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/eventstore/eventstoretest"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -94,9 +95,9 @@ func TestRelayVerifyCLIReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, _, err := store.ReadAll(ctx, eventstore.Filter{Tenant: tenant}, eventstore.Cursor{}, 10)
-	if err != nil || len(events) != 1 {
-		t.Fatalf("stored %d events (%v), want 1", len(events), err)
+	events := eventstoretest.ReadCommitted(t, ctx, store, tenant)
+	if len(events) != 1 {
+		t.Fatalf("stored %d events, want 1", len(events))
 	}
 	id := events[0].ID.String()
 

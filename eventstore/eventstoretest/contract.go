@@ -148,6 +148,38 @@ func ReadAllTenant(tb testing.TB, ctx context.Context, s *eventstore.Store, tena
 	return all
 }
 
+// ReadCommitted returns every event the tenant has committed, once the
+// read horizon has passed all of them: tests that read right after their
+// own appends would otherwise see none while a parallel test holds an
+// older transaction open. It fails the test after 20 seconds.
+func ReadCommitted(tb testing.TB, ctx context.Context, s *eventstore.Store, tenant chartstream.TenantID) []chartstream.Event {
+	tb.Helper()
+	filter := eventstore.Filter{Tenant: tenant}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lag, err := s.Horizon(ctx, filter)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if lag.Events == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d committed events still behind the read horizon after 20 s", lag.Events)
+		}
+	}
+	var all []chartstream.Event
+	for cursor := (eventstore.Cursor{}); ; {
+		page, next, err := s.ReadAll(ctx, filter, cursor, 1000)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all, cursor = append(all, page...), next
+	}
+}
+
 // wantStream fails the test unless the stream holds exactly the events
 // with these ids, in order. With no ids it checks that nothing was written.
 func wantStream(tb testing.TB, ctx context.Context, s *eventstore.Store, tenant chartstream.TenantID, stream chartstream.StreamRef, ids ...uuid.UUID) []chartstream.Event {

@@ -16,6 +16,7 @@ import (
 	"github.com/chartstream/chartstream/commands/medicationorder"
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/eventstore/eventstoretest"
 	"github.com/chartstream/chartstream/internal/asyncapi"
 	"github.com/chartstream/chartstream/internal/deid"
 	"github.com/chartstream/chartstream/internal/testkit"
@@ -200,10 +201,7 @@ func sampleEvents(t *testing.T) ([]chartstream.Event, *eventstore.Store) {
 	run(patient.RecordObservation{PatientID: erasedPatient, Code: "8867-4", System: patient.LOINC, Value: ptr(80.0), Unit: "/min",
 		EffectiveAt: time.Now().UTC().Format(time.RFC3339)})
 	run(patient.ErasePatient{PatientID: erasedPatient})
-	events, _, err := store.ReadAll(ctx, eventstore.Filter{Tenant: tenant}, eventstore.Cursor{}, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := eventstoretest.ReadCommitted(t, ctx, store, tenant)
 	if len(events) == 0 || !strings.Contains(events[0].Type, ".") {
 		t.Fatalf("read %d events", len(events))
 	}
