@@ -226,6 +226,10 @@ func TestEveryListRouteHidesOtherTenantsData(t *testing.T) {
 				query = "?name=Lovelace" // a search needs a criterion
 			}
 			read := func(tenant chartstream.TenantID) string {
+				// The access log is written behind the reads: the tenants'
+				// earlier reads must all be in it, or its listing differs
+				// by timing alone.
+				eventually(t, 10*time.Second, "the access log is written", func() bool { return e.access.Pending() == 0 })
 				return string(e.do(r.Method, r.Path+query, e.token(tenant, r.Roles...), nil).want(t, http.StatusOK).Raw)
 			}
 			// The audit routes name the caller's own tenant, times, and its
