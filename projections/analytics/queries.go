@@ -93,12 +93,19 @@ type CensusRow struct {
 // day's census (shown in the row before, or in an answer starting a day
 // earlier) is one. What is suppressed depends only on the data of the
 // location's row and the day before, never on the range asked for.
+//
+// A location is a label clinicians type, and it can name a person: "the
+// patient's home, 12 Elm St". So a location's name is a cell too: a
+// location fewer than MinCell patients ever arrived at (admitted or
+// transferred in, over all time) is left out of the answer, rows and
+// name, as if it held nobody. Wards and clinics pass that bar within days.
 func (r *Reader) Census(ctx context.Context, tenant chartstream.TenantID, rg Range, location string) (Answer[CensusRow], Lag, error) {
 	a := newAnswer[CensusRow](rg, r.cfg.MinCell)
 	lag, err := r.read(ctx, tenant, `
 		WITH locs AS (
-			SELECT DISTINCT location FROM analytics_census_daily
-			WHERE tenant_id = $1 AND day <= $3 AND ($4 = '' OR location = $4)),
+			SELECT location FROM analytics_census_daily
+			WHERE tenant_id = $1 AND ($4 = '' OR location = $4)
+			GROUP BY location HAVING min(day) <= $3 AND sum(admissions + transfers_in) >= $5),
 		before AS (
 			SELECT location, sum(admissions + transfers_in - discharges - transfers_out) AS n FROM analytics_census_daily
 			WHERE tenant_id = $1 AND day < $2 AND ($4 = '' OR location = $4) GROUP BY location),
@@ -120,7 +127,7 @@ func (r *Reader) Census(ctx context.Context, tenant chartstream.TenantID, rg Ran
 		SELECT s.day, s.location, s.census::bigint, (s.census - s.net)::bigint, s.admissions, s.discharges, coalesce(los.n, 0), los.hours
 		FROM series s LEFT JOIN los ON los.day = s.day AND los.location = s.location
 		WHERE s.census <> 0 OR s.admissions <> 0 OR s.discharges <> 0
-		ORDER BY s.day, s.location`, []any{rg.From, rg.To, location}, func(rows pgx.Rows) error {
+		ORDER BY s.day, s.location`, []any{rg.From, rg.To, location, r.cfg.MinCell}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var day time.Time
 			var row CensusRow

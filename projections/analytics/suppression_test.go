@@ -113,3 +113,54 @@ func TestObservationCodedCountCannotBeSubtractedOut(t *testing.T) {
 		t.Errorf("%+v: the 3 coded results are worked out by subtraction", r)
 	}
 }
+
+// A location is free text and can name a person; one that fewer than
+// MinCell patients arrived at is withheld, name and rows, however its
+// patients arrived. With a threshold of 1 every location is shown, so the
+// rule, not the data, is what hides them.
+func TestCensusWithholdsLocationsFewPatientsArrivedAt(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	tenant := testkit.MustTenant(t)
+	day := time.Date(2026, 6, 3, 8, 0, 0, 0, time.UTC)
+	const home, office = "Ada Lovelace's home, 12 Elm St", "Dr Babbage's rooms"
+	var events []chartstream.Event
+	start := func(location string) uuid.UUID {
+		id := uuid.New()
+		events = append(events, event(t, tenant, id, encounter.TypeStarted, day, encounter.EncounterStarted{PatientID: uuid.New(), Class: "inpatient", Location: location}))
+		return id
+	}
+	for range 12 {
+		start("Ward 6")
+	}
+	start(home)
+	for range 2 {
+		events = append(events, event(t, tenant, start("Ward 7"), encounter.TypePatientTransferred, day.Add(time.Hour), encounter.PatientTransferred{Location: office}))
+	}
+	apply(t, tenant, events...)
+	testkit.WaitReplica(t)
+
+	locations := func(minCell int, location string) map[string]bool {
+		t.Helper()
+		a, _, err := reader(t, "DATABASE_REPLICA_URL", minCell).Census(ctx, tenant, analytics.Range{From: analytics.Day(day), To: analytics.Day(day)}, location)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, r := range a.Rows {
+			got[r.Location] = true
+		}
+		return got
+	}
+	if got := locations(11, ""); len(got) != 1 || !got["Ward 6"] {
+		t.Errorf("min cell 11: locations %v, want Ward 6 alone", got)
+	}
+	for _, l := range []string{home, office, "Ward 7"} {
+		if got := locations(11, l); len(got) != 0 {
+			t.Errorf("min cell 11, asked for %q: locations %v, want none", l, got)
+		}
+	}
+	if got := locations(1, ""); len(got) != 4 {
+		t.Errorf("min cell 1: locations %v, want all 4", got)
+	}
+}
