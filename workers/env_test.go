@@ -1,8 +1,10 @@
 package workers_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -170,13 +172,33 @@ func (e *relayEnv) published() []chartstream.Event {
 func fetchAll(t *testing.T, js jetstream.JetStream, name, subjects string) []jetstream.Msg {
 	t.Helper()
 	ctx := testkit.Context(t)
+	// A cluster that has just lost or regained a node may still be
+	// electing: a request then fails ("no responders") and is tried again,
+	// and a new consumer resumes after the last message fetched.
+	deadline := time.Now().Add(30 * time.Second)
+	retry := func(err error) bool {
+		if err == nil || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+		return true
+	}
 	stream, err := js.Stream(ctx, name)
-	if err != nil {
+	for !errors.Is(err, jetstream.ErrStreamNotFound) && retry(err) {
+		stream, err = js.Stream(ctx, name)
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	// How many there are, then fetch them all: a consumer just created
 	// may answer a no-wait fetch with nothing.
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subjects))
+	for retry(err) {
+		info, err = stream.Info(ctx, jetstream.WithSubjectFilter(subjects))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,23 +209,36 @@ func fetchAll(t *testing.T, js jetstream.JetStream, name, subjects string) []jet
 	if want == 0 {
 		return nil
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []jetstream.Msg
+	var cons jetstream.Consumer
 	for uint64(len(out)) < want {
-		batch, err := cons.Fetch(int(min(want-uint64(len(out)), 500)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
+		if cons == nil {
+			cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects}}
+			if len(out) > 0 {
+				meta, err := out[len(out)-1].Metadata()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, meta.Sequence.Stream+1
+			}
+			if cons, err = stream.OrderedConsumer(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
 		}
+		batch, err := cons.Fetch(int(min(want-uint64(len(out)), 500)), jetstream.FetchMaxWait(5*time.Second))
 		n := 0
-		for m := range batch.Messages() {
-			n++
-			out = append(out, m)
+		if err == nil {
+			for m := range batch.Messages() {
+				n++
+				out = append(out, m)
+			}
+			err = batch.Error()
 		}
 		if n == 0 {
-			t.Fatalf("fetched %d of %d messages: %v", len(out), want, batch.Error())
+			if !retry(cmp.Or(err, errors.New("no message"))) {
+				t.Fatalf("fetched %d of %d messages: %v", len(out), want, err)
+			}
+			cons = nil
 		}
 	}
 	return out
