@@ -55,12 +55,18 @@ func (e *relayEnv) stored() []chartstream.Event {
 // verify checks the tenant's events in the env's stream, as the app role.
 func (e *relayEnv) verify(progress eventstore.ProgressFn) workers.RelayReport {
 	e.t.Helper()
-	r, err := workers.VerifyRelay(testkit.Context(e.t), workers.RelayVerifyDeps{Events: e.writer, JetStream: e.js},
-		workers.RelayVerifyOptions{Stream: e.cfg.Stream, SubjectPrefix: e.cfg.SubjectPrefix, Tenant: e.tenant, Progress: progress})
-	if err != nil {
-		e.t.Fatal(err)
+	// On a cluster that has just lost or regained a node, a request may
+	// fail while it elects: tried again for a while.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r, err := workers.VerifyRelay(testkit.Context(e.t), workers.RelayVerifyDeps{Events: e.writer, JetStream: e.js},
+			workers.RelayVerifyOptions{Stream: e.cfg.Stream, SubjectPrefix: e.cfg.SubjectPrefix, Tenant: e.tenant, Progress: progress})
+		if err == nil {
+			return r
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal(err)
+		}
 	}
-	return r
 }
 
 // publish puts msg on the stream as it is (its own Nats-Msg-Id).
