@@ -146,6 +146,10 @@ type Config struct {
 	// LongRequestTimeout is the deadline of the long requests, exports and
 	// verification (LONG_REQUEST_TIMEOUT). Default 10m.
 	LongRequestTimeout time.Duration
+	// ConsistencyWait bounds how long a read with a consistency token
+	// waits for the projections before answering stale (CONSISTENCY_WAIT).
+	// Default 2s.
+	ConsistencyWait time.Duration
 	// ShutdownTimeout bounds draining on SIGTERM (SHUTDOWN_TIMEOUT).
 	// Default 15s.
 	ShutdownTimeout time.Duration
@@ -244,6 +248,7 @@ func (c *Config) flags(fs *pflag.FlagSet) {
 	intFlag(fs, &c.DatabaseMaxConns, "database-max-conns", "DATABASE_MAX_CONNS", 0, "app role pool size (default: the URL's pool_max_conns, else 32)")
 	durationFlag(fs, &c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", 10*time.Second, "every API request's deadline")
 	durationFlag(fs, &c.LongRequestTimeout, "long-request-timeout", "LONG_REQUEST_TIMEOUT", 10*time.Minute, "the deadline of exports and verifications")
+	durationFlag(fs, &c.ConsistencyWait, "consistency-wait", "CONSISTENCY_WAIT", 2*time.Second, "how long a read with a consistency token waits for the projections")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long to drain on SIGTERM")
 	stringFlag(fs, &c.Auth.Issuer, "jwt-issuer", "JWT_ISSUER", defaultJWTIssuer, "accepted token issuer (iss)")
 	stringFlag(fs, &c.Auth.Audience, "jwt-audience", "JWT_AUDIENCE", defaultJWTAudience, "required token audience (aud)")
@@ -388,6 +393,9 @@ func (c Config) Validate(api, workers bool) error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative"))
+	}
+	if c.ConsistencyWait < 0 || (c.RequestTimeout > 0 && c.ConsistencyWait >= c.RequestTimeout) {
+		errs = append(errs, errors.New("CONSISTENCY_WAIT must not be negative, and shorter than REQUEST_TIMEOUT"))
 	}
 	if c.LongRequestTimeout < 0 {
 		errs = append(errs, errors.New("LONG_REQUEST_TIMEOUT must not be negative"))

@@ -43,6 +43,8 @@ func TestConfigErrors(t *testing.T) {
 		{"pool size disagrees with the URL", []string{"serve"}, map[string]string{"DATABASE_URL": "postgres://app@127.0.0.1:1/x?pool_max_conns=8", "DATABASE_MAX_CONNS": "16"},
 			[]string{"DATABASE_MAX_CONNS=16 disagrees with pool_max_conns=8 in DATABASE_URL"}},
 		{"negative REQUEST_TIMEOUT", []string{"serve"}, map[string]string{"REQUEST_TIMEOUT": "-1s"}, []string{"REQUEST_TIMEOUT must not be negative"}},
+		{"CONSISTENCY_WAIT past REQUEST_TIMEOUT", []string{"serve"}, map[string]string{"CONSISTENCY_WAIT": "10s", "REQUEST_TIMEOUT": "5s"},
+			[]string{"CONSISTENCY_WAIT must not be negative, and shorter than REQUEST_TIMEOUT"}},
 		{"bad HTTP_ADDR", []string{"serve"}, map[string]string{"HTTP_ADDR": "localhost"}, []string{"HTTP_ADDR must be host:port"}},
 		{"bad LOG_LEVEL", []string{"serve"}, map[string]string{"LOG_LEVEL": "loud"}, []string{"LOG_LEVEL must be debug, info, warn or error"}},
 		{"bad LOG_LEVEL for work", []string{"work"}, map[string]string{"LOG_LEVEL": "loud", "REDIS_URL": ""}, []string{"LOG_LEVEL"}},

@@ -64,6 +64,10 @@ func newTestMain(t *testing.T, apiOn, workers bool, natsURL string) *Main {
 	cfg.TLSCertFile, cfg.TLSKeyFile = "", ""
 	// The dev environment has a dev key; tests, like make run, allow it.
 	cfg.Auth.AllowDevKey = true
+	// Reads with a consistency token wait for the pipeline: on a loaded
+	// machine a parallel test's open transaction can hold the relay's
+	// gap-free read back for seconds.
+	cfg.ConsistencyWait = 8 * time.Second
 	if workers {
 		isolateWorkers(t, &cfg)
 	}

@@ -335,7 +335,7 @@ func (m *Main) openAPI(ctx context.Context) error {
 	deps.Access, deps.History, deps.Auditor = m.access, store, auditor
 	m.server, err = api.NewServer(deps, api.Config{Addr: m.Config.HTTPAddr, ShutdownTimeout: m.Config.ShutdownTimeout,
 		RequestTimeout: m.Config.RequestTimeout, LongRequestTimeout: m.Config.LongRequestTimeout,
-		MetricsToken: m.Config.Metrics.Token, TLS: tlsCfg})
+		ConsistencyWait: m.Config.ConsistencyWait, MetricsToken: m.Config.Metrics.Token, TLS: tlsCfg})
 	if err != nil {
 		return err
 	}
