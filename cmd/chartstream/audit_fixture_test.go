@@ -16,6 +16,7 @@ import (
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/eventstore/eventstoretest"
 	"github.com/chartstream/chartstream/internal/logging"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
@@ -96,6 +97,9 @@ func (f *auditFixture) addPatient(n int) int {
 		ids[i] = e.ID
 	}
 	f.patients, f.events = append(f.patients, p), append(f.events, ids)
+	// Exports and verification read below the gap-free horizon, which a
+	// parallel test's open transaction may hold behind these events.
+	eventstoretest.ReadCommitted(f.t, testkit.Context(f.t), f.store, f.tenant)
 	return len(f.patients) - 1
 }
 

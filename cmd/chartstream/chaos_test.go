@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -239,6 +242,14 @@ func TestVerifyStatus(t *testing.T) {
 		bin := filepath.Join(t.TempDir(), "chartstream")
 		if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+tt.script+"\n"), 0o755); err != nil {
 			t.Fatal(err)
+		}
+		// A process a parallel test forked while the file was open for
+		// writing holds it until it execs: running it fails with "text
+		// file busy" (golang/go#22315) until then.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if err := exec.Command(bin).Run(); !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
+				break
+			}
 		}
 		r := &chaosRun{cfg: chaosConfig{Binary: bin}}
 		got := r.verify(context.Background(), "relay", "verify")
