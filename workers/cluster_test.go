@@ -74,10 +74,7 @@ func TestRelayOnAClusterSurvivesTheStreamLeadersDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := stream.Info(testkit.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := streamInfo(t, stream)
 	if info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream replicas %d, cluster %+v; want 3 (a leader and 2 replicas)", info.Config.Replicas, info.Cluster)
 	}
@@ -94,9 +91,7 @@ func TestRelayOnAClusterSurvivesTheStreamLeadersDeath(t *testing.T) {
 	// heartbeats and make them elect again; unloaded, each wait takes a
 	// second or two (logged).
 	waited(t, 90*time.Second, "the relay publishes 200 more after the leader died", func() bool { return published.Load() >= atKill+200 })
-	if info, err = stream.Info(testkit.Context(t)); err != nil {
-		t.Fatal(err)
-	}
+	info = streamInfo(t, stream)
 	if info.Cluster == nil || info.Cluster.Leader == leader || info.Cluster.Leader == "" {
 		t.Errorf("stream leader now %+v; want another node than %s", info.Cluster, leader)
 	}
@@ -133,6 +128,21 @@ func TestRelayOnAClusterSurvivesTheStreamLeadersDeath(t *testing.T) {
 	}
 	t.Logf("%d events appended, %d of them after the leader died; relay verify: %d in the store, %d in the stream, OK %t",
 		want, want-appendedAtKill, report.StoreEvents, report.StreamMessages, report.OK())
+}
+
+// streamInfo is the stream's info, asked again for up to 30 s while the
+// cluster elects ("no responders").
+func streamInfo(t *testing.T, stream jetstream.Stream) *jetstream.StreamInfo {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		info, err := stream.Info(testkit.Context(t))
+		if err == nil {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
 }
 
 // waited is waitUntil, logging how long the wait took.

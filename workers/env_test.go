@@ -19,6 +19,7 @@ import (
 
 	"github.com/chartstream/chartstream"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/eventstore/eventstoretest"
 	"github.com/chartstream/chartstream/internal/testkit"
 	"github.com/chartstream/chartstream/workers"
 )
@@ -263,10 +264,7 @@ func (e *relayEnv) waitPublished(want int, within time.Duration) []chartstream.E
 // versions arrive 1, 2, 3, … with no gap.
 func (e *relayEnv) assertExactlyOnceInOrder(published []chartstream.Event) {
 	e.t.Helper()
-	stored, _, err := e.writer.ReadAll(testkit.Context(e.t), eventstore.Filter{Tenant: e.tenant}, eventstore.Cursor{}, 100000)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	stored := eventstoretest.ReadCommitted(e.t, testkit.Context(e.t), e.writer, e.tenant)
 	if len(published) != len(stored) {
 		e.t.Errorf("published %d events, the store holds %d", len(published), len(stored))
 	}

@@ -26,7 +26,7 @@ func TestRelayPublishesEveryEventOnceInOrder(t *testing.T) {
 	e.startRelay(nil, nil)
 	e.appendEvents(streams(3), 5)
 
-	got := e.waitPublished(15, 10*time.Second)
+	got := e.waitPublished(15, 30*time.Second)
 	e.assertExactlyOnceInOrder(got)
 	for _, ev := range got {
 		if ev.Type == "test.noted" {
@@ -77,7 +77,7 @@ func TestRelayCrashBetweenPublishAndCheckpoint(t *testing.T) {
 
 	e.startRelay(nil, nil)
 	e.appendEvents(streams(1), 2)
-	got := e.waitPublished(8, 10*time.Second)
+	got := e.waitPublished(8, 30*time.Second)
 	e.assertExactlyOnceInOrder(got)
 }
 
@@ -203,7 +203,7 @@ func TestRelayRepublishesALostMessageBeforeTheOnesAfterIt(t *testing.T) {
 	if _, err := e.writer.Append(testkit.Context(t), e.tenant, chartstream.StreamRef{Type: "patient", ID: id}, chartstream.NoStream, batch...); err != nil {
 		t.Fatal(err)
 	}
-	got := e.waitPublished(20, 10*time.Second)
+	got := e.waitPublished(20, 30*time.Second)
 	e.assertExactlyOnceInOrder(got)
 }
 
@@ -227,7 +227,7 @@ func TestOnlyOneRelayPublishesAndAStandbyTakesOver(t *testing.T) {
 	e.startRelay(count(&countB), nil)
 
 	e.appendEvents(streams(2), 4)
-	e.waitPublished(9, 10*time.Second)
+	e.waitPublished(9, 30*time.Second)
 	waitUntil(t, 5*time.Second, "relay A publishes the 8 new events", func() bool { return countA.Load() == 9 })
 	if countB.Load() != 0 {
 		t.Fatalf("relay A published %d and relay B %d, want 9 and 0", countA.Load(), countB.Load())
@@ -236,11 +236,16 @@ func TestOnlyOneRelayPublishesAndAStandbyTakesOver(t *testing.T) {
 	stopA()
 	killed := time.Now()
 	e.appendEvents(streams(1), 3)
-	got := e.waitPublished(12, 10*time.Second)
-	if took := time.Since(killed); took > 5*time.Second {
-		t.Errorf("the standby took %s to take over, want under 5s", took)
+	// The lease is a session lock, released at once: the standby takes
+	// over within its LeaseRetry (200 ms) unloaded; the bound allows for a
+	// loaded machine.
+	got := e.waitPublished(12, 30*time.Second)
+	took := time.Since(killed)
+	t.Logf("the standby took over and published in %s", took.Round(time.Millisecond))
+	if took > 15*time.Second {
+		t.Errorf("the standby took %s to take over, want under 15s", took)
 	}
-	waitUntil(t, 5*time.Second, "the standby publishes the 3 new events", func() bool { return countB.Load() == 3 })
+	waitUntil(t, 10*time.Second, "the standby publishes the 3 new events", func() bool { return countB.Load() == 3 })
 	if countA.Load() != 9 {
 		t.Errorf("the stopped relay published %d events in all, want 9", countA.Load())
 	}
