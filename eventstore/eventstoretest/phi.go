@@ -302,8 +302,9 @@ func testShreddingReachesEveryCache(t *testing.T, newStore NewStoreFn) {
 		if slices.Equal(noted.Erased, []string{"name", "note"}) {
 			break
 		}
-		if time.Since(shredded) > time.Second {
-			t.Fatal("the other store still opens the shredded subject's PHI a second later")
+		// Seconds on a loaded machine, not the cache's minutes.
+		if time.Since(shredded) > 5*time.Second {
+			t.Fatal("the other store still opens the shredded subject's PHI 5 s later")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,12 +125,21 @@ func TestConsumerCountsItsTenantsDeidentifiedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var out bytes.Buffer
-	runCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// B's event is in the stream already: the consumer runs for a second
+	// after it has counted A's three, so B's would have come too.
+	out := &lockedBuffer{}
+	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	// B's event is in the stream already: the consumer runs until the
-	// deadline, so it would have come.
-	if err := run(runCtx, config{URL: srv.URL(), Creds: credsFile, Stream: sub.Stream, Consumer: sub.Consumer, Every: 100 * time.Millisecond}, &out); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		done <- run(runCtx, config{URL: srv.URL(), Creds: credsFile, Stream: sub.Stream, Consumer: sub.Consumer, Every: 100 * time.Millisecond}, out)
+	}()
+	for !strings.Contains(out.String(), " total=3 ") && runCtx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -149,4 +159,22 @@ func mustStores(t *testing.T) (writer, reader *eventstore.Store) {
 	keys := testkit.MustPHIKeys(t)
 	specs := commands.EventSpecs()
 	return testkit.MustEventStore(t, testkit.MustAppPool(t), specs, keys), testkit.MustEventStore(t, testkit.MustPool(t, "DATABASE_RELAY_URL"), specs, keys)
+}
+
+// lockedBuffer is a bytes.Buffer the consumer writes while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -37,7 +37,7 @@ func TestBulkheadQueuesBurstsInArrivalOrder(t *testing.T) {
 			mu.Unlock()
 			release()
 		})
-		time.Sleep(20 * time.Millisecond) // let waiter i queue before i+1
+		waitQueued(t, l, tenant, i+1) // waiter i queues before i+1 comes
 	}
 	first()
 	wg.Wait()
@@ -64,7 +64,7 @@ func TestBulkheadCeilingAndQueueBound(t *testing.T) {
 		_, ok := l.Acquire(t.Context(), tenant, chartstream.TierEnterprise)
 		queued <- ok
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitQueued(t, l, tenant, 1)
 	start := time.Now()
 	if _, ok := l.Acquire(t.Context(), tenant, chartstream.TierEnterprise); ok {
 		t.Fatal("Acquire beyond ceiling and queue accepted")
@@ -120,5 +120,15 @@ func TestBulkheadGivingUpLeaksNoSlot(t *testing.T) {
 	}
 	for _, r := range releases {
 		r()
+	}
+}
+
+// waitQueued waits until n of tenant's requests wait for a slot.
+func waitQueued(t *testing.T, l *ratelimit.Limiter, tenant chartstream.TenantID, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); l.Queued(tenant) != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", l.Queued(tenant), n)
+		}
 	}
 }

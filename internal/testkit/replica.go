@@ -31,7 +31,9 @@ func WaitReplica(tb testing.TB) {
 	if err := MustAdminPool(tb).QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
 		tb.Fatalf("primary's WAL position: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: a test of another package may freeze the standby's WAL
+	// receiver for a few seconds (api's stalled-standby test).
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var done bool
 		err := MustReplicaPool(tb).QueryRow(ctx, `SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn`, lsn).Scan(&done)
@@ -39,7 +41,7 @@ func WaitReplica(tb testing.TB) {
 			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("the replica has not replayed the primary's WAL up to %s within 10s (%v)", lsn, err)
+			tb.Fatalf("the replica has not replayed the primary's WAL up to %s within 30s (%v)", lsn, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
