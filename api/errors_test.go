@@ -145,7 +145,7 @@ func TestErrorBodiesCarryNoPHI(t *testing.T) {
 // birth date, phone or free text, whether commands succeed or fail.
 func TestLogsCarryNoPHI(t *testing.T) {
 	t.Parallel()
-	var log lockedBuffer
+	var log testkit.Buffer
 	e := newAPIEnvWith(t, withLog(&log))
 	tenant, tok := e.newTenant(chartstream.RoleClinician)
 	phi := []string{"Zyxwvut", "Qwertz", "1985-12-31", "7946 0999", "hives after the second dose", "MRN-LOG-777", "ward gossip"}

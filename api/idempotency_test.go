@@ -154,7 +154,7 @@ func TestIdempotentRetryReplaysARefusal(t *testing.T) {
 func TestCommitOutcomeUnknownThenARetryReturnsTheOriginalOutcome(t *testing.T) {
 	t.Parallel()
 	proxy, pool := testkit.MustProxiedPool(t, "DATABASE_URL")
-	var log lockedBuffer
+	var log testkit.Buffer
 	e := newAPIEnvWith(t, withStore(pool, eventstore.Config{ResolveTimeout: 300 * time.Millisecond}), withLog(&log))
 	defer func() {
 		if t.Failed() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/internal/testkit"
 )
 
 // searchResults is how many results a search's answer holds: a page's
@@ -134,7 +135,7 @@ func TestSearchByPostPages(t *testing.T) {
 // must not reach the logs.
 func TestRequestLogsCarryNoQueryValues(t *testing.T) {
 	t.Parallel()
-	var log lockedBuffer
+	var log testkit.Buffer
 	e := newAPIEnvWith(t, withLog(&log))
 	_, tok := e.newTenant(chartstream.RoleClinician)
 	phi := []string{"Zyxwvut", "MRN-Q-4711", "1985-12-31", "Qwertz"}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -127,7 +125,7 @@ func TestConsumerCountsItsTenantsDeidentifiedEvents(t *testing.T) {
 
 	// B's event is in the stream already: the consumer runs for a second
 	// after it has counted A's three, so B's would have come too.
-	out := &lockedBuffer{}
+	out := &testkit.Buffer{}
 	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -159,22 +157,4 @@ func mustStores(t *testing.T) (writer, reader *eventstore.Store) {
 	keys := testkit.MustPHIKeys(t)
 	specs := commands.EventSpecs()
 	return testkit.MustEventStore(t, testkit.MustAppPool(t), specs, keys), testkit.MustEventStore(t, testkit.MustPool(t, "DATABASE_RELAY_URL"), specs, keys)
-}
-
-// lockedBuffer is a bytes.Buffer the consumer writes while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
