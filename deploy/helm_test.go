@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -131,7 +132,7 @@ func TestHelmObjects(t *testing.T) {
 		extra []string
 	}{
 		{"default", nil, nil},
-		{"production", []string{"-f", productionValues(t)}, []string{"ServiceMonitor/cs-chartstream"}},
+		{"production", []string{"-f", productionValues(t)}, []string{"ServiceMonitor/cs-chartstream", "ConfigMap/cs-chartstream-dashboards", "PrometheusRule/cs-chartstream"}},
 		{"ingress", []string{"--set", "ingress.enabled=true,ingress.className=alb,serviceMonitor.enabled=true"}, []string{"Ingress/cs-chartstream", "ServiceMonitor/cs-chartstream"}},
 	} {
 		objs := render(t, tc.args...)
@@ -150,8 +151,8 @@ func TestHelmObjects(t *testing.T) {
 				t.Errorf("%s: no %s in %v", tc.name, w, got)
 			}
 		}
-		if tc.extra == nil && find(objs, "ServiceMonitor", "") != nil {
-			t.Errorf("%s: a ServiceMonitor without serviceMonitor.enabled", tc.name)
+		if tc.extra == nil && (find(objs, "ServiceMonitor", "") != nil || find(objs, "PrometheusRule", "") != nil || find(objs, "ConfigMap", "-dashboards") != nil) {
+			t.Errorf("%s: monitoring objects rendered without being enabled", tc.name)
 		}
 		hooks := str(find(objs, "Job", "-migrate"), "metadata", "annotations", "helm.sh/hook")
 		if !strings.Contains(hooks, "pre-install") || !strings.Contains(hooks, "pre-upgrade") {
@@ -164,6 +165,49 @@ func TestHelmObjects(t *testing.T) {
 		if ing := find(objs, "Ingress", ""); ing != nil && str(ing, "spec", "ingressClassName") != "alb" {
 			t.Errorf("%s: Ingress class %q, want alb", tc.name, str(ing, "spec", "ingressClassName"))
 		}
+	}
+}
+
+// The chart ships the very dashboards and alert rules the compose stack
+// loads (files/), byte for byte and rule for rule.
+func TestHelmShipsTheDashboardsAndAlerts(t *testing.T) {
+	t.Parallel()
+	objs := render(t, "-f", productionValues(t))
+	files, err := filepath.Glob(filepath.Join(chartDir(t), "files", "dashboards", "*.json"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("dashboards %v (%v), want the overview and the tenant's", files, err)
+	}
+	cm := find(objs, "ConfigMap", "-dashboards")
+	if str(cm, "metadata", "labels", "grafana_dashboard") != "1" {
+		t.Errorf("dashboards ConfigMap labels %v, want grafana_dashboard: \"1\" for Grafana's sidecar", get(cm, "metadata", "labels"))
+	}
+	data, _ := get(cm, "data").(object) // yaml decodes nested maps as the outer type
+	if len(data) != len(files) {
+		t.Errorf("the ConfigMap holds %d dashboards, the chart's files %d", len(data), len(files))
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := data[filepath.Base(f)].(string); got != string(raw) {
+			t.Errorf("the ConfigMap's %s differs from the file (%d bytes, want %d)", filepath.Base(f), len(got), len(raw))
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(chartDir(t), "files", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules object // decoded as the rendered objects are
+	if err := yaml.Unmarshal(raw, &rules); err != nil || len(list(rules, "groups")) == 0 {
+		t.Fatalf("alerts.yml: %d groups (%v)", len(list(rules, "groups")), err)
+	}
+	rule := find(objs, "PrometheusRule", "")
+	if got, want := list(rule, "spec", "groups"), list(rules, "groups"); !reflect.DeepEqual(got, want) {
+		t.Errorf("the PrometheusRule's groups differ from alerts.yml:\n%v\nwant\n%v", got, want)
+	}
+	if str(rule, "metadata", "labels", "release") != "kube-prometheus-stack" {
+		t.Errorf("PrometheusRule labels %v, want the operator's release label", get(rule, "metadata", "labels"))
 	}
 }
 

@@ -21,7 +21,7 @@ var alertNames = []string{"ChartstreamRelayLagging", "ChartstreamProjectionLaggi
 func TestAlertsNameExportedMetrics(t *testing.T) {
 	t.Parallel()
 	fams, _ := fullExposition(t)
-	raw, err := os.ReadFile("../../deploy/prometheus/alerts.yml")
+	raw, err := os.ReadFile("../../deploy/helm/chartstream/files/alerts.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ type panel struct {
 
 func readDashboards(t *testing.T) map[string]dashboard {
 	t.Helper()
-	files, err := filepath.Glob("../../deploy/grafana/dashboards/*.json")
+	files, err := filepath.Glob("../../deploy/helm/chartstream/files/dashboards/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no dashboards found: %v", err)
 	}
