@@ -49,7 +49,7 @@ func TestRequestsEndAtTheirDeadline(t *testing.T) {
 	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("stalled read: %d %s (Retry-After %q); want 503 with Retry-After", r.Status, r.Raw, r.Header.Get("Retry-After"))
 	}
-	if took > 2*time.Second {
+	if took > 3*time.Second { // 10× the deadline: room for a loaded machine
 		t.Errorf("stalled read took %s; want it cut off at its 300ms deadline", took)
 	}
 	// The stalled connection is given up; the next reads get fresh ones.

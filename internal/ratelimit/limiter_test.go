@@ -60,13 +60,23 @@ func TestOverTheLimitIsDeniedWithRetryAfter(t *testing.T) {
 	t.Parallel()
 	ctx := testkit.Context(t)
 	l := MustLimiter(t, ratelimit.Config{Tiers: map[chartstream.Tier]ratelimit.Limit{chartstream.TierStandard: {PerSecond: 5}}})
-	tenant := chartstream.NewTenantID()
-	if got := allowed(t, l, tenant, chartstream.TierStandard, 5); got != 5 {
-		t.Fatalf("%d of the first 5 allowed; want all (burst = rate)", got)
-	}
-	d, err := l.Allow(ctx, tenant, chartstream.TierStandard)
-	if err != nil {
-		t.Fatal(err)
+	var tenant chartstream.TenantID
+	var d ratelimit.Decision
+	for attempt := 1; ; attempt++ {
+		tenant = chartstream.NewTenantID()
+		start := time.Now()
+		if got := allowed(t, l, tenant, chartstream.TierStandard, 5); got != 5 {
+			t.Fatalf("%d of the first 5 allowed; want all (burst = rate)", got)
+		}
+		var err error
+		if d, err = l.Allow(ctx, tenant, chartstream.TierStandard); err != nil {
+			t.Fatal(err)
+		}
+		// Six requests that took 200 ms or more earned a token while they
+		// ran: a loaded machine, not the limiter; tried again.
+		if !d.Allowed || time.Since(start) < 200*time.Millisecond || attempt == 5 {
+			break
+		}
 	}
 	// One request every 200ms at 5/s: the next slot is at most that far.
 	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 200*time.Millisecond || d.Remaining != 0 || d.Limit != 5 {
