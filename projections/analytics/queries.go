@@ -102,13 +102,15 @@ type CensusRow struct {
 func (r *Reader) Census(ctx context.Context, tenant chartstream.TenantID, rg Range, location string) (Answer[CensusRow], Lag, error) {
 	a := newAnswer[CensusRow](rg, r.cfg.MinCell)
 	lag, err := r.read(ctx, tenant, `
-		WITH locs AS (
-			SELECT location FROM analytics_census_daily
-			WHERE tenant_id = $1 AND ($4 = '' OR location = $4)
-			GROUP BY location HAVING min(day) <= $3 AND sum(admissions + transfers_in) >= $5),
-		before AS (
-			SELECT location, sum(admissions + transfers_in - discharges - transfers_out) AS n FROM analytics_census_daily
-			WHERE tenant_id = $1 AND day < $2 AND ($4 = '' OR location = $4) GROUP BY location),
+		WITH totals AS (
+			-- One pass over the location's days: who ever arrived (the
+			-- name's own cell) and the census the range starts from.
+			SELECT location, min(day) AS first_day, sum(admissions + transfers_in) AS arrivals,
+				sum(admissions + transfers_in - discharges - transfers_out) FILTER (WHERE day < $2) AS before
+			FROM analytics_census_daily
+			WHERE tenant_id = $1 AND ($4 = '' OR location = $4) GROUP BY location),
+		locs AS (SELECT location FROM totals WHERE first_day <= $3 AND arrivals >= $5),
+		before AS (SELECT location, before AS n FROM totals),
 		los AS (
 			SELECT (ended_at AT TIME ZONE 'UTC')::date AS day, location, count(*) AS n,
 				avg(extract(epoch FROM length_of_stay) / 3600)::float8 AS hours
