@@ -26,6 +26,25 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// A lag is reported in milliseconds rounded up, so a lag refused as over
+// the bound never reads as equal to it.
+func TestLagMillisRoundsUp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lag  time.Duration
+		want int64
+	}{
+		{0, 0},
+		{time.Nanosecond, 1},
+		{500 * time.Millisecond, 500},
+		{500*time.Millisecond + 300*time.Microsecond, 501},
+	} {
+		if got := (Lag{Known: true, Value: tc.lag}).Millis(); got != tc.want {
+			t.Errorf("lag %v: %d ms, want %d", tc.lag, got, tc.want)
+		}
+	}
+}
+
 // The small-cell rule: 1 to MinCell-1 is suppressed, zero and MinCell are
 // shown; a statistic of fewer than MinCell values is suppressed.
 func TestCells(t *testing.T) {

@@ -96,8 +96,13 @@ type Lag struct {
 	Value time.Duration
 }
 
-// Millis is the lag in whole milliseconds.
-func (l Lag) Millis() int64 { return l.Value.Milliseconds() }
+// Millis is the lag in milliseconds, rounded up: a standby refused for
+// being over the bound by a fraction of a millisecond does not report a
+// lag equal to the bound (X-Replica-Lag-Ms 500 on a 503 for a 500 ms
+// bound would contradict itself).
+func (l Lag) Millis() int64 {
+	return int64((l.Value + time.Millisecond - 1) / time.Millisecond)
+}
 
 // errReplicaDown is the PHI-free face of a standby that cannot be reached.
 var errReplicaDown = "the analytics replica is unavailable; retry later"
