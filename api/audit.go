@@ -39,7 +39,7 @@ type (
 		EventType  string `query:"event_type" maxLength:"127" description:"e.g. patient.registered"`
 		Patient    string `query:"patient" format:"uuid" maxLength:"64" description:"the patient's streams: its own, its encounters and orders"`
 		Format     string `query:"format" enum:"ndjson,csv" maxLength:"8" description:"default: text/csv when Accept asks for it, else ndjson"`
-		Cursor     string `query:"cursor" maxLength:"64" description:"resume after this event: <txid>.<position> of the last line received"`
+		Cursor     string `query:"cursor" maxLength:"96" description:"resume after this event: the cursor of the last line received (opaque)"`
 		Limit      int    `query:"limit" minimum:"1" maximum:"10000000"`
 	}
 	accessQuery struct {
@@ -88,8 +88,8 @@ func parseTimes(fields *[]chartstream.FieldError, values map[string]string, dst 
 }
 
 // exportParams checks the export's query.
-func exportParams(c echo.Context, q exportQuery) (audit.ExportParams, error) {
-	p := audit.ExportParams{Tenant: callerOf(c).Tenant, Format: q.Format}
+func exportParams(c echo.Context, q exportQuery, cursors *eventstore.CursorCodec) (audit.ExportParams, error) {
+	p := audit.ExportParams{Tenant: callerOf(c).Tenant, Format: q.Format, Cursors: cursors}
 	f := &p.Filter
 	var fields []chartstream.FieldError
 	parseTimes(&fields, map[string]string{"since": q.Since, "until": q.Until}, map[string]*time.Time{"since": &f.Since, "until": &f.Until})
@@ -105,8 +105,8 @@ func exportParams(c echo.Context, q exportQuery) (audit.ExportParams, error) {
 	}
 	if q.Cursor != "" {
 		var err error
-		if f.After, err = eventstore.ParseCursor(q.Cursor); err != nil {
-			fields = append(fields, chartstream.FieldError{Field: "cursor", Reason: "must be <txid>.<position> of an exported event"})
+		if f.After, err = cursors.Open(q.Cursor); err != nil {
+			fields = append(fields, chartstream.FieldError{Field: "cursor", Reason: "must be the cursor of an exported event"})
 		}
 	}
 	if p.Format == "" {
@@ -133,11 +133,15 @@ func (s *Server) exportEvents(c echo.Context) error {
 	if err := bindQuery(c, &q); err != nil {
 		return err
 	}
-	p, err := exportParams(c, q)
+	ctx := c.Request().Context()
+	cursors, err := s.deps.History.CursorCodec(ctx, callerOf(c).Tenant)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	p, err := exportParams(c, q, cursors)
+	if err != nil {
+		return err
+	}
 	if p.Format == audit.FormatNDJSON {
 		if p.Checkpoint, err = s.deps.Auditor.Newest(ctx, p.Tenant); err != nil {
 			return err

@@ -5,7 +5,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +16,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chartstream/chartstream"
+	"github.com/chartstream/chartstream/api"
 	"github.com/chartstream/chartstream/audit"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/eventstore"
+	"github.com/chartstream/chartstream/eventstore/eventstoretest"
 	"github.com/chartstream/chartstream/internal/phi"
 	"github.com/chartstream/chartstream/internal/postgres"
 	"github.com/chartstream/chartstream/internal/testkit"
@@ -45,7 +49,12 @@ func (e *apiEnv) signCheckpoint(tenant chartstream.TenantID) eventstore.Checkpoi
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c := eventstore.Checkpoint{Tenant: tenant, Seq: 1, Chain: report.Anchored, SignedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	cursors, err := e.store.CursorCodec(ctx, tenant)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := eventstore.Checkpoint{Tenant: tenant, Seq: 1, Chain: report.Anchored, LastToken: cursors.Seal(report.Anchored.Last),
+		SignedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	audit.Sign(&c, e.checkpointSigner)
 	keyFile := filepath.Join(e.t.TempDir(), "phi.key")
 	if _, err := phi.CreateLocalKeyFile(keyFile); err != nil {
@@ -106,17 +115,20 @@ func TestAuditExport(t *testing.T) {
 	if lines[2]["prev_hash"] != nil && lines[2]["stream_id"] == first["stream_id"] && lines[2]["prev_hash"] != first["hash"] {
 		t.Errorf("the second event of the stream does not name the first's hash")
 	}
-	// Resume after the fourth event: the last two.
-	cursor := strings.Join([]string{jsonNumber(lines[4]["txid"]), jsonNumber(lines[4]["position"])}, ".")
+	// Resume after the fourth event: the last two. Another tenant's
+	// auditor cannot use the cursor.
+	cursor, _ := lines[4]["cursor"].(string)
 	rest := ndjsonLines(t, e.do(http.MethodGet, "/v1/audit/events?cursor="+cursor, auditor, nil).want(t, http.StatusOK).Raw)
 	if len(rest) != 4 || rest[1]["event_id"] != lines[5]["event_id"] || rest[2]["event_id"] != lines[6]["event_id"] || rest[0]["full"] != false {
 		t.Errorf("resumed after %s: %v", cursor, rest)
 	}
+	e.do(http.MethodGet, "/v1/audit/events?cursor="+cursor, e.token(testkit.MustTenant(t), chartstream.RoleAuditor), nil).
+		wantProblem(t, http.StatusBadRequest, chartstream.EINVALID).wantField(t, "cursor")
 	// CSV, by Accept or by format; one patient's streams.
 	for _, req := range []struct{ query, accept string }{{"?patient=" + c.patient.String(), "text/csv"}, {"?format=csv&patient=" + c.patient.String(), ""}} {
 		got := e.do(http.MethodGet, "/v1/audit/events"+req.query, auditor, nil, "Accept", req.accept).want(t, http.StatusOK)
 		rows, err := csv.NewReader(bytes.NewReader(got.Raw)).ReadAll()
-		if err != nil || len(rows) != 6 || rows[0][0] != "position" || strings.Contains(string(got.Raw), other.String()) {
+		if err != nil || len(rows) != 6 || rows[0][0] != "cursor" || strings.Contains(string(got.Raw), other.String()) {
 			t.Errorf("CSV of the patient's 5 events: %d rows (%v): %s", len(rows), err, got.Raw)
 		}
 	}
@@ -130,9 +142,92 @@ func TestAuditExport(t *testing.T) {
 	e.do(http.MethodGet, "/v1/audit/events", c.token, nil).wantProblem(t, http.StatusForbidden, chartstream.EFORBIDDEN)
 }
 
-func jsonNumber(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
+// Positions stay inside the tenant: no answer an auditor gets (the
+// export in NDJSON and CSV, its checkpoint, the patient's history, a
+// chart's past, the verification report) carries an event's global
+// position, which would let the tenant count the other tenants' writes
+// between two of its own. Each names events by a cursor sealed for the
+// tenant, which opens, with the tenant's key only, to where the event
+// really is.
+func TestAuditorsAnswersCarryNoGlobalPosition(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	c := e.newChart()
+	e.signCheckpoint(c.tenant)
+	auditor := e.token(c.tenant, chartstream.RoleAuditor)
+	ctx := testkit.Context(t)
+	events := eventstoretest.ReadCommitted(t, ctx, e.store, c.tenant)
+	cursors, err := e.store.CursorCodec(ctx, c.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := e.store.CursorCodec(ctx, testkit.MustTenant(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sealed checks that a token opens to the event's own cursor, and
+	// with the tenant's key only.
+	sealed := func(where string, token any, event uuid.UUID) {
+		t.Helper()
+		s, _ := token.(string)
+		got, err := cursors.Open(s)
+		i := slices.IndexFunc(events, func(ev chartstream.Event) bool { return ev.ID == event })
+		if err != nil || i < 0 || got != eventstore.CursorOf(events[i]) {
+			t.Errorf("%s: %v does not seal the cursor of event %s (%v)", where, token, event, err)
+		}
+		if _, err := foreign.Open(s); err == nil {
+			t.Errorf("%s: another tenant's key opens %q", where, s)
+		}
+	}
+	// noPosition fails on any number or object under a key that names
+	// a place in the commit order.
+	var noPosition func(where string, v any)
+	noPosition = func(where string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch k {
+				case "position", "txid", "cursor", "last", "next_cursor", "after":
+					if _, isString := x.(string); x != nil && !isString {
+						t.Errorf("%s: %q is %v, not a sealed cursor", where, k, x)
+					}
+				}
+				noPosition(where+"."+k, x)
+			}
+		case []any:
+			for _, x := range v {
+				noPosition(where, x)
+			}
+		}
+	}
+	lines := ndjsonLines(t, e.do(http.MethodGet, "/v1/audit/events", auditor, nil).want(t, http.StatusOK).Raw)
+	for _, l := range lines {
+		noPosition("export", l)
+	}
+	if len(lines) != len(events)+2 {
+		t.Fatalf("export of %d lines, want %d events and two", len(lines), len(events))
+	}
+	last := events[len(events)-1]
+	sealed("export checkpoint", at(lines[0], "checkpoint", "last"), last.ID)
+	sealed("export end", lines[len(lines)-1]["last"], last.ID)
+	for _, l := range lines[1 : len(lines)-1] {
+		sealed("export line", l["cursor"], uuid.MustParse(l["event_id"].(string)))
+	}
+	rows, err := csv.NewReader(bytes.NewReader(e.do(http.MethodGet, "/v1/audit/events?format=csv", auditor, nil).want(t, http.StatusOK).Raw)).ReadAll()
+	if err != nil || len(rows) != len(events)+1 || slices.Contains(rows[0], "position") || slices.Contains(rows[0], "txid") {
+		t.Fatalf("CSV export of %d rows, header %v: %v", len(rows), rows[:min(1, len(rows))], err)
+	}
+	sealed("CSV row", rows[1][slices.Index(rows[0], "cursor")], uuid.MustParse(rows[1][slices.Index(rows[0], "event_id")]))
+	p := "/v1/patients/" + c.patient.String()
+	history := e.do(http.MethodGet, p+"/history?limit=1", auditor, nil).want(t, http.StatusOK)
+	noPosition("history", history.Body)
+	sealed("history item", at(history.Body["items"].([]any)[0], "position"), uuid.MustParse(at(history.Body["items"].([]any)[0], "event_id").(string)))
+	sealed("history next_cursor", history.Body["next_cursor"], uuid.MustParse(at(history.Body["items"].([]any)[0], "event_id").(string)))
+	past := e.do(http.MethodGet, p+"?as_of="+url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano)), c.token, nil).want(t, http.StatusOK)
+	sealed("time travel header", past.Header.Get(api.HeaderLastEventPosition), last.ID) // the tenant's events are all the patient's
+	report := e.do(http.MethodGet, "/v1/audit/verify", auditor, nil).want(t, http.StatusOK).Body
+	noPosition("verify", report)
+	sealed("verify checkpoint", at(report, "checkpoint", "last"), last.ID)
 }
 
 // GET /v1/audit/verify reports on the history as chartstream verify does.

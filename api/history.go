@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,13 +19,15 @@ import (
 type HistoryReader interface {
 	Records(ctx context.Context, tenant chartstream.TenantID, f eventstore.RecordFilter, fn eventstore.RecordFn) error
 	PatientEvents(ctx context.Context, tenant chartstream.TenantID, patient chartstream.StreamRef, f eventstore.RecordFilter, fn eventstore.EventFn) error
+	CursorCodec(ctx context.Context, tenant chartstream.TenantID) (*eventstore.CursorCodec, error)
 }
 
 // auditors read the history; the care team reads charts.
 var auditors = []chartstream.Role{chartstream.RoleAuditor}
 
-// Headers of a chart as it stood at as_of: its last event's position and
-// recorded time.
+// Headers of a chart as it stood at as_of: its last event's position (a
+// cursor sealed for the tenant, as in exports and histories: no global
+// position leaves the platform) and recorded time.
 const (
 	HeaderLastEventPosition   = "X-Last-Event-Position"
 	HeaderLastEventRecordedAt = "X-Last-Event-Recorded-At"
@@ -37,13 +38,15 @@ type (
 		AsOf string `query:"as_of" format:"date-time" maxLength:"64" description:"the chart as it stood at this instant (RFC 3339), rebuilt from the event store"`
 	}
 	historyQuery struct {
-		Cursor string `query:"cursor" maxLength:"64" description:"a page's next_cursor"`
+		Cursor string `query:"cursor" maxLength:"96" description:"a page's next_cursor"`
 		Limit  int    `query:"limit" minimum:"1" maximum:"1000" description:"default 100"`
 	}
 	// historyEvent is one event of a patient's history, upcast to the
 	// current schema, PHI opened (or listed in erased), with who and when.
 	historyEvent struct {
-		Position      int64                 `json:"position"`
+		// Position is where the event is in the tenant's commit order,
+		// sealed: the same token as its export line's cursor.
+		Position      string                `json:"position"`
 		RecordedAt    time.Time             `json:"recorded_at"`
 		Stream        chartstream.StreamRef `json:"stream"`
 		Version       int64                 `json:"version"`
@@ -82,20 +85,25 @@ func (s *Server) patientHistory(c echo.Context) error {
 	if q.Limit > 0 {
 		f.Limit = q.Limit
 	}
+	ctx := c.Request().Context()
+	cursors, err := s.deps.History.CursorCodec(ctx, callerOf(c).Tenant)
+	if err != nil {
+		return err
+	}
 	if q.Cursor != "" {
-		if f.After, err = eventstore.ParseCursor(q.Cursor); err != nil {
+		if f.After, err = cursors.Open(q.Cursor); err != nil {
 			return chartstream.Invalid(chartstream.FieldError{Field: "cursor", Reason: "is not a cursor of this listing"})
 		}
 	}
 	f.Limit++ // one more tells whether a next page exists
 	page := historyPage{Items: []historyEvent{}}
 	var last eventstore.Cursor
-	err = s.deps.History.PatientEvents(c.Request().Context(), callerOf(c).Tenant, patient.Stream(id), f, func(e chartstream.Event) error {
+	err = s.deps.History.PatientEvents(ctx, callerOf(c).Tenant, patient.Stream(id), f, func(e chartstream.Event) error {
 		if len(page.Items) == f.Limit-1 {
-			page.Next = last.String()
+			page.Next = cursors.Seal(last)
 			return nil
 		}
-		page.Items = append(page.Items, historyEvent{Position: e.Position, RecordedAt: e.RecordedAt, Stream: e.Stream, Version: e.Version,
+		page.Items = append(page.Items, historyEvent{Position: cursors.Seal(eventstore.CursorOf(e)), RecordedAt: e.RecordedAt, Stream: e.Stream, Version: e.Version,
 			EventID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Payload: e.Payload, Erased: e.Erased, Metadata: e.Metadata})
 		last = eventstore.CursorOf(e)
 		return nil
@@ -137,8 +145,13 @@ func (s *Server) chartAsOf(ctx context.Context, tenant chartstream.TenantID, id 
 }
 
 // setLastEvent says which event a rebuilt chart stands at.
-func setLastEvent(c echo.Context, e chartstream.Event) {
+func (s *Server) setLastEvent(c echo.Context, e chartstream.Event) error {
+	cursors, err := s.deps.History.CursorCodec(c.Request().Context(), callerOf(c).Tenant)
+	if err != nil {
+		return err
+	}
 	h := c.Response().Header()
-	h.Set(HeaderLastEventPosition, strconv.FormatInt(e.Position, 10))
+	h.Set(HeaderLastEventPosition, cursors.Seal(eventstore.CursorOf(e)))
 	h.Set(HeaderLastEventRecordedAt, e.RecordedAt.UTC().Format(time.RFC3339Nano))
+	return nil
 }

@@ -131,7 +131,9 @@ func (s *Server) patientChart(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		setLastEvent(c, last)
+		if err := s.setLastEvent(c, last); err != nil {
+			return err
+		}
 		return c.JSON(http.StatusOK, ch)
 	}
 	s.awaitConsistency(c, "chart", "census", "orders")

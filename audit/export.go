@@ -26,7 +26,7 @@ const (
 )
 
 // exportFormat names the NDJSON layout in its first line.
-const exportFormat = "chartstream-export/v1"
+const exportFormat = "chartstream-export/v2"
 
 // Records is what an export reads: eventstore.Store.Records.
 type Records interface {
@@ -43,9 +43,18 @@ type ExportParams struct {
 	// (nil for none); an NDJSON export carries it, so that a full export
 	// can be verified offline (VerifyFile).
 	Checkpoint *eventstore.Checkpoint
+	// Cursors seal each event's cursor (the tenant's
+	// eventstore.CursorCodec): an export names where its events are, and
+	// resumes, without the global commit position. Required.
+	Cursors CursorSealer
 	// Progress, when set, is told the events written so far, now and
 	// then.
 	Progress func(events int64)
+}
+
+// CursorSealer seals the tenant's cursors: eventstore.CursorCodec.
+type CursorSealer interface {
+	Seal(c eventstore.Cursor) string
 }
 
 // ExportSummary says what an export wrote.
@@ -63,6 +72,9 @@ type ExportSummary struct {
 // event. Rows stream from the store to w: memory stays constant.
 func Export(ctx context.Context, src Records, w io.Writer, p ExportParams) (ExportSummary, error) {
 	var sum ExportSummary
+	if p.Cursors == nil {
+		panic("audit: Export without Cursors")
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var write eventstore.RecordFn
 	switch p.Format {
@@ -72,7 +84,7 @@ func Export(ctx context.Context, src Records, w io.Writer, p ExportParams) (Expo
 		}
 		var line []byte
 		write = func(r *eventstore.Record) error {
-			line = appendEventLine(line[:0], r)
+			line = appendEventLine(line[:0], r, p.Cursors)
 			_, err := bw.Write(line)
 			return err
 		}
@@ -83,7 +95,7 @@ func Export(ctx context.Context, src Records, w io.Writer, p ExportParams) (Expo
 		}
 		defer cw.Flush()
 		row := make([]string, len(csvHeader))
-		write = func(r *eventstore.Record) error { return cw.Write(csvRow(row, r)) }
+		write = func(r *eventstore.Record) error { return cw.Write(csvRow(row, r, p.Cursors)) }
 	default:
 		return sum, chartstream.Invalid(chartstream.FieldError{Field: "format", Reason: "must be ndjson or csv"})
 	}
@@ -102,7 +114,7 @@ func Export(ctx context.Context, src Records, w io.Writer, p ExportParams) (Expo
 		return sum, err
 	}
 	if p.Format == FormatNDJSON {
-		end, err := json.Marshal(exportEnd{Record: "end", Events: sum.Events, Last: lastCursor(sum)})
+		end, err := json.Marshal(exportEnd{Record: "end", Events: sum.Events, Last: lastCursor(sum, p.Cursors)})
 		if err != nil {
 			return sum, err
 		}
@@ -138,18 +150,18 @@ type exportFilter struct {
 }
 
 // exportEnd is an NDJSON export's last line: without it, the export was
-// cut short (resume after the last event line's txid.position).
+// cut short (resume after the last event line's cursor).
 type exportEnd struct {
 	Record string  `json:"record"` // "end"
 	Events int64   `json:"events"`
 	Last   *string `json:"last"`
 }
 
-func lastCursor(s ExportSummary) *string {
+func lastCursor(s ExportSummary, cursors CursorSealer) *string {
 	if s.Events == 0 {
 		return nil
 	}
-	c := s.Last.String()
+	c := cursors.Seal(s.Last)
 	return &c
 }
 
@@ -158,7 +170,7 @@ func writeHeader(w io.Writer, p ExportParams) error {
 	h := exportHeader{Record: "export", Format: exportFormat, Tenant: p.Tenant, ExportedAt: time.Now().UTC(), Full: f.Full(), Checkpoint: p.Checkpoint,
 		Filter: exportFilter{StreamType: f.StreamType, EventType: f.EventType, Limit: f.Limit}}
 	if f.After != (eventstore.Cursor{}) {
-		h.Filter.After = f.After.String()
+		h.Filter.After = p.Cursors.Seal(f.After)
 	}
 	if !f.Since.IsZero() {
 		h.Filter.Since = &f.Since
@@ -181,12 +193,10 @@ func writeHeader(w io.Writer, p ExportParams) error {
 // PostgreSQL's canonical jsonb text, copied byte for byte (the hash covers
 // those bytes, and that text is one line of valid JSON); the decrypted PHI
 // is compacted.
-func appendEventLine(b []byte, r *eventstore.Record) []byte {
-	b = append(b, `{"record":"event","position":`...)
-	b = strconv.AppendInt(b, r.Position, 10)
-	b = append(b, `,"txid":`...)
-	b = strconv.AppendInt(b, r.TxID, 10)
-	b = append(b, `,"stream_type":`...)
+func appendEventLine(b []byte, r *eventstore.Record, cursors CursorSealer) []byte {
+	b = append(b, `{"record":"event","cursor":"`...)
+	b = append(b, cursors.Seal(r.Cursor())...) // "c1." and URL-safe base64: the same in JSON
+	b = append(b, `","stream_type":`...)
 	b = strconv.AppendQuote(b, r.StreamType) // [a-z0-9_]: the same in JSON
 	b = append(b, `,"stream_id":"`...)
 	b = appendUUID(b, r.StreamID)
@@ -262,11 +272,11 @@ func appendUUID(b []byte, u uuid.UUID) []byte {
 }
 
 // csvHeader names the CSV columns.
-var csvHeader = []string{"position", "txid", "recorded_at", "stream_type", "stream_id", "version", "event_id", "event_type",
+var csvHeader = []string{"cursor", "recorded_at", "stream_type", "stream_id", "version", "event_id", "event_type",
 	"schema_version", "actor", "roles", "correlation_id", "request_id", "metadata", "payload", "phi", "erased", "prev_hash", "hash"}
 
 // csvRow fills row with r's columns.
-func csvRow(row []string, r *eventstore.Record) []string {
+func csvRow(row []string, r *eventstore.Record, cursors CursorSealer) []string {
 	var md chartstream.Metadata
 	_ = json.Unmarshal(r.Metadata, &md) // stored by us; an unreadable one leaves the columns empty
 	roles, _ := json.Marshal(md.Roles)
@@ -279,7 +289,7 @@ func csvRow(row []string, r *eventstore.Record) []string {
 	if r.Opened != nil {
 		phiText = string(appendPHI(nil, r))
 	}
-	copy(row, []string{strconv.FormatInt(r.Position, 10), strconv.FormatInt(r.TxID, 10), r.RecordedAt().Format(time.RFC3339Nano),
+	copy(row, []string{cursors.Seal(r.Cursor()), r.RecordedAt().Format(time.RFC3339Nano),
 		r.StreamType, r.StreamID.String(), strconv.FormatInt(r.Version, 10), r.EventID.String(), r.EventType,
 		strconv.FormatInt(int64(r.SchemaVersion), 10), md.Actor, string(roles), md.CorrelationID, md.RequestID,
 		string(r.Metadata), string(r.Payload), phiText, erased, hex.EncodeToString(r.PrevHash), hex.EncodeToString(r.Hash)})

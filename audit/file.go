@@ -55,8 +55,7 @@ const maxLine = 4 << 20
 // fileEvent is an event line as Export writes it.
 type fileEvent struct {
 	Record        string          `json:"record"`
-	Position      int64           `json:"position"`
-	TxID          int64           `json:"txid"`
+	Cursor        string          `json:"cursor"`
 	StreamType    string          `json:"stream_type"`
 	StreamID      uuid.UUID       `json:"stream_id"`
 	Version       int64           `json:"version"`
@@ -77,7 +76,7 @@ type fileEvent struct {
 
 // stored is the event as the store held it, as far as the hash goes.
 func (f *fileEvent) stored(tenant chartstream.TenantID) eventstore.StoredEvent {
-	e := eventstore.StoredEvent{Position: f.Position, TxID: f.TxID, Tenant: tenant, StreamType: f.StreamType, StreamID: f.StreamID,
+	e := eventstore.StoredEvent{Tenant: tenant, StreamType: f.StreamType, StreamID: f.StreamID,
 		Version: f.Version, EventID: f.EventID, EventType: f.EventType, SchemaVersion: f.SchemaVersion, Payload: f.Payload,
 		Metadata: f.Metadata, RecordedMicros: f.RecordedAt.UnixMicro(), PrevHash: f.PrevHash, Hash: f.Hash}
 	if f.Sealed != nil {
@@ -128,12 +127,14 @@ func VerifyFile(r io.Reader, p FileParams) (Report, error) {
 	ref := fileCheckpoint(head, p, &rep)
 	params := eventstore.VerifyParams{}
 	if ref != nil {
-		params.Anchor = &ref.Last
+		// The lines carry sealed cursors: the anchor is passed after the
+		// line whose cursor the checkpoint sealed as its last.
+		params.Anchor = &eventstore.Cursor{}
 	}
 	walk := eventstore.NewWalk(head.Tenant, params)
 	var firstUnanchored int
 	var unanchored *eventstore.EventRef
-	line, ended := 1, false
+	line, ended, passed := 1, false, false
 	for sc.Scan() {
 		line++
 		var f fileEvent
@@ -149,14 +150,16 @@ func VerifyFile(r io.Reader, p FileParams) (Report, error) {
 			continue
 		}
 		e := f.stored(head.Tenant)
+		if passed && unanchored == nil {
+			walk.PassAnchor()
+			ev := e.Ref()
+			unanchored, firstUnanchored = &ev, line
+		}
 		if broken := walk.Add(&e); broken != nil && len(rep.Findings) < maxFindings {
 			rep.add(Finding{Kind: KindBrokenChain, Event: broken,
 				Detail: fmt.Sprintf("%s at %s %s version %d (event %s, line %d)", broken.Reason, broken.Stream.Type, broken.Stream.ID, broken.Version, broken.EventID, line)})
 		}
-		if ref != nil && unanchored == nil && e.Cursor().After(ref.Last) {
-			ev := e.Ref()
-			unanchored, firstUnanchored = &ev, line
-		}
+		passed = passed || (ref != nil && f.Cursor == ref.LastToken)
 		rep.Events++
 	}
 	if err := sc.Err(); err != nil {

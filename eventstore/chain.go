@@ -100,24 +100,30 @@ func (e *StoredEvent) ComputeHash(h hash.Hash, prev []byte) Hash {
 }
 
 // Chain is the running hash over all of a tenant's events in commit order
-// (transaction id, position): each event extends it with where it is and
-// its hash, which covers its content and, through its stream's chain,
-// every event before it in the stream. A deleted, added, reordered or
-// rewritten event anywhere changes it, even when the attacker re-chained
-// the stream with the database's own hash function. Extending it costs
-// one SHA-256 per event, so it is kept incrementally.
+// (transaction id, position): each event extends it with its hash, which
+// covers its content and, through its stream's chain, every event before
+// it in the stream. A deleted, added, reordered or rewritten event
+// anywhere changes it, even when the attacker re-chained the stream with
+// the database's own hash function. Extending it costs one SHA-256 per
+// event, so it is kept incrementally. Where the events are in the commit
+// order of all tenants is not hashed (version 2): an export, which
+// carries no global position, can be checked against it offline.
 type Chain struct {
 	// Events is how many events it covers.
 	Events int64 `json:"events"`
-	// Last is the last event's cursor (zero for none).
-	Last Cursor `json:"last"`
+	// Last is the last event's cursor (zero for none). It never leaves
+	// the platform: a Checkpoint signs it sealed (LastToken) and keeps it
+	// open, unsigned, where only the platform reads it (its table row, a
+	// header of its message on CLINICAL_ANCHORS), for verification to
+	// know where to stop without holding the tenant's key.
+	Last Cursor `json:"-"`
 	// Hash is the running hash.
 	Hash Hash `json:"hash"`
 }
 
 // chainDomain starts every tenant's chain, so no two tenants' empty chains
 // are alike.
-const chainDomain = "chartstream-chain/v1"
+const chainDomain = "chartstream-chain/v2"
 
 // NewChain returns the empty chain of tenant.
 func NewChain(tenant chartstream.TenantID) Chain {
@@ -129,11 +135,9 @@ func NewChain(tenant chartstream.TenantID) Chain {
 
 // Add extends the chain with the event at c whose hash is eventHash.
 func (ch *Chain) Add(c Cursor, eventHash []byte) {
-	var buf [sha256.Size + 16 + sha256.Size]byte
+	var buf [sha256.Size + sha256.Size]byte
 	copy(buf[:sha256.Size], ch.Hash)
-	binary.BigEndian.PutUint64(buf[sha256.Size:], uint64(c.TxID))
-	binary.BigEndian.PutUint64(buf[sha256.Size+8:], uint64(c.Position))
-	copy(buf[sha256.Size+16:], eventHash)
+	copy(buf[sha256.Size:], eventHash)
 	sum := sha256.Sum256(buf[:])
 	if len(ch.Hash) != sha256.Size {
 		ch.Hash = make(Hash, sha256.Size)
@@ -150,21 +154,25 @@ func (ch *Chain) Add(c Cursor, eventHash []byte) {
 type Checkpoint struct {
 	Tenant chartstream.TenantID `json:"tenant_id"`
 	// Seq numbers the tenant's checkpoints 1, 2, 3, ...
-	Seq      int64     `json:"seq"`
-	Chain              // events, last, hash
-	SignedAt time.Time `json:"signed_at"`
+	Seq   int64 `json:"seq"`
+	Chain       // events, hash (and Last, which stays inside)
+	// LastToken is Last sealed with the tenant's CursorCodec ("" for no
+	// events): what the signature covers and an export's lines carry.
+	LastToken string    `json:"last"`
+	SignedAt  time.Time `json:"signed_at"`
 	// Signature is "<key id>:<base64 Ed25519 signature>" (internal/signing).
 	Signature string `json:"signature"`
 }
 
 // checkpointDomain starts every signed checkpoint.
-const checkpointDomain = "chartstream-checkpoint/v1"
+const checkpointDomain = "chartstream-checkpoint/v2"
 
 // SignedContent is what the signature covers: every field but the
-// signature itself, one per line, the time in microseconds.
+// signature itself (the last event's cursor sealed), one per line, the
+// time in microseconds.
 func (c Checkpoint) SignedContent() []byte {
-	return fmt.Appendf(nil, "%s\ntenant %s\nseq %d\nevents %d\nlast %d.%d\nhash %x\nsigned_at %d\n",
-		checkpointDomain, c.Tenant, c.Seq, c.Events, c.Last.TxID, c.Last.Position, []byte(c.Hash), c.SignedAt.UnixMicro())
+	return fmt.Appendf(nil, "%s\ntenant %s\nseq %d\nevents %d\nlast %s\nhash %x\nsigned_at %d\n",
+		checkpointDomain, c.Tenant, c.Seq, c.Events, c.LastToken, []byte(c.Hash), c.SignedAt.UnixMicro())
 }
 
 // String is the cursor as "<txid>.<position>", how exports name it.

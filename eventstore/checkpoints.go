@@ -56,11 +56,11 @@ func (s *Store) EventHashes(ctx context.Context, after Cursor, limit int) ([]Eve
 	return out, after, br.Close()
 }
 
-const checkpointColumns = `seq, events, last_txid, last_position, chain_hash, signed_at, signature`
+const checkpointColumns = `seq, events, last_txid, last_position, last_token, chain_hash, signed_at, signature`
 
 func scanCheckpoint(row pgx.Row, tenant chartstream.TenantID) (Checkpoint, error) {
 	c := Checkpoint{Tenant: tenant}
-	err := row.Scan(&c.Seq, &c.Events, &c.Last.TxID, &c.Last.Position, &c.Hash, &c.SignedAt, &c.Signature)
+	err := row.Scan(&c.Seq, &c.Events, &c.Last.TxID, &c.Last.Position, &c.LastToken, &c.Hash, &c.SignedAt, &c.Signature)
 	c.SignedAt = c.SignedAt.UTC()
 	return c, err
 }
@@ -73,8 +73,8 @@ func (s *Store) SaveCheckpoints(ctx context.Context, cps []Checkpoint) (taken []
 	b := &pgx.Batch{}
 	for _, c := range cps {
 		b.Queue(`INSERT INTO audit_checkpoints (tenant_id, `+checkpointColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-			c.Tenant, c.Seq, c.Events, c.Last.TxID, c.Last.Position, []byte(c.Hash), c.SignedAt, c.Signature)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+			c.Tenant, c.Seq, c.Events, c.Last.TxID, c.Last.Position, c.LastToken, []byte(c.Hash), c.SignedAt, c.Signature)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

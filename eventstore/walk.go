@@ -12,11 +12,12 @@ import (
 
 // EventRef names an event without its content: where a finding points.
 type EventRef struct {
-	Stream     chartstream.StreamRef `json:"stream"`
-	Version    int64                 `json:"version"`
-	EventID    uuid.UUID             `json:"event_id"`
-	Cursor     Cursor                `json:"cursor"`
-	RecordedAt time.Time             `json:"recorded_at"`
+	Stream  chartstream.StreamRef `json:"stream"`
+	Version int64                 `json:"version"`
+	EventID uuid.UUID             `json:"event_id"`
+	Cursor  Cursor                `json:"-"` // never leaves the platform
+
+	RecordedAt time.Time `json:"recorded_at"`
 }
 
 // Ref names e.
@@ -37,6 +38,7 @@ type Mark struct {
 // store's Verify and the offline check of an export share it.
 type Walk struct {
 	p      VerifyParams
+	passed bool
 	check  *chainCheck
 	h      hash.Hash
 	report VerifyReport
@@ -61,8 +63,8 @@ func (w *Walk) Add(e *StoredEvent) *BrokenEvent {
 		ref := e.Ref()
 		w.takeMark(&ref)
 	}
-	covered := w.p.Anchor != nil && !c.After(*w.p.Anchor)
-	if covered || w.p.Anchor == nil {
+	covered := w.p.Anchor != nil && !w.passed && !c.After(*w.p.Anchor)
+	if covered || (w.p.Anchor == nil && !w.passed) {
 		w.report.Anchored.Add(c, computed)
 	} else {
 		w.report.Unanchored++
@@ -74,6 +76,13 @@ func (w *Walk) Add(e *StoredEvent) *BrokenEvent {
 	w.report.Events++
 	return broken
 }
+
+// PassAnchor says the events added from now on come after the anchor,
+// for a caller that finds where the anchor is only as it walks: an
+// export's checker, whose events carry the anchor's sealed cursor but no
+// cursor of their own (each at the zero Cursor, covered by a zero
+// VerifyParams.Anchor until passed).
+func (w *Walk) PassAnchor() { w.passed = true }
 
 // takeMark records the chain at the next mark, next being the first event
 // after it.

@@ -67,12 +67,14 @@ func (c AnchorConfig) Validate() error {
 }
 
 // AnchorSource is what the anchor worker needs from the event store, on
-// the relay role's pool: every tenant's event hashes in commit order, and
-// the checkpoint table.
+// the relay role's pool: every tenant's event hashes in commit order, the
+// checkpoint table, and each tenant's cursor codec (a checkpoint carries
+// its last event's cursor sealed).
 type AnchorSource interface {
 	EventHashes(ctx context.Context, after eventstore.Cursor, limit int) ([]eventstore.EventHash, eventstore.Cursor, error)
 	LatestCheckpoint(ctx context.Context, tenant chartstream.TenantID) (*eventstore.Checkpoint, error)
 	SaveCheckpoints(ctx context.Context, cps []eventstore.Checkpoint) ([]eventstore.Checkpoint, error)
+	CursorCodec(ctx context.Context, tenant chartstream.TenantID) (*eventstore.CursorCodec, error)
 }
 
 // AnchorDeps are the anchor worker's collaborators, all required.
@@ -116,7 +118,8 @@ func NewAnchor(deps AnchorDeps, cfg AnchorConfig) (*Anchor, error) {
 
 // tenantAnchor is what the worker knows of a tenant's chain.
 type tenantAnchor struct {
-	chain eventstore.Chain
+	chain   eventstore.Chain
+	cursors *eventstore.CursorCodec
 	// seq is the highest sequence number taken, valid or not.
 	seq   int64
 	dirty bool
@@ -214,6 +217,10 @@ func (r *anchorRound) tenant(ctx context.Context, tenant chartstream.TenantID) (
 		return t, nil
 	}
 	t := &tenantAnchor{chain: eventstore.NewChain(tenant)}
+	var err error
+	if t.cursors, err = r.a.deps.Events.CursorCodec(ctx, tenant); err != nil {
+		return nil, err
+	}
 	fromTable, err := r.a.deps.Events.LatestCheckpoint(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -259,7 +266,7 @@ func (r *anchorRound) sign(ctx context.Context) error {
 		if !t.dirty {
 			continue
 		}
-		c := eventstore.Checkpoint{Tenant: tenant, Seq: t.seq + 1, Chain: t.chain, SignedAt: now}
+		c := eventstore.Checkpoint{Tenant: tenant, Seq: t.seq + 1, Chain: t.chain, LastToken: t.cursors.Seal(t.chain.Last), SignedAt: now}
 		c.Hash = append(eventstore.Hash(nil), t.chain.Hash...)
 		audit.Sign(&c, r.a.deps.Signer)
 		cps = append(cps, c)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/chartstream/chartstream"
@@ -92,6 +93,11 @@ func (a *AnchorStream) ensure(ctx context.Context) error {
 	return nil
 }
 
+// HeaderCheckpointLast carries a checkpoint's last event's cursor open
+// ("<txid>.<position>"), unsigned, beside the body that signs it sealed:
+// where verification stops comparing, read only inside the platform.
+const HeaderCheckpointLast = "Chartstream-Checkpoint-Last"
+
 // publish sends one checkpoint and waits for JetStream's acknowledgement.
 // Its message id is the tenant and sequence, so a retry is stored once.
 func (a *AnchorStream) publish(ctx context.Context, c eventstore.Checkpoint) error {
@@ -99,7 +105,10 @@ func (a *AnchorStream) publish(ctx context.Context, c eventstore.Checkpoint) err
 	if err != nil {
 		return err
 	}
-	if _, err := a.js.Publish(ctx, a.subject(c.Tenant), body, jetstream.WithMsgID(c.Tenant.String()+":"+strconv.FormatInt(c.Seq, 10))); err != nil {
+	msg := nats.NewMsg(a.subject(c.Tenant))
+	msg.Data = body
+	msg.Header.Set(HeaderCheckpointLast, c.Last.String())
+	if _, err := a.js.PublishMsg(ctx, msg, jetstream.WithMsgID(c.Tenant.String()+":"+strconv.FormatInt(c.Seq, 10))); err != nil {
 		return fmt.Errorf("publish checkpoint %d: %w", c.Seq, err)
 	}
 	return nil
@@ -129,5 +138,8 @@ func (a *AnchorStream) Latest(ctx context.Context, tenant chartstream.TenantID) 
 		// tenant, which verification reports as badly signed.
 		return &eventstore.Checkpoint{Tenant: tenant, Seq: -1}, nil
 	}
+	// Without it (a message not written by publish), verification finds
+	// none of the events the checkpoint signed, and says so.
+	c.Last, _ = eventstore.ParseCursor(msg.Header.Get(HeaderCheckpointLast))
 	return &c, nil
 }

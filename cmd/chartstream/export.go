@@ -16,7 +16,6 @@ import (
 	"github.com/chartstream/chartstream/audit"
 	"github.com/chartstream/chartstream/commands"
 	"github.com/chartstream/chartstream/commands/patient"
-	"github.com/chartstream/chartstream/eventstore"
 	"github.com/chartstream/chartstream/internal/accesslog"
 	"github.com/chartstream/chartstream/internal/messaging"
 	"github.com/chartstream/chartstream/workers"
@@ -60,7 +59,7 @@ default TREAT; route "chartstream export"); if the entry cannot be written,
 nothing is exported.
 
 --since and --until bound the recorded time (RFC 3339; since <= t < until);
---after resumes after an event's <txid>.<position>.
+--after resumes after an event: its line's cursor.
 
 Exit status: 0 when written, 2 for bad input or when the export could not run.`,
 		Args: badInput(cobra.NoArgs),
@@ -88,7 +87,7 @@ Exit status: 0 when written, 2 for bad input or when the export could not run.`,
 	f.StringVar(&p.until, "until", "", "recorded time to stop before (RFC 3339)")
 	f.StringVar(&p.format, "format", audit.FormatNDJSON, "ndjson or csv")
 	f.StringVar(&p.out, "out", "", "file to write (default standard output)")
-	f.StringVar(&p.after, "after", "", "resume after this <txid>.<position>")
+	f.StringVar(&p.after, "after", "", "resume after the event line with this cursor")
 	f.StringVar(&p.streamType, "stream-type", "", "only streams of this type (patient, encounter, medication_order)")
 	f.StringVar(&p.eventType, "event-type", "", "only events of this type")
 	f.StringVar(&p.patient, "patient", "", "only this patient's streams (patient id)")
@@ -124,11 +123,6 @@ func (p exportParams) parse() (audit.ExportParams, error) {
 	}
 	if !out.Filter.Since.IsZero() && !out.Filter.Until.IsZero() && !out.Filter.Since.Before(out.Filter.Until) {
 		return out, errors.New("--since must be before --until")
-	}
-	if p.after != "" {
-		if out.Filter.After, err = eventstore.ParseCursor(p.after); err != nil {
-			return out, errors.New("--after must be <txid>.<position>, as an export's event line gives them")
-		}
 	}
 	if p.patient != "" {
 		id, err := uuid.Parse(p.patient)
@@ -183,6 +177,16 @@ func runExport(ctx context.Context, p exportParams, params audit.ExportParams, s
 		return err
 	}
 	defer pool.Close()
+	cursors, err := store.CursorCodec(ctx, params.Tenant)
+	if err != nil {
+		return err
+	}
+	params.Cursors = cursors
+	if p.after != "" {
+		if params.Filter.After, err = cursors.Open(p.after); err != nil {
+			return errors.New("--after must be the cursor of an event line of the tenant's export")
+		}
+	}
 	v := audit.Verifier{History: store, Keys: keys}
 	if p.natsURL != "" {
 		nc, js, err := connectJetStream(ctx, p.nats, p.natsURL, "chartstream-export")
