@@ -176,6 +176,11 @@ func TestPHIReadsFailClosedWhenTheAccessLogCannotWrite(t *testing.T) {
 		return r
 	}
 	read().want(t, http.StatusOK)
+	// Cut the log's connection only once the read's entry is written: an
+	// entry whose COMMIT reached the database but whose answer the cut
+	// lost is written again (the log writes at least once), one more than
+	// the reads served.
+	eventually(t, 10*time.Second, "the entry is written", func() bool { return e.access.Pending() == 0 })
 	proxy.Refuse(true)
 	eventually(t, 10*time.Second, "PHI reads are refused", func() bool { return read().Status == http.StatusServiceUnavailable })
 	r := read().wantProblem(t, http.StatusServiceUnavailable, chartstream.EUNAVAILABLE)
