@@ -2,9 +2,10 @@
 // per read that returned PHI, who read it, whose it was, where, when and
 // why. Entries are buffered in memory and written asynchronously, so a
 // read pays for a slice append, not a database round trip; they go to the
-// append-only, per-tenant hash-chained table phi_access_log (migration
-// 0009). The log fails closed: while it cannot write, Healthy says so and
-// the API refuses PHI reads. Close flushes what is buffered.
+// append-only, per-tenant hash-chained table phi_access_log (migrations
+// 0010 and 0014), each exactly once. The log fails closed: while it
+// cannot write, Healthy says so and the API refuses PHI reads. Close
+// flushes what is buffered.
 package accesslog
 
 import (
@@ -27,6 +28,10 @@ import (
 
 // Entry is one read that returned PHI. It holds ids and codes only.
 type Entry struct {
+	// ID makes writing the entry idempotent: a write retried after its
+	// COMMIT reached the database but its answer was lost adds nothing.
+	// Record and Write set it when it is zero.
+	ID     uuid.UUID            `json:"-"`
 	Tenant chartstream.TenantID `json:"-"`
 	// Seq numbers the tenant's entries (set when read back).
 	Seq        int64     `json:"seq"`
@@ -155,6 +160,9 @@ func (l *Log) Record(e Entry) {
 	if len(l.pending) == 0 {
 		l.since = time.Now()
 	}
+	if e.ID == uuid.Nil {
+		e.ID = uuid.New()
+	}
 	l.pending = append(l.pending, e)
 	if len(l.pending) >= l.cfg.MaxBatch {
 		select {
@@ -265,6 +273,9 @@ func (l *Log) flush(ctx context.Context) error {
 // not open PHI unless its entry is written (chartstream export), so it
 // writes first and fails closed on the error.
 func Write(ctx context.Context, pool *pgxpool.Pool, e Entry) error {
+	if e.ID == uuid.Nil {
+		e.ID = uuid.New()
+	}
 	if err := write(ctx, pool, e.Tenant, []Entry{e}); err != nil {
 		return fmt.Errorf("access log: %w", err)
 	}
@@ -272,14 +283,16 @@ func Write(ctx context.Context, pool *pgxpool.Pool, e Entry) error {
 }
 
 // write inserts a tenant's entries in one transaction; the table's trigger
-// numbers and chains them.
+// numbers and chains them. An entry written already (its ID is in the
+// table: the retry of a write whose answer was lost) is skipped, before it
+// is numbered: the chain has no gap and no twin.
 func write(ctx context.Context, pool *pgxpool.Pool, tenant chartstream.TenantID, entries []Entry) error {
 	return postgres.InTenantTx(ctx, pool, tenant, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, e := range entries {
-			b.Queue(`INSERT INTO phi_access_log (tenant_id, accessed_at, actor, roles, patients, all_patients, route, purpose, request_id)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				tenant, e.AccessedAt, e.Actor, nonNil(e.Roles), nonNil(e.Patients), e.AllPatients, e.Route, e.Purpose, e.RequestID)
+			b.Queue(`INSERT INTO phi_access_log (tenant_id, entry_id, accessed_at, actor, roles, patients, all_patients, route, purpose, request_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, entry_id) DO NOTHING`,
+				tenant, e.ID, e.AccessedAt, e.Actor, nonNil(e.Roles), nonNil(e.Patients), e.AllPatients, e.Route, e.Purpose, e.RequestID)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})

@@ -143,6 +143,26 @@ func TestFailsClosedAndLosesNothing(t *testing.T) {
 	}
 }
 
+// A write retried after its COMMIT reached the database but its answer
+// was lost (the log's flush then keeps the entries and writes them again)
+// adds nothing: the read is logged once, and the chain has no gap.
+func TestARetriedWriteLogsTheReadOnce(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := testkit.MustAppPool(t)
+	tenant, patient := testkit.MustTenant(t), uuid.New()
+	first, retried := entry(tenant, patient, "r1"), entry(tenant, patient, "r2")
+	retried.ID = uuid.New()
+	for _, e := range []accesslog.Entry{first, retried, retried} {
+		if err := accesslog.Write(ctx, pool, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, ok := chainHolds(t, tenant); n != 2 || !ok {
+		t.Errorf("%d entries (chain holds %t) for two reads, one of them written twice; want 2", n, ok)
+	}
+}
+
 // Close writes what is held.
 func TestCloseFlushes(t *testing.T) {
 	t.Parallel()
