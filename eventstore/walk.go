@@ -15,8 +15,8 @@ type EventRef struct {
 	Stream  chartstream.StreamRef `json:"stream"`
 	Version int64                 `json:"version"`
 	EventID uuid.UUID             `json:"event_id"`
-	Cursor  Cursor                `json:"-"` // never leaves the platform
-
+	// Cursor never leaves the platform (see CursorCodec).
+	Cursor     Cursor    `json:"-"`
 	RecordedAt time.Time `json:"recorded_at"`
 }
 
