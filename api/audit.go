@@ -40,6 +40,7 @@ type (
 		Patient    string `query:"patient" format:"uuid" maxLength:"64" description:"the patient's streams: its own, its encounters and orders"`
 		Format     string `query:"format" enum:"ndjson,csv" maxLength:"8" description:"default: text/csv when Accept asks for it, else ndjson"`
 		Cursor     string `query:"cursor" maxLength:"96" description:"resume after this event: the cursor of the last line received (opaque)"`
+		Anchored   string `query:"anchored" enum:"true,false" maxLength:"5" description:"true: end with the last event the newest checkpoint covers, so that a full export verifies with none unanchored"`
 		Limit      int    `query:"limit" minimum:"1" maximum:"10000000"`
 	}
 	accessQuery struct {
@@ -109,6 +110,9 @@ func exportParams(c echo.Context, q exportQuery, cursors *eventstore.CursorCodec
 			fields = append(fields, chartstream.FieldError{Field: "cursor", Reason: "must be the cursor of an exported event"})
 		}
 	}
+	if q.Anchored != "" && q.Anchored != "true" && q.Anchored != "false" {
+		fields = append(fields, chartstream.FieldError{Field: "anchored", Reason: "must be true or false"})
+	}
 	if p.Format == "" {
 		p.Format = audit.FormatNDJSON
 		if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), mimeCSV) {
@@ -142,8 +146,14 @@ func (s *Server) exportEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if p.Format == audit.FormatNDJSON {
+	anchored := q.Anchored == "true"
+	if p.Format == audit.FormatNDJSON || anchored {
 		if p.Checkpoint, err = s.deps.Auditor.Newest(ctx, p.Tenant); err != nil {
+			return err
+		}
+	}
+	if anchored {
+		if err := p.UpToCheckpoint(); err != nil {
 			return err
 		}
 	}

@@ -124,6 +124,14 @@ func TestAuditExport(t *testing.T) {
 	}
 	e.do(http.MethodGet, "/v1/audit/events?cursor="+cursor, e.token(testkit.MustTenant(t), chartstream.RoleAuditor), nil).
 		wantProblem(t, http.StatusBadRequest, chartstream.EINVALID).wantField(t, "cursor")
+	// Ended with the checkpoint's last event: the registration after it is
+	// left out. A tenant without a checkpoint has nothing to end with.
+	upTo := ndjsonLines(t, e.do(http.MethodGet, "/v1/audit/events?anchored=true", auditor, nil).want(t, http.StatusOK).Raw)
+	if len(upTo) != int(cp.Events)+2 || upTo[len(upTo)-2]["event_id"] != lines[5]["event_id"] || upTo[0]["full"] != true {
+		t.Errorf("export up to the checkpoint of %d events: %v", cp.Events, upTo)
+	}
+	e.do(http.MethodGet, "/v1/audit/events?anchored=true", e.token(testkit.MustTenant(t), chartstream.RoleAuditor), nil).
+		wantProblem(t, http.StatusConflict, chartstream.ECONFLICT)
 	// CSV, by Accept or by format; one patient's streams.
 	for _, req := range []struct{ query, accept string }{{"?patient=" + c.patient.String(), "text/csv"}, {"?format=csv&patient=" + c.patient.String(), ""}} {
 		got := e.do(http.MethodGet, "/v1/audit/events"+req.query, auditor, nil, "Accept", req.accept).want(t, http.StatusOK)
@@ -135,7 +143,7 @@ func TestAuditExport(t *testing.T) {
 	for _, bad := range []struct {
 		query, field string
 	}{{"?format=xml", "format"}, {"?since=2025-02-01T00:00:00Z&until=2025-01-01T00:00:00Z", "until"}, {"?since=yesterday", "since"},
-		{"?cursor=12", "cursor"}, {"?patient=ada", "patient"}, {"?limit=0", "limit"}, {"?stream_typ=patient", "stream_typ"}} {
+		{"?cursor=12", "cursor"}, {"?anchored=yes", "anchored"}, {"?patient=ada", "patient"}, {"?limit=0", "limit"}, {"?stream_typ=patient", "stream_typ"}} {
 		e.do(http.MethodGet, "/v1/audit/events"+bad.query, auditor, nil).wantProblem(t, http.StatusBadRequest, chartstream.EINVALID).wantField(t, bad.field)
 	}
 	e.do(http.MethodGet, "/v1/audit/events?patient="+uuid.NewString(), auditor, nil).wantProblem(t, http.StatusNotFound, chartstream.ENOTFOUND)

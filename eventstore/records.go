@@ -23,6 +23,9 @@ type RecordFilter struct {
 	// After resumes after this cursor (the last event a previous read
 	// returned).
 	After Cursor
+	// UpTo, when set, ends the read with the event at this cursor: an
+	// export of what a checkpoint covers, and no more.
+	UpTo Cursor
 	// Since and Until bound the recorded time: Since <= t < Until; zero
 	// values leave that side open.
 	Since, Until time.Time
@@ -37,8 +40,8 @@ type RecordFilter struct {
 	Limit int
 }
 
-// Full reports whether the filter selects every event from the start, the
-// only reads a checkpoint can vouch for as a whole.
+// Full reports whether the filter selects every event from the start (up
+// to UpTo, when set), the only reads a checkpoint can vouch for as a whole.
 func (f RecordFilter) Full() bool {
 	return f.After == (Cursor{}) && f.Since.IsZero() && f.Until.IsZero() && f.StreamType == "" && f.EventType == "" &&
 		f.Patient.ID == uuid.Nil && f.Limit == 0
@@ -56,6 +59,9 @@ func (f RecordFilter) where(tenant chartstream.TenantID) (string, []any) {
 	conds := []string{"e.tenant_id = $1", "e.txid < pg_snapshot_xmin(pg_current_snapshot())"}
 	if f.After != (Cursor{}) {
 		conds = append(conds, fmt.Sprintf("(e.txid, e.position) > (%s::text::xid8, %s)", arg(strconv.FormatInt(f.After.TxID, 10)), arg(f.After.Position)))
+	}
+	if f.UpTo != (Cursor{}) {
+		conds = append(conds, fmt.Sprintf("(e.txid, e.position) <= (%s::text::xid8, %s)", arg(strconv.FormatInt(f.UpTo.TxID, 10)), arg(f.UpTo.Position)))
 	}
 	if !f.Since.IsZero() {
 		conds = append(conds, "e.recorded_at >= "+arg(f.Since))

@@ -110,6 +110,16 @@ func TestExportEqualsTheStoreAndVerifiesOffline(t *testing.T) {
 	if exitCode(err) != 3 || !strings.Contains(out, "anchors 5; 2 committed since") || !strings.Contains(out, "FINDING unanchored_events: 2 events, from line 7") {
 		t.Fatalf("verify --file before the anchor covers every event: exit %d (%v), want 3: %s", exitCode(err), err, out)
 	}
+	// Ended with the checkpoint's last event, the same history verifies
+	// whole.
+	upTo, err := f.export("--anchored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = execute(testkit.Context(t), "verify", "--file", upTo, "--public-key", f.pub)
+	if exitCode(err) != 0 || !strings.Contains(out, "anchors 5; 0 committed since") {
+		t.Fatalf("verify --file of an export --anchored: exit %d (%v), want 0: %s", exitCode(err), err, out)
+	}
 	f.anchor()
 	file, raw = f.exportRaw()
 	out, err = execute(testkit.Context(t), "verify", "--file", file, "--public-key", f.pub)
