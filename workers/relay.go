@@ -132,7 +132,10 @@ type PublishedParams struct {
 	AckedAt  time.Time
 }
 
-// PublishedFn observes acknowledged events (benchmarks, metrics).
+// PublishedFn observes acknowledged events (benchmarks, metrics). An event
+// JetStream stored while its acknowledgement was lost (the connection or
+// the stream's leader died in between) is never reported: the relay
+// resumes after it, from the stream's tail. Count the stream for totals.
 type PublishedFn func(PublishedParams)
 
 // RelayDeps are the relay's collaborators; all but Published are required.
