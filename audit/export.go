@@ -55,6 +55,7 @@ type ExportParams struct {
 // CursorSealer seals the tenant's cursors: eventstore.CursorCodec.
 type CursorSealer interface {
 	Seal(c eventstore.Cursor) string
+	AppendSeal(dst []byte, c eventstore.Cursor) []byte
 }
 
 // UpToCheckpoint ends the export with the last event p.Checkpoint covers,
@@ -211,7 +212,7 @@ func writeHeader(w io.Writer, p ExportParams) error {
 // is compacted.
 func appendEventLine(b []byte, r *eventstore.Record, cursors CursorSealer) []byte {
 	b = append(b, `{"record":"event","cursor":"`...)
-	b = append(b, cursors.Seal(r.Cursor())...) // "c1." and URL-safe base64: the same in JSON
+	b = cursors.AppendSeal(b, r.Cursor()) // "c1." and URL-safe base64: the same in JSON
 	b = append(b, `","stream_type":`...)
 	b = strconv.AppendQuote(b, r.StreamType) // [a-z0-9_]: the same in JSON
 	b = append(b, `,"stream_id":"`...)

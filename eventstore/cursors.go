@@ -8,7 +8,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
+	"hash"
 	"strings"
+	"sync"
 
 	"github.com/chartstream/chartstream"
 )
@@ -28,11 +31,18 @@ const cursorsKeyPurpose = "cursors"
 // tokenPrefix starts every sealed cursor: its format's version.
 const tokenPrefix = "c1."
 
-// CursorCodec seals and opens one tenant's cursors.
+// CursorCodec seals and opens one tenant's cursors. It is safe for
+// concurrent use; an export seals every line's cursor with one, so Seal
+// works in the codec's own buffers, under a lock no one else contends.
 type CursorCodec struct {
 	tenant chartstream.TenantID
-	nonce  []byte // HMAC key of the synthetic nonce
 	aead   cipher.AEAD
+
+	mu     sync.Mutex
+	nonce  hash.Hash // HMAC of the synthetic nonce
+	plain  [16]byte
+	sum    [sha256.Size]byte
+	sealed [12 + 16 + 16]byte // nonce, ciphertext, tag
 }
 
 // CursorCodec returns the tenant's codec, its key made on first use.
@@ -63,19 +73,31 @@ func NewCursorCodec(tenant chartstream.TenantID, key []byte) (*CursorCodec, erro
 	if err != nil {
 		return nil, err
 	}
-	return &CursorCodec{tenant: tenant, nonce: derive("chartstream-cursor/v1 nonce"), aead: aead}, nil
+	if aead.NonceSize() != 12 || aead.Overhead() != 16 {
+		return nil, errors.New("eventstore: cursor codec: unexpected AES-GCM sizes")
+	}
+	return &CursorCodec{tenant: tenant, aead: aead, nonce: hmac.New(sha256.New, derive("chartstream-cursor/v1 nonce"))}, nil
 }
 
 // Seal returns c's token: "c1." and URL-safe base64, 62 characters.
 func (k *CursorCodec) Seal(c Cursor) string {
-	var plain [16]byte
-	binary.BigEndian.PutUint64(plain[:8], uint64(c.TxID))
-	binary.BigEndian.PutUint64(plain[8:], uint64(c.Position))
-	m := hmac.New(sha256.New, k.nonce)
-	m.Write(plain[:])
-	nonce := m.Sum(nil)[:k.aead.NonceSize()]
-	sealed := k.aead.Seal(nonce, nonce, plain[:], k.tenant[:])
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(sealed)
+	var b [len(tokenPrefix) + 59]byte
+	return string(k.AppendSeal(b[:0], c))
+}
+
+// AppendSeal appends c's token to dst: Seal without allocating.
+func (k *CursorCodec) AppendSeal(dst []byte, c Cursor) []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	binary.BigEndian.PutUint64(k.plain[:8], uint64(c.TxID))
+	binary.BigEndian.PutUint64(k.plain[8:], uint64(c.Position))
+	k.nonce.Reset()
+	k.nonce.Write(k.plain[:])
+	nonce := k.nonce.Sum(k.sum[:0])[:12]
+	copy(k.sealed[:12], nonce)
+	k.aead.Seal(k.sealed[:12], nonce, k.plain[:], k.tenant[:])
+	dst = append(dst, tokenPrefix...)
+	return base64.RawURLEncoding.AppendEncode(dst, k.sealed[:])
 }
 
 // Open returns the cursor token t seals. A token not sealed by Seal for

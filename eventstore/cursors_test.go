@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -44,6 +45,19 @@ func TestCursorCodec(t *testing.T) {
 			t.Errorf("%s opens the token: %v", name, err)
 		}
 	}
+	// One codec serves many requests at once.
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				c := Cursor{TxID: int64(g), Position: int64(i)}
+				if got, err := k.Open(k.Seal(c)); err != nil || got != c {
+					t.Errorf("concurrently: Open(Seal(%v)) = %v, %v", c, got, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 	flipped := []byte(token)
 	flipped[len(flipped)-5] ^= 1
 	for _, bad := range []string{"", "c1.", "123.456", "c2." + token[3:], token + "A", token[:len(token)-1], string(flipped), strings.ToLower(token)} {
