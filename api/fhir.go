@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -175,7 +176,7 @@ type capabilityResource struct {
 }
 
 // capabilityDate is when the capabilities last changed; change it with them.
-const capabilityDate = "2026-11-27"
+const capabilityDate = "2026-11-30"
 
 func (s *Server) fhirMetadata(c echo.Context) error {
 	cs := capabilityStatement{ResourceType: "CapabilityStatement", Status: "active", Date: capabilityDate, Kind: "instance",
@@ -185,10 +186,27 @@ func (s *Server) fhirMetadata(c echo.Context) error {
 	rest.Security.Service = []fhirConcept{{Coding: []fhirCoding{{
 		System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "OAuth", Display: "OAuth"}}}}
 	rest.Security.Description = "OAuth 2.0 bearer token carrying the tenant; roles clinician, nurse or auditor read."
+	// The interactions beyond search and read are those the routes serve,
+	// so the statement cannot promise one that is not there.
+	served := map[string]bool{}
+	for _, r := range slices.Concat(s.fhirRoutes(), s.fhirHistoryRoutes()) {
+		served[r.Method+" "+r.Path] = true
+	}
 	for _, r := range fhirSearches {
-		res := capabilityResource{Type: r.Type, Interaction: []map[string]string{{"code": "search-type"}}, SearchParam: r.Params}
+		base := fhirBase + "/" + r.Type
+		search := map[string]string{"code": "search-type"}
+		if served[http.MethodPost+" "+base+"/_search"] {
+			search["documentation"] = "also POST " + r.Type + "/_search, the parameters in a form body: they stay out of URLs and logs"
+		}
+		res := capabilityResource{Type: r.Type, Interaction: []map[string]string{search}, SearchParam: r.Params}
 		if r.Read {
 			res.Interaction = append(res.Interaction, map[string]string{"code": "read"})
+		}
+		if served[http.MethodGet+" "+base+"/:id/_history/:vid"] {
+			res.Interaction = append(res.Interaction, map[string]string{"code": "vread"})
+		}
+		if served[http.MethodGet+" "+base+"/:id/_history"] {
+			res.Interaction = append(res.Interaction, map[string]string{"code": "history-instance"})
 		}
 		rest.Resource = append(rest.Resource, res)
 	}

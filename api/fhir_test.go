@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -182,6 +183,21 @@ func TestFHIREndpointsEmitStrictlyValidR4(t *testing.T) {
 
 	cs := e.do(http.MethodGet, "/fhir/R4/metadata", "", nil).wantFHIR(t, http.StatusOK, "CapabilityStatement")
 	check("CapabilityStatement resources", len(at(cs, "rest", "0", "resource").([]any)), 6)
+	// Patient's interactions are those its routes serve: search (also by
+	// POST _search), read, vread and its history; the others search and
+	// read only.
+	for _, r := range at(cs, "rest", "0", "resource").([]any) {
+		var codes []string
+		for _, i := range at(r, "interaction").([]any) {
+			codes = append(codes, at(i, "code").(string))
+		}
+		want := []string{"search-type", "read"}
+		if at(r, "type") == "Patient" {
+			want = append(want, "vread", "history-instance")
+			check("Patient search documentation", strings.Contains(fmt.Sprint(at(r, "interaction", "0", "documentation")), "POST Patient/_search"), true)
+		}
+		check(fmt.Sprint(at(r, "type"), " interactions"), strings.Join(codes, ","), strings.Join(want, ","))
+	}
 
 	p := get("/Patient/"+c.patient.String(), "Patient")
 	check("identifier system", at(p, "identifier", "0", "system"), "urn:chartstream:mrn")
