@@ -189,8 +189,24 @@ func recompute(t *testing.T, events []chartstream.Event) map[string]string {
 		}
 	}
 	rows := map[string]string{}
+	type total struct {
+		first         string
+		arrivals, net int
+	}
+	totals := map[string]*total{}
 	for k, f := range census {
 		rows["census|"+k] = fmt.Sprintf("%d %d %d %d", f.adm, f.dis, f.tin, f.tout)
+		d, loc, _ := strings.Cut(k, "|")
+		if totals[loc] == nil {
+			totals[loc] = &total{first: d}
+		}
+		tt := totals[loc]
+		tt.first = min(tt.first, d)
+		tt.arrivals += f.adm + f.tin
+		tt.net += f.adm + f.tin - f.dis - f.tout
+	}
+	for loc, tt := range totals {
+		rows["census-total|"+loc] = fmt.Sprintf("%s %d %d", tt.first, tt.arrivals, tt.net)
 	}
 	for id, n := range encs {
 		ended := "-"
@@ -247,6 +263,13 @@ func (e *projectorEnv) analyticsRows() map[string]string {
 				var a, b, c, f int
 				err := r.Scan(&d, &loc, &a, &b, &c, &f)
 				rows["census|"+d+"|"+loc] = fmt.Sprintf("%d %d %d %d", a, b, c, f)
+				return err
+			}},
+			{`SELECT location, first_day::text, arrivals, net FROM analytics_census_totals WHERE tenant_id = $1`, func(r pgx.Rows) error {
+				var loc, first string
+				var arrivals, net int
+				err := r.Scan(&loc, &first, &arrivals, &net)
+				rows["census-total|"+loc] = fmt.Sprintf("%s %d %d", first, arrivals, net)
 				return err
 			}},
 			{`SELECT encounter_id, day::text, class, admitted_location, location, started_at, ended_at FROM analytics_encounters WHERE tenant_id = $1`, func(r pgx.Rows) error {

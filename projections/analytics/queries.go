@@ -81,6 +81,53 @@ type CensusRow struct {
 	Suppressed            []string `json:"suppressed,omitempty"`
 }
 
+// censusSQL reads a location's census days over a range ($2 to $3, of
+// location $4 or all, names shown from $5 arrivals on). Its cost follows
+// the range and the days since its start, never the tenant's history
+// (TestCensusCostDoesNotGrowWithHistory).
+const censusSQL = `
+		WITH since AS (
+			-- The net flows from the range's start on: the census it
+			-- starts from is the location's total less them, so no day
+			-- before the range is read, however long the history.
+			SELECT location, sum(admissions + transfers_in - discharges - transfers_out) AS net
+			FROM analytics_census_daily
+			WHERE tenant_id = $1 AND day >= $2 AND ($4 = '' OR location = $4) GROUP BY location),
+		totals AS (
+			-- Who ever arrived (the name's own cell) and the census the
+			-- range starts from.
+			SELECT t.location, t.first_day, t.arrivals, t.net - coalesce(s.net, 0) AS before
+			FROM analytics_census_totals t LEFT JOIN since s ON s.location = t.location
+			WHERE t.tenant_id = $1 AND ($4 = '' OR t.location = $4)),
+		locs AS (SELECT location FROM totals WHERE first_day <= $3 AND arrivals >= $5),
+		before AS (SELECT location, before AS n FROM totals),
+		los AS (
+			SELECT (ended_at AT TIME ZONE 'UTC')::date AS day, location, count(*) AS n,
+				avg(extract(epoch FROM length_of_stay) / 3600)::float8 AS hours
+			FROM analytics_encounters
+			-- The range's UTC days as instants, so the index on when
+			-- encounters ended serves it (a date compared with a
+			-- timestamptz is not an index condition).
+			WHERE tenant_id = $1 AND ended_at >= ($2::date)::timestamp AT TIME ZONE 'UTC'
+				AND ended_at < ($3::date + 1)::timestamp AT TIME ZONE 'UTC' AND ($4 = '' OR location = $4)
+			GROUP BY 1, 2),
+		grid AS (
+			SELECT d.day::date AS day, l.location, coalesce(c.admissions, 0) AS admissions, coalesce(c.discharges, 0) AS discharges,
+				coalesce(c.admissions + c.transfers_in - c.discharges - c.transfers_out, 0) AS net
+			FROM generate_series($2::date, $3::date, interval '1 day') AS d(day) CROSS JOIN locs AS l
+			-- The range's days only, said outright: the planner does not
+			-- derive it from the series, and would read every partition.
+			LEFT JOIN analytics_census_daily c ON c.tenant_id = $1 AND c.day = d.day::date AND c.location = l.location
+				AND c.day BETWEEN $2 AND $3),
+		series AS (
+			SELECT g.day, g.location, g.admissions, g.discharges, g.net,
+				coalesce(b.n, 0) + sum(g.net) OVER (PARTITION BY g.location ORDER BY g.day) AS census
+			FROM grid g LEFT JOIN before b ON b.location = g.location)
+		SELECT s.day, s.location, s.census::bigint, (s.census - s.net)::bigint, s.admissions, s.discharges, coalesce(los.n, 0), los.hours
+		FROM series s LEFT JOIN los ON los.day = s.day AND los.location = s.location
+		WHERE s.census <> 0 OR s.admissions <> 0 OR s.discharges <> 0
+		ORDER BY s.day, s.location`
+
 // Census returns the daily census per location over r, of one location
 // when location is not empty. Transfers count as leaving one location and
 // arriving at another; they are not shown apart.
@@ -101,35 +148,7 @@ type CensusRow struct {
 // name, as if it held nobody. Wards and clinics pass that bar within days.
 func (r *Reader) Census(ctx context.Context, tenant chartstream.TenantID, rg Range, location string) (Answer[CensusRow], Lag, error) {
 	a := newAnswer[CensusRow](rg, r.cfg.MinCell)
-	lag, err := r.read(ctx, tenant, `
-		WITH totals AS (
-			-- One pass over the location's days: who ever arrived (the
-			-- name's own cell) and the census the range starts from.
-			SELECT location, min(day) AS first_day, sum(admissions + transfers_in) AS arrivals,
-				sum(admissions + transfers_in - discharges - transfers_out) FILTER (WHERE day < $2) AS before
-			FROM analytics_census_daily
-			WHERE tenant_id = $1 AND ($4 = '' OR location = $4) GROUP BY location),
-		locs AS (SELECT location FROM totals WHERE first_day <= $3 AND arrivals >= $5),
-		before AS (SELECT location, before AS n FROM totals),
-		los AS (
-			SELECT (ended_at AT TIME ZONE 'UTC')::date AS day, location, count(*) AS n,
-				avg(extract(epoch FROM length_of_stay) / 3600)::float8 AS hours
-			FROM analytics_encounters
-			WHERE tenant_id = $1 AND ended_at >= $2::date AND ended_at < $3::date + 1 AND ($4 = '' OR location = $4)
-			GROUP BY 1, 2),
-		grid AS (
-			SELECT d.day::date AS day, l.location, coalesce(c.admissions, 0) AS admissions, coalesce(c.discharges, 0) AS discharges,
-				coalesce(c.admissions + c.transfers_in - c.discharges - c.transfers_out, 0) AS net
-			FROM generate_series($2::date, $3::date, interval '1 day') AS d(day) CROSS JOIN locs AS l
-			LEFT JOIN analytics_census_daily c ON c.tenant_id = $1 AND c.day = d.day::date AND c.location = l.location),
-		series AS (
-			SELECT g.day, g.location, g.admissions, g.discharges, g.net,
-				coalesce(b.n, 0) + sum(g.net) OVER (PARTITION BY g.location ORDER BY g.day) AS census
-			FROM grid g LEFT JOIN before b ON b.location = g.location)
-		SELECT s.day, s.location, s.census::bigint, (s.census - s.net)::bigint, s.admissions, s.discharges, coalesce(los.n, 0), los.hours
-		FROM series s LEFT JOIN los ON los.day = s.day AND los.location = s.location
-		WHERE s.census <> 0 OR s.admissions <> 0 OR s.discharges <> 0
-		ORDER BY s.day, s.location`, []any{rg.From, rg.To, location, r.cfg.MinCell}, func(rows pgx.Rows) error {
+	lag, err := r.read(ctx, tenant, censusSQL, []any{rg.From, rg.To, location, r.cfg.MinCell}, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var day time.Time
 			var row CensusRow
