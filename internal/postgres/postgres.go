@@ -36,7 +36,15 @@ type Config struct {
 	// a database the process must start without (a read replica that may
 	// be down), whose failures each use reports.
 	Lazy bool
+	// Password, when set, is asked for the password of each new
+	// connection: short-lived credentials. A URL with
+	// chartstream_auth=aws-rds-iam sets it to RDS IAM tokens.
+	Password PasswordFunc
 }
+
+// PasswordFunc returns the password to open a connection to host:port as
+// user with.
+type PasswordFunc func(ctx context.Context, host string, port uint16, user string) (string, error)
 
 func (c *Config) setDefaults() {
 	if c.ApplicationName == "" {
@@ -52,7 +60,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.URL == "" {
 		errs = append(errs, errors.New("database URL is required"))
-	} else if _, err := pgxpool.ParseConfig(c.URL); err != nil {
+	} else if raw, _, err := takeAuth(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("database URL: %w", err))
+	} else if _, err := pgxpool.ParseConfig(raw); err != nil {
 		errs = append(errs, errors.New("database URL is malformed"))
 	}
 	if c.MaxConns < 0 {
@@ -85,9 +95,25 @@ func Connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	raw, iam, err := takeAuth(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if iam && cfg.Password == nil {
+		if cfg.Password, err = rdsIAMPasswords(ctx); err != nil {
+			return nil, err
+		}
+	}
+	pc, err := pgxpool.ParseConfig(raw)
 	if err != nil {
 		return nil, errors.New("database URL is malformed")
+	}
+	if password := cfg.Password; password != nil {
+		pc.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+			p, err := password(ctx, cc.Host, cc.Port, cc.User)
+			cc.Password = p
+			return err
+		}
 	}
 	if _, set := URLMaxConns(cfg.URL); cfg.MaxConns > 0 || !set {
 		pc.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
