@@ -235,7 +235,11 @@ func (r *anchorRound) tenant(ctx context.Context, tenant chartstream.TenantID) (
 			continue
 		}
 		t.seq = max(t.seq, c.Seq)
-		if audit.CheckSignature(*c, r.a.deps.Keys) != nil {
+		// Where the chain resumes (Last) is kept open beside the signed
+		// content, which holds it sealed: resumed from a Last the owner
+		// moved, the worker would skip or repeat events and sign a chain
+		// the data never had.
+		if audit.CheckSignature(*c, r.a.deps.Keys) != nil || t.cursors.Seal(c.Last) != c.LastToken {
 			r.log.Error("a checkpoint does not verify; resuming from another", "tenant", tenant.String(), "seq", c.Seq)
 			continue
 		}

@@ -99,7 +99,8 @@ func (a *AnchorStream) ensure(ctx context.Context) error {
 const HeaderCheckpointLast = "Chartstream-Checkpoint-Last"
 
 // publish sends one checkpoint and waits for JetStream's acknowledgement.
-// Its message id is the tenant and sequence, so a retry is stored once.
+// Its message id is the format, tenant and sequence, so a retry is stored
+// once.
 func (a *AnchorStream) publish(ctx context.Context, c eventstore.Checkpoint) error {
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -108,7 +109,10 @@ func (a *AnchorStream) publish(ctx context.Context, c eventstore.Checkpoint) err
 	msg := nats.NewMsg(a.subject(c.Tenant))
 	msg.Data = body
 	msg.Header.Set(HeaderCheckpointLast, c.Last.String())
-	if _, err := a.js.PublishMsg(ctx, msg, jetstream.WithMsgID(c.Tenant.String()+":"+strconv.FormatInt(c.Seq, 10))); err != nil {
+	// The id names the format too: a version 1 checkpoint of the same
+	// number, published within the duplicate window before migration
+	// 0013, must not make JetStream drop this one as its duplicate.
+	if _, err := a.js.PublishMsg(ctx, msg, jetstream.WithMsgID("v2:"+c.Tenant.String()+":"+strconv.FormatInt(c.Seq, 10))); err != nil {
 		return fmt.Errorf("publish checkpoint %d: %w", c.Seq, err)
 	}
 	return nil
@@ -138,8 +142,10 @@ func (a *AnchorStream) Latest(ctx context.Context, tenant chartstream.TenantID) 
 		// tenant, which verification reports as badly signed.
 		return &eventstore.Checkpoint{Tenant: tenant, Seq: -1}, nil
 	}
-	// Without it (a message not written by publish), verification finds
-	// none of the events the checkpoint signed, and says so.
-	c.Last, _ = eventstore.ParseCursor(msg.Header.Get(HeaderCheckpointLast))
+	// Without where it ends (a message not written by publish) it is as
+	// unreadable: nothing could be compared with it.
+	if c.Last, err = eventstore.ParseCursor(msg.Header.Get(HeaderCheckpointLast)); err != nil {
+		return &eventstore.Checkpoint{Tenant: tenant, Seq: -1}, nil
+	}
 	return &c, nil
 }

@@ -93,6 +93,31 @@ func TestVerifyCatchesTheOwnersAttacks(t *testing.T) {
 	}
 }
 
+// Where the chain resumes is kept open, unsigned, beside the signed and
+// sealed copy: the owner can move it in the table. Verification names the
+// row that no longer agrees with CLINICAL_ANCHORS, and the anchor worker,
+// restarted, does not resume from it (it would skip every event before the
+// moved cursor and sign a chain the data never had). Not parallel: the
+// attack disables a trigger.
+func TestAnchorResumesOnlyFromWhereItSigned(t *testing.T) {
+	f := newAuditFixture(t)
+	f.addPatient(3)
+	f.anchor()
+	f.owner(`ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_append_only`,
+		`UPDATE audit_checkpoints SET last_txid = last_txid + 1000000 WHERE tenant_id = '`+f.tenant.String()+`'`,
+		`ALTER TABLE audit_checkpoints ENABLE TRIGGER audit_checkpoints_append_only`)
+	if out, err := f.verify(); exitCode(err) != 1 || !strings.Contains(out, "FINDING "+audit.KindCheckpointDiffers+": checkpoint 1 in the table differs") {
+		t.Errorf("verify with the table's resume point moved: exit %d (%v), want 1 naming checkpoint 1: %s", exitCode(err), err, out)
+	}
+	f.addPatient(2)
+	if c := f.anchor(); c.Seq != 2 || c.Events != 5 {
+		t.Fatalf("checkpoint %d of %d events, want 2 of 5", c.Seq, c.Events)
+	}
+	if out, err := f.verify(); exitCode(err) != 0 {
+		t.Errorf("verify after the anchor resumed from what it signed: exit %d (%v): %s", exitCode(err), err, out)
+	}
+}
+
 // Crypto-shredding destroys a key, not events: the history still verifies.
 // Events committed after the newest checkpoint are reported as not yet
 // anchored, never as tampering.
