@@ -188,20 +188,14 @@ func (r *medicationRows) queue(b *pgx.Batch, tenant chartstream.TenantID) {
 		tenant, r.days, r.codes)
 }
 
-// censusUpsert continues a WITH clause whose flows CTE yields rows (day,
-// location, admissions, discharges, transfers_in, transfers_out): it adds
-// them to the census days and to the locations' totals, in one statement.
-const censusUpsert = `, days AS (
-		INSERT INTO analytics_census_daily AS c (tenant_id, day, location, admissions, discharges, transfers_in, transfers_out)
-		SELECT $1, f.day, f.location, f.admissions, f.discharges, f.transfers_in, f.transfers_out FROM flows AS f
-		ON CONFLICT (tenant_id, day, location) DO UPDATE SET
-			admissions = c.admissions + excluded.admissions, discharges = c.discharges + excluded.discharges,
-			transfers_in = c.transfers_in + excluded.transfers_in, transfers_out = c.transfers_out + excluded.transfers_out)
-	INSERT INTO analytics_census_totals AS t (tenant_id, location, first_day, arrivals, net)
-	SELECT $1, f.location, min(f.day), sum(f.admissions + f.transfers_in), sum(f.admissions + f.transfers_in - f.discharges - f.transfers_out)
-	FROM flows AS f GROUP BY f.location
-	ON CONFLICT (tenant_id, location) DO UPDATE SET
-		first_day = least(t.first_day, excluded.first_day), arrivals = t.arrivals + excluded.arrivals, net = t.net + excluded.net`
+// censusUpsert adds the flows of its SELECT's rows (day, location,
+// admissions, discharges, transfers_in, transfers_out) to the census. The
+// table's trigger adds them to the locations' totals (migration 0015).
+const censusUpsert = `INSERT INTO analytics_census_daily AS c (tenant_id, day, location, admissions, discharges, transfers_in, transfers_out)
+	SELECT $1, f.day, f.location, f.admissions, f.discharges, f.transfers_in, f.transfers_out FROM flows AS f
+	ON CONFLICT (tenant_id, day, location) DO UPDATE SET
+		admissions = c.admissions + excluded.admissions, discharges = c.discharges + excluded.discharges,
+		transfers_in = c.transfers_in + excluded.transfers_in, transfers_out = c.transfers_out + excluded.transfers_out`
 
 // queueEncounter queues the one statement an encounter event makes: the
 // encounter's row and the census flows it causes, at the location the row

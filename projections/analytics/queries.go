@@ -107,9 +107,10 @@ const censusSQL = `
 			FROM analytics_encounters
 			-- The range's UTC days as instants, so the index on when
 			-- encounters ended serves it (a date compared with a
-			-- timestamptz is not an index condition).
+			-- timestamptz is not an index condition); none started after
+			-- the range, so later months are not read.
 			WHERE tenant_id = $1 AND ended_at >= ($2::date)::timestamp AT TIME ZONE 'UTC'
-				AND ended_at < ($3::date + 1)::timestamp AT TIME ZONE 'UTC' AND ($4 = '' OR location = $4)
+				AND ended_at < ($3::date + 1)::timestamp AT TIME ZONE 'UTC' AND day <= $3 AND ($4 = '' OR location = $4)
 			GROUP BY 1, 2),
 		grid AS (
 			SELECT d.day::date AS day, l.location, coalesce(c.admissions, 0) AS admissions, coalesce(c.discharges, 0) AS discharges,
