@@ -22,11 +22,16 @@ ALTER TABLE audit_checkpoints ADD COLUMN last_token text NOT NULL;
 COMMENT ON COLUMN audit_checkpoints.last_token IS 'the last event''s cursor, sealed under the tenant''s cursors key (eventstore.CursorCodec); empty for none';
 
 -- The anchor worker, as the relay role, seals each checkpoint's last
--- cursor with the tenant's cursors key, made on first use.
+-- cursor with the tenant's cursors key, made on first use. That key only:
+-- a restrictive policy keeps the relay from the tenants' other keys (the
+-- MRN claims key, the pseudonym key).
 GRANT SELECT, INSERT ON tenant_keys TO chartstream_relay;
+CREATE POLICY relay_cursor_keys ON tenant_keys AS RESTRICTIVE TO chartstream_relay
+	USING (purpose = 'cursors') WITH CHECK (purpose = 'cursors');
 
 ---- create above / drop below ----
 
+DROP POLICY relay_cursor_keys ON tenant_keys;
 REVOKE SELECT, INSERT ON tenant_keys FROM chartstream_relay;
 ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_no_truncate;
 TRUNCATE audit_checkpoints;

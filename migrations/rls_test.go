@@ -289,6 +289,9 @@ func TestPoliciesAreExactlyTheTenantPolicyOrAListedException(t *testing.T) {
 		// The anchor worker adds signed checkpoints for every tenant
 		// (its grants: SELECT and INSERT only).
 		"public.audit_checkpoints/relay_anchors": {roles: "{chartstream_relay}", cmd: "ALL", qual: "true", check: "true", permissive: true},
+		// The anchor worker seals cursors with the tenant's cursors key,
+		// and may see no other of its keys.
+		"public.tenant_keys/relay_cursor_keys": {roles: "{chartstream_relay}", cmd: "ALL", qual: "(purpose = 'cursors'::text)", check: "(purpose = 'cursors'::text)"},
 		"public.tenants/tenant_self": {roles: "{public}", cmd: "ALL",
 			qual: `(id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)`, permissive: true},
 		"public.tenants/tenants_admin": {roles: "{chartstream_owner}", cmd: "ALL", qual: "true", check: "true", permissive: true},
@@ -347,5 +350,40 @@ func TestNoTempTablesAndPinnedSearchPaths(t *testing.T) {
 		if !strings.Contains(config, "search_path=pg_catalog") {
 			t.Errorf("function %s runs with search_path from its caller (config %q)", name, config)
 		}
+	}
+}
+
+// The relay role (the anchor worker) reads and makes a tenant's cursors
+// key, and sees none of its other keys, nor makes one.
+func TestRelaySeesOnlyTheCursorsKey(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	tenant := testkit.MustTenant(t)
+	write := func(env, purpose string) error {
+		return postgres.InTenantTx(ctx, testkit.MustPool(t, env), tenant, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO tenant_keys (tenant_id, purpose, wrapped) VALUES ($1, $2, '\x00')`, tenant, purpose)
+			return err
+		})
+	}
+	if err := write("DATABASE_URL", "claims"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("DATABASE_RELAY_URL", "cursors"); err != nil {
+		t.Fatalf("the relay makes the cursors key: %v", err)
+	}
+	if err := write("DATABASE_RELAY_URL", "pseudonyms"); err == nil {
+		t.Error("the relay made a pseudonyms key")
+	}
+	var purposes []string
+	err := postgres.InTenantTx(ctx, testkit.MustPool(t, "DATABASE_RELAY_URL"), tenant, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT purpose FROM tenant_keys ORDER BY purpose`)
+		if err != nil {
+			return err
+		}
+		purposes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil || len(purposes) != 1 || purposes[0] != "cursors" {
+		t.Errorf("the relay sees the tenant's keys %v (%v), want the cursors key only", purposes, err)
 	}
 }
