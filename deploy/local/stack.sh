@@ -235,7 +235,7 @@ set_role_passwords() {
 start_redis() {
 	mkdir -p "$LOCAL/redis"
 	if [ -s "$LOCAL/redis/redis.pid" ] && kill -0 "$(cat "$LOCAL/redis/redis.pid")" 2>/dev/null; then
-		log "Redis already running on 127.0.0.1:$REDIS_PORT"; return
+		log "Redis already running on 127.0.0.1:$REDIS_PORT"; wait_redis_loaded; return
 	fi
 	local listen
 	mapfile -t listen < <(redis_listen_args)
@@ -244,6 +244,21 @@ start_redis() {
 		--daemonize yes --dir "$LOCAL/redis" --pidfile "$LOCAL/redis/redis.pid" \
 		--logfile "$LOCAL/redis/redis.log" --appendonly yes --save "" >/dev/null
 	wait_port "$REDIS_PORT" Redis
+	wait_redis_loaded
+}
+
+# wait_redis_loaded waits until Redis answers PING: with its port open it
+# still answers LOADING while it reads its append-only file back, and a
+# chartstream started then exits (seen with a chaos stack's data from many
+# runs).
+wait_redis_loaded() {
+	local i tls=()
+	[ "$TLS" = 1 ] && tls=(--tls --cacert "$TLS_DIR/ca.pem")
+	for i in $(seq 1 600); do
+		if [ "$(REDISCLI_AUTH="$(secret redis)" redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "${tls[@]}" ping 2>/dev/null)" = PONG ]; then return 0; fi
+		sleep 0.1
+	done
+	die "Redis on 127.0.0.1:$REDIS_PORT did not finish loading its data within 60s"
 }
 
 # stop_redis stops Redis and waits until it has exited: with appendonly it
